@@ -1,0 +1,1 @@
+//! Accelerator detection and board profiles (being written).
