@@ -1,0 +1,292 @@
+//! Wire documents (JSON).  Every document the device accepts is parsed with `deny_unknown_fields`, so a typo
+//! in an operator's config is an error the operator sees, not a silently ignored key.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Retained presence document on `fleet/{id}/status`.  The Last Will is `{"state":"offline"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    pub state: Presence,
+    /// Wall clock of the heartbeat, Unix milliseconds (absent in the Last Will).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// Unix milliseconds when this connection came up (absent in the Last Will).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Online,
+    Offline,
+}
+
+/// One encoder the box can use, as reported by the hardware inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderInfo {
+    /// GStreamer element, e.g. `nvh264enc`, `vah264enc`, `x264enc`.
+    pub element: String,
+    /// Family used by selectors: `nvenc`, `vaapi`, `v4l2`, `x264`, ...
+    pub api: String,
+    pub codec: String,
+    pub hardware: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u32>,
+}
+
+/// What the daemon measures and knows; every field is optional so a box only reports what it can read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSnapshot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encoders: Vec<EncoderInfo>,
+    /// `api` of the encoder in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime_factor: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_slot: Option<String>,
+}
+
+/// Machine figures read from `/proc` and `/sys` by [`crate::sysstat`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemStats {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load1: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_total_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_available_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_c: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<u64>,
+}
+
+/// Retained telemetry on `fleet/{id}/telemetry`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    pub device: String,
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub agent_version: String,
+    pub agent_uptime_s: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub daemon: DaemonSnapshot,
+    pub system: SystemStats,
+}
+
+/// One rendition of the ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bitrate_kbps: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+}
+
+/// The desired runtime configuration.  Absent fields mean "keep what the box has".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Live: a tracing `EnvFilter` directive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Live: maximum concurrent transcode sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_limit: Option<u32>,
+    /// Live: the output ladder used by new sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<Profile>>,
+    /// Live: seconds between periodic telemetry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry_interval_s: Option<u32>,
+    /// On restart: preferred encoder api (`nvenc`, `vaapi`, `x264`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
+}
+
+/// Fields of [`RuntimeConfig`] that only take effect when the agent restarts.
+pub const RESTART_FIELDS: &[&str] = &["encoder"];
+
+impl RuntimeConfig {
+    /// Restart-only fields whose value differs between `self` and `running`.
+    pub fn restart_fields_changed(&self, running: &RuntimeConfig) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.encoder != running.encoder {
+            v.push("encoder".to_string());
+        }
+        v
+    }
+}
+
+/// Retained desired document on `fleet/{id}/config/desired`, written by the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredDoc {
+    /// Strictly increasing per device; a lower version than the applied one is stale and rejected.
+    pub version: u64,
+    pub config: RuntimeConfig,
+}
+
+/// Retained reported document on `fleet/{id}/config/reported`, written by the device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedDoc {
+    /// Version of the config in force (0: none applied yet).
+    pub applied_version: u64,
+    pub applied: RuntimeConfig,
+    /// Restart-only fields of the applied config that wait for the next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_restart: Vec<String>,
+    /// The last desired document that was refused, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ConfigError>,
+    pub ts_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigError {
+    /// Version of the refused document, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    pub reason: String,
+}
+
+/// A command on `fleet/{id}/cmd/req`.  The response goes to the MQTT v5 response topic, with the request's
+/// correlation data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    /// Idempotency key: a repeated id returns the first result.
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub args: serde_json::Value,
+}
+
+/// The commands a device knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Ping,
+    RestartPipeline,
+    SetLogLevel { level: String },
+    CollectDiagnostics { max_bytes: Option<usize> },
+    Reboot,
+}
+
+impl Command {
+    pub const NAMES: &[&str] = &[
+        "ping",
+        "restart_pipeline",
+        "set_log_level",
+        "collect_diagnostics",
+        "reboot",
+    ];
+
+    /// Parses name and args; the error is what the operator reads.
+    pub fn parse(name: &str, args: &serde_json::Value) -> Result<Command, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Level {
+            level: String,
+        }
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct Diag {
+            #[serde(default)]
+            max_bytes: Option<usize>,
+        }
+        let no_args = |c: Command| match args {
+            serde_json::Value::Null => Ok(c),
+            serde_json::Value::Object(m) if m.is_empty() => Ok(c),
+            _ => Err(format!("command `{name}` takes no arguments")),
+        };
+        match name {
+            "ping" => no_args(Command::Ping),
+            "restart_pipeline" => no_args(Command::RestartPipeline),
+            "reboot" => no_args(Command::Reboot),
+            "set_log_level" => {
+                let l: Level = serde_json::from_value(args.clone())
+                    .map_err(|e| format!("set_log_level args: {e} (expected {{\"level\": \"...\"}})"))?;
+                crate::validate::log_level(&l.level)?;
+                Ok(Command::SetLogLevel { level: l.level })
+            }
+            "collect_diagnostics" => {
+                let d: Diag = if args.is_null() {
+                    Diag::default()
+                } else {
+                    serde_json::from_value(args.clone())
+                        .map_err(|e| format!("collect_diagnostics args: {e}"))?
+                };
+                Ok(Command::CollectDiagnostics {
+                    max_bytes: d.max_bytes,
+                })
+            }
+            other => Err(format!(
+                "unknown command `{other}` (known: {})",
+                Command::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Response to a command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandResult {
+    /// Absent when the request could not be parsed far enough to read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the command finished on the device (Unix ms) - a repeated id carries the first run's time.
+    pub ts_ms: u64,
+    /// True when this is the stored result of an earlier request with the same id.
+    #[serde(default)]
+    pub duplicate: bool,
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

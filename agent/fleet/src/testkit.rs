@@ -1,0 +1,176 @@
+//! Test harness: a real mosquitto on 127.0.0.1 and a free port, with a fresh fleet PKI.  Used by this
+//! crate's integration tests and by `agent/edge-agent/tests/fleet_*.rs`.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::pki::{self, Role};
+
+pub const MOSQUITTO_CONF_TEMPLATE: &str = include_str!("../broker/mosquitto.conf.in");
+pub const ACL: &str = include_str!("../broker/acl");
+
+/// Renders the broker config template.
+pub fn render_conf(port: u16, bind: &str, pki: &Path, state: &Path, acl: &Path) -> String {
+    MOSQUITTO_CONF_TEMPLATE
+        .replace("@PORT@", &port.to_string())
+        .replace("@BIND@", bind)
+        .replace("@PKI@", &pki.display().to_string())
+        .replace("@STATE@", &state.display().to_string())
+        .replace("@ACL@", &acl.display().to_string())
+}
+
+pub fn mosquitto_bin() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "mosquitto".into()
+}
+
+/// CA, broker (127.0.0.1), operator and the given device certificates in `dir`.
+pub fn make_pki(dir: &Path, devices: &[&str]) -> Result<(), crate::Error> {
+    pki::create_ca(dir, "test fleet CA")?;
+    pki::issue(dir, Role::Broker, "127.0.0.1")?;
+    // the broker file name is the SAN; give it the fixed name the config expects
+    std::fs::rename(dir.join("127.0.0.1.pem"), dir.join("broker.pem"))
+        .and_then(|_| std::fs::rename(dir.join("127.0.0.1.key"), dir.join("broker.key")))
+        .map_err(|e| crate::Error::Other(e.to_string()))?;
+    pki::issue(dir, Role::Operator, "")?;
+    for d in devices {
+        pki::issue(dir, Role::Device, d)?;
+    }
+    Ok(())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running mosquitto.  Killed on drop.
+pub struct Broker {
+    pub port: u16,
+    pub pki: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts mosquitto with the repo's config on a free port; `dir` holds config, state and log.
+    pub fn start(pki: &Path, dir: &Path) -> Broker {
+        let mut b = Broker {
+            port: free_port(),
+            pki: pki.to_path_buf(),
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let state = self.dir.join("state");
+        std::fs::create_dir_all(&state).expect("state dir");
+        let acl = self.dir.join("acl");
+        std::fs::write(&acl, ACL).expect("acl");
+        let conf = self.dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            render_conf(self.port, "127.0.0.1", &self.pki, &state, &acl),
+        )
+        .expect("conf");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("mosquitto.log"))
+            .expect("log");
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("mosquitto runs (apt install mosquitto)");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mosquitto did not listen on {}: {}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops with SIGTERM (mosquitto saves its persistence file), then starts again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// A device config for `device` (its cert/key from the PKI dir) pointing at this broker.
+    pub fn device_config(&self, device: &str) -> crate::DeviceConfig {
+        let mut c = crate::DeviceConfig::new(
+            "127.0.0.1",
+            self.port,
+            self.pki.join("ca.pem"),
+            self.pki.join(format!("{device}.pem")),
+            self.pki.join(format!("{device}.key")),
+        );
+        c.heartbeat_s = 1;
+        c.telemetry_interval_s = 2;
+        c.keep_alive_s = 2;
+        c.reconnect_min_ms = 100;
+        c.reconnect_max_ms = 1000;
+        c.reboot_command = vec!["true".into()];
+        c
+    }
+
+    pub fn operator_files(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.pki.join("ca.pem"),
+            self.pki.join("operator.pem"),
+            self.pki.join("operator.key"),
+        )
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
