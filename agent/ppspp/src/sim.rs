@@ -1,0 +1,225 @@
+//! A deterministic simulated network for [`Swarm`] peers: seeded loss, delay, jitter (reordering), MTU
+//! and per-node uplink bandwidth, on fake time. Used by the crate's tests; public so that users can test
+//! their own configurations the same way.
+
+use crate::swarm::{Event, Swarm};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// Network conditions.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// Probability a datagram is lost.
+    pub loss: f64,
+    /// One-way base delay.
+    pub delay: Duration,
+    /// Extra uniformly random delay per datagram; reorders datagrams.
+    pub jitter: Duration,
+    /// Datagrams larger than this are dropped.
+    pub mtu: usize,
+    /// Per-node uplink in bytes per second (`None` = unlimited).
+    pub uplink: Option<u64>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig { seed: 1, loss: 0.0, delay: Duration::from_millis(10), jitter: Duration::ZERO, mtu: 1500, uplink: None }
+    }
+}
+
+/// One simulated node.
+pub struct SimNode {
+    pub addr: SocketAddr,
+    pub swarm: Swarm,
+    pub events: Vec<(Duration, Event)>,
+    /// Flip the last byte of every datagram this node sends that is at least this long (a corrupting peer).
+    pub corrupt_from_len: Option<usize>,
+    /// Node is offline until this time (joins later).
+    pub joins_at: Duration,
+    /// Addresses this node connects to when it joins.
+    pub connect_to: Vec<SocketAddr>,
+    joined: bool,
+    uplink_free: Instant,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    dst: usize,
+    src: SocketAddr,
+    payload: Vec<u8>,
+}
+
+/// The simulated network.
+pub struct SimNet {
+    pub cfg: SimConfig,
+    pub start: Instant,
+    pub now: Instant,
+    pub nodes: Vec<SimNode>,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    rng: u64,
+    seq: u64,
+    pub dropped_loss: u64,
+    pub dropped_mtu: u64,
+    pub delivered: u64,
+}
+
+impl SimNet {
+    /// `start` is the fake clock's origin (any `Instant`; the simulation never reads the clock itself).
+    pub fn new(cfg: SimConfig, start: Instant) -> Self {
+        let rng = cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+        SimNet {
+            cfg,
+            start,
+            now: start,
+            nodes: Vec::new(),
+            queue: BinaryHeap::new(),
+            rng,
+            seq: 0,
+            dropped_loss: 0,
+            dropped_mtu: 0,
+            delivered: 0,
+        }
+    }
+
+    /// The address the next added node will get.
+    pub fn next_addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, self.nodes.len() as u8 + 1), 7000))
+    }
+
+    pub fn add(&mut self, swarm: Swarm) -> usize {
+        let addr = self.next_addr();
+        self.nodes.push(SimNode {
+            addr,
+            swarm,
+            events: Vec::new(),
+            corrupt_from_len: None,
+            joins_at: Duration::ZERO,
+            connect_to: Vec::new(),
+            joined: false,
+            uplink_free: self.start,
+        });
+        self.nodes.len() - 1
+    }
+
+    fn rand(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+    fn unit(&mut self) -> f64 {
+        (self.rand() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Elapsed fake time.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Injects a raw datagram (e.g. garbage) to node `dst`.
+    pub fn inject(&mut self, dst: usize, src: SocketAddr, payload: Vec<u8>) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.queue.push(Reverse(InFlight { at: self.now, seq, dst, src, payload }));
+    }
+
+    fn collect(&mut self, i: usize) {
+        let now = self.now;
+        while let Some(ev) = self.nodes[i].swarm.poll_event() {
+            let t = now - self.start;
+            self.nodes[i].events.push((t, ev));
+        }
+        while let Some(t) = self.nodes[i].swarm.poll_transmit() {
+            let mut payload = t.payload;
+            if let Some(l) = self.nodes[i].corrupt_from_len
+                && payload.len() >= l
+            {
+                *payload.last_mut().unwrap() ^= 0x5a;
+            }
+            if payload.len() > self.cfg.mtu {
+                self.dropped_mtu += 1;
+                continue;
+            }
+            let mut depart = now;
+            if let Some(bw) = self.cfg.uplink {
+                let n = &mut self.nodes[i];
+                let start = n.uplink_free.max(now);
+                n.uplink_free = start + Duration::from_secs_f64(payload.len() as f64 / bw as f64);
+                depart = n.uplink_free;
+            }
+            if self.unit() < self.cfg.loss {
+                self.dropped_loss += 1;
+                continue;
+            }
+            let jitter = self.cfg.jitter.mul_f64(self.unit());
+            let Some(dst) = self.nodes.iter().position(|n| n.addr == t.dst) else { continue };
+            self.seq += 1;
+            let seq = self.seq;
+            let src = self.nodes[i].addr;
+            self.queue.push(Reverse(InFlight { at: depart + self.cfg.delay + jitter, seq, dst, src, payload }));
+        }
+    }
+
+    /// Runs until `stop` returns true or `limit` of fake time has elapsed; returns whether `stop` fired.
+    pub fn run(&mut self, limit: Duration, mut stop: impl FnMut(&SimNet) -> bool) -> bool {
+        let end = self.start + limit;
+        loop {
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].joined && self.start + self.nodes[i].joins_at <= self.now {
+                    self.nodes[i].joined = true;
+                    let now = self.now;
+                    for a in self.nodes[i].connect_to.clone() {
+                        self.nodes[i].swarm.connect(now, a);
+                    }
+                }
+                self.collect(i);
+            }
+            if stop(self) {
+                return true;
+            }
+            // Next instant: a delivery or a node timer.
+            let mut next = self.queue.peek().map(|r| r.0.at);
+            for n in &self.nodes {
+                if !n.joined {
+                    let j = self.start + n.joins_at;
+                    next = Some(next.map_or(j, |x| x.min(j)));
+                    continue;
+                }
+                if let Some(t) = n.swarm.poll_timeout() {
+                    next = Some(next.map_or(t, |x| x.min(t)));
+                }
+            }
+            let Some(next) = next else { return false };
+            if next > end {
+                self.now = end;
+                return false;
+            }
+            self.now = self.now.max(next);
+            while self.queue.peek().is_some_and(|r| r.0.at <= self.now) {
+                let Reverse(f) = self.queue.pop().unwrap();
+                if self.start + self.nodes[f.dst].joins_at > self.now {
+                    continue; // offline
+                }
+                self.delivered += 1;
+                let now = self.now;
+                self.nodes[f.dst].swarm.handle_datagram(now, f.src, &f.payload);
+            }
+            for i in 0..self.nodes.len() {
+                if self.start + self.nodes[i].joins_at > self.now {
+                    continue;
+                }
+                if self.nodes[i].swarm.poll_timeout().is_some_and(|t| t <= self.now) {
+                    let now = self.now;
+                    self.nodes[i].swarm.handle_timeout(now);
+                }
+            }
+        }
+    }
+}

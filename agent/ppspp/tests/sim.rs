@@ -1,0 +1,203 @@
+//! Scenario tests on the simulated network (fake time, seeded loss/delay/reordering/MTU).
+
+use ppspp::sim::{SimConfig, SimNet};
+use ppspp::wire::{Addressing, HashFunc};
+use ppspp::{Event, Swarm, SwarmConfig};
+use std::time::{Duration, Instant};
+
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn cfg(seed: u64) -> SwarmConfig {
+    SwarmConfig { seed, ..Default::default() }
+}
+
+/// One seeder, `n` leechers, all connecting to the seeder (PEX lets them find each other).
+fn static_swarm(net: &mut SimNet, data: &[u8], n: usize, base: SwarmConfig) -> Vec<usize> {
+    let seed = Swarm::new_static_seed(SwarmConfig { seed: 100, ..base.clone() }, data, net.now);
+    let id = seed.swarm_id().to_vec();
+    let s = net.add(seed);
+    let seeder_addr = net.nodes[s].addr;
+    (0..n)
+        .map(|i| {
+            let l = Swarm::new_static_leech(SwarmConfig { seed: 200 + i as u64, ..base.clone() }, &id, net.now).unwrap();
+            let k = net.add(l);
+            net.nodes[k].connect_to.push(seeder_addr);
+            k
+        })
+        .collect()
+}
+
+fn all_complete(net: &SimNet, ids: &[usize]) -> bool {
+    ids.iter().all(|i| net.nodes[*i].swarm.is_complete())
+}
+
+#[test]
+fn static_one_seeder_many_leechers_byte_identical() {
+    for (hash, addressing) in [
+        (HashFunc::Sha1, Addressing::ChunkRanges32),
+        (HashFunc::Sha256, Addressing::Bins32),
+        (HashFunc::Sha256, Addressing::ChunkRanges64),
+        (HashFunc::Sha1, Addressing::Bins64),
+    ] {
+        let data = content(200_000 + 333, 7);
+        let mut net = SimNet::new(SimConfig { uplink: Some(2_000_000), ..Default::default() }, Instant::now());
+        let base = SwarmConfig { hash, addressing, ..cfg(0) };
+        let ls = static_swarm(&mut net, &data, 6, base);
+        assert!(net.run(Duration::from_secs(60), |n| all_complete(n, &ls)), "{hash:?}/{addressing:?} did not complete");
+        for &l in &ls {
+            assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+            assert!(net.nodes[l].events.iter().any(|(_, e)| *e == Event::Complete));
+            assert_eq!(net.nodes[l].swarm.stats().chunks_bad, 0);
+        }
+        // Leechers served each other: the seeder uploaded less than 6 copies.
+        let up = net.nodes[0].swarm.stats().data_bytes_up;
+        assert!(up < 6 * data.len() as u64, "seeder uploaded {up} bytes for 6 x {}", data.len());
+    }
+}
+
+#[test]
+fn loss_and_reordering_still_completes() {
+    let data = content(300_000, 9);
+    let sc = SimConfig {
+        seed: 42,
+        loss: 0.10,
+        delay: Duration::from_millis(20),
+        jitter: Duration::from_millis(15),
+        ..Default::default()
+    };
+    let mut net = SimNet::new(sc, Instant::now());
+    let ls = static_swarm(&mut net, &data, 3, cfg(0));
+    assert!(net.run(Duration::from_secs(300), |n| all_complete(n, &ls)), "did not complete under 10% loss");
+    for &l in &ls {
+        assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+        assert!(net.nodes[l].swarm.stats().requests_retransmitted > 0, "loss must have forced retransmissions");
+    }
+    assert!(net.dropped_loss > 0);
+}
+
+#[test]
+fn mtu_limits_respected() {
+    // 1400-byte path MTU with 1024-byte chunks: every datagram must fit.
+    let data = content(100_000, 3);
+    let mut net = SimNet::new(SimConfig { mtu: 1400, ..Default::default() }, Instant::now());
+    let base = SwarmConfig { max_datagram: 1400, ..cfg(0) };
+    let ls = static_swarm(&mut net, &data, 2, base);
+    assert!(net.run(Duration::from_secs(60), |n| all_complete(n, &ls)));
+    assert_eq!(net.dropped_mtu, 0);
+}
+
+#[test]
+fn corrupted_chunk_detected_sender_choked_fetched_elsewhere() {
+    let data = content(150_000, 5);
+    let mut net = SimNet::new(SimConfig::default(), Instant::now());
+    let good = Swarm::new_static_seed(cfg(1), &data, net.now);
+    let id = good.swarm_id().to_vec();
+    let bad = Swarm::new_static_seed(cfg(2), &data, net.now);
+    let g = net.add(good);
+    let b = net.add(bad);
+    net.nodes[b].corrupt_from_len = Some(1000); // flips a byte of every DATA payload it sends
+    let leech = Swarm::new_static_leech(SwarmConfig { pex: false, ..cfg(3) }, &id, net.now).unwrap();
+    let l = net.add(leech);
+    let (ga, ba) = (net.nodes[g].addr, net.nodes[b].addr);
+    net.nodes[l].connect_to = vec![ba, ga];
+    assert!(net.run(Duration::from_secs(60), |n| n.nodes[l].swarm.is_complete()));
+    assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+    let ev = &net.nodes[l].events;
+    assert!(ev.iter().any(|(_, e)| matches!(e, Event::BadData { peer, .. } if *peer == ba)), "bad peer not flagged");
+    assert!(!ev.iter().any(|(_, e)| matches!(e, Event::BadData { peer, .. } if *peer == ga)));
+    assert!(net.nodes[l].swarm.stats().chunks_bad >= 1);
+    // The corrupting peer was choked: it stopped serving us after the first bad datagrams.
+    let bad_up = net.nodes[b].swarm.stats().data_bytes_up;
+    assert!(bad_up < data.len() as u64 / 4, "choked peer kept sending ({bad_up} bytes)");
+}
+
+#[test]
+fn malformed_and_truncated_datagrams_are_dropped_and_counted() {
+    let data = content(50_000, 11);
+    let mut net = SimNet::new(SimConfig::default(), Instant::now());
+    let ls = static_swarm(&mut net, &data, 1, cfg(0));
+    let evil: std::net::SocketAddr = "10.9.9.9:1".parse().unwrap();
+    // Garbage of every short length, unknown message types, truncated handshakes.
+    for len in 0..64usize {
+        net.inject(0, evil, content(len, len as u64 + 1));
+    }
+    net.inject(0, evil, vec![0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 0]); // handshake without END
+    net.inject(0, evil, vec![0, 0, 0, 0, 0xfe]); // unknown type
+    net.inject(0, evil, vec![0, 0, 0, 0, 8, 0, 0]); // truncated request
+    assert!(net.run(Duration::from_secs(60), |n| all_complete(n, &ls)));
+    let st = net.nodes[0].swarm.stats();
+    assert!(st.malformed_datagrams + st.unknown_channel >= 60, "{st:?}");
+    assert!(st.malformed_datagrams >= 3);
+    assert_eq!(net.nodes[ls[0]].swarm.content().unwrap(), data);
+}
+
+#[test]
+fn live_stream_peers_join_mid_stream() {
+    let start = Instant::now();
+    let mut net = SimNet::new(SimConfig { delay: Duration::from_millis(5), ..Default::default() }, start);
+    let base = SwarmConfig { chunks_per_munro: 8, superseed_delay: Duration::from_millis(150), ..cfg(0) };
+    let src = Swarm::new_live_source(SwarmConfig { seed: 1, ..base.clone() }, [9; 32], start);
+    let id = src.swarm_id().to_vec();
+    let s = net.add(src);
+    let sa = net.nodes[s].addr;
+    let mut peers = Vec::new();
+    for i in 0..6u64 {
+        let p = Swarm::new_live_leech(SwarmConfig { seed: 10 + i, ..base.clone() }, &id, start).unwrap();
+        let k = net.add(p);
+        net.nodes[k].connect_to = vec![sa];
+        net.nodes[k].joins_at = Duration::from_millis(500 * i);
+        peers.push(k);
+    }
+    // Publish 8 KiB every 50 ms (~1.3 Mbit/s) for 6 s, then let it drain.
+    let stream = content(8192 * 120, 77);
+    let mut published = 0usize;
+    for step in 0..120u32 {
+        let t = start + Duration::from_millis(50 * step as u64);
+        net.run(t - start, |_| false);
+        let now = net.now;
+        net.nodes[s].swarm.publish(now, &stream[published..published + 8192]).unwrap();
+        published += 8192;
+    }
+    let end = net.elapsed() + Duration::from_secs(3);
+    net.run(end, |_| false);
+    for &p in &peers {
+        let got: Vec<(u64, &Vec<u8>)> = net.nodes[p]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::LiveData { chunk, data } => Some((*chunk, data)),
+                _ => None,
+            })
+            .collect();
+        assert!(!got.is_empty(), "peer {p} got nothing");
+        // In order, contiguous, and equal to the source's bytes.
+        for w in got.windows(2) {
+            assert!(w[1].0 > w[0].0);
+        }
+        for (c, d) in &got {
+            let off = *c as usize * 1024;
+            assert_eq!(&stream[off..off + 1024], d.as_slice(), "chunk {c} differs");
+        }
+        let first = got[0].0;
+        let last = got.last().unwrap().0;
+        assert_eq!(last, 959, "peer {p} did not reach the live edge");
+        assert_eq!(got.len() as u64, last - first + 1, "peer {p} skipped chunks");
+        if p != peers[0] {
+            assert!(first > 0, "late joiner {p} should start mid-stream");
+        }
+    }
+    // Peers relayed to each other: the source uploaded well under one copy per peer.
+    let up = net.nodes[s].swarm.stats().data_bytes_up as f64;
+    let ratio = up / stream.len() as f64;
+    assert!(ratio < 3.0, "source upload {ratio:.2}x one stream for 6 peers");
+}
