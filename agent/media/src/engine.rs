@@ -1,0 +1,874 @@
+//! The transcoding engine: one long-lived GStreamer pipeline per stream.
+//!
+//! ```text
+//! appsrc ! h264parse ! decoder ! tee ─┬─ queue ! [rate probe] ! videoscale ! capsfilter ! encoder ! appsink   (rendition 0)
+//!                                     ├─ queue ! [rate probe] ! videoscale ! capsfilter ! encoder ! appsink   (rendition 1)
+//!                                     └─ ...
+//! ```
+//! (with `cascade`, rendition i scales the output of rendition i-1 instead of the decoder's output).
+//!
+//! Per segment: the segment is demuxed in Rust ([`crate::ts`]), its access units are pushed into the appsrc,
+//! then EOS; every encoder drains; the appsinks collect the encoded frames; then one flush (flush-start +
+//! flush-stop from the appsrc) returns every element to a clean state without leaving PLAYING. Encoders
+//! restart at the flush, so every output segment starts with an IDR frame and depends on no other segment.
+//! Each rendition is muxed to MPEG-TS in Rust with the input's audio PES copied byte for byte.
+//! A bus error, a missing frame or the watchdog turns into a [`SegmentError`]; the pipeline is then cycled
+//! through NULL (same elements) and the next segment goes on.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, EncodeParams};
+use crate::profiles::Profile;
+use crate::ts::{self, EncodedFrame, TsError, TsMuxer};
+
+/// Offset added to every timestamp inside the pipeline, so DTS of reordered frames stay positive.
+const PIPE_OFFSET_NS: u64 = 10_000_000_000;
+
+/// Branch layout knobs (what the benchmark tunes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Layout {
+    /// videoscale `method` (nearest-neighbour, bilinear, 4-tap, lanczos, bilinear2, sinc, hermite, spline,
+    /// catrom, mitchell).
+    pub scaler: String,
+    /// Scale each rendition from the previous (larger) one instead of from the decoded frames.
+    pub cascade: bool,
+    /// videoscale `n-threads` (0 = one per core).
+    pub scaler_threads: u32,
+    /// Frames a branch queue may hold.
+    pub queue_buffers: u32,
+    /// Decoder threads (avdec_h264 `max-threads`, 0 = auto); ignored by hardware decoders.
+    pub decoder_threads: u32,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout { scaler: "lanczos".into(), cascade: false, scaler_threads: 1, queue_buffers: 4, decoder_threads: 0 }
+    }
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The renditions, in the job's order (output order follows it).
+    pub profiles: Vec<Profile>,
+    #[serde(default)]
+    pub backend: Backend,
+    #[serde(default)]
+    pub layout: Layout,
+    /// Watchdog: longest a segment may take before it is declared stuck.
+    #[serde(default = "default_watchdog_ms")]
+    pub watchdog_ms: u64,
+}
+
+fn default_watchdog_ms() -> u64 {
+    30_000
+}
+
+impl EngineConfig {
+    pub fn new(profiles: Vec<Profile>) -> Self {
+        EngineConfig { profiles, backend: Backend::default(), layout: Layout::default(), watchdog_ms: default_watchdog_ms() }
+    }
+}
+
+/// Errors building the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("GStreamer init failed: {0}")]
+    Init(String),
+    #[error("no profiles configured")]
+    NoProfiles,
+    #[error("profile {0}")]
+    Profile(#[from] crate::profiles::ProfileError),
+    #[error("element {factory}: cannot create (plugin missing?): {why}")]
+    Element { factory: String, why: String },
+    #[error("element {element}: property {property}={value:?}: {why}")]
+    Property { element: String, property: String, value: String, why: String },
+    #[error("cannot link {from} -> {to}: {why}")]
+    Link { from: String, to: String, why: String },
+    #[error("pipeline state change to {state:?} failed: {why}")]
+    State { state: gst::State, why: String },
+}
+
+/// Why one segment failed. Every variant names the segment and the stage/element at fault.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SegmentError {
+    #[error("segment {seq}: element ts-demux: {source}")]
+    Demux { seq: u64, source: TsError },
+    #[error("segment {seq}: element ts-demux: first access unit is not an IDR keyframe (segments must start with one)")]
+    NoKeyframe { seq: u64 },
+    #[error("segment {seq}: element {element}: {message} ({debug})")]
+    Pipeline { seq: u64, element: String, message: String, debug: String },
+    #[error("segment {seq}: element {element}: produced {got} of {expected} frames ({why})")]
+    Incomplete { seq: u64, element: String, got: usize, expected: usize, why: &'static str },
+    #[error("segment {seq}: watchdog: no result after {waited_ms} ms (stuck in {stage})")]
+    Timeout { seq: u64, waited_ms: u64, stage: String },
+    #[error("segment {seq}: engine is unusable after an earlier failure to recover: {why}")]
+    Broken { seq: u64, why: String },
+}
+
+impl SegmentError {
+    /// The segment this error is about.
+    pub fn seq(&self) -> u64 {
+        match self {
+            SegmentError::Demux { seq, .. }
+            | SegmentError::NoKeyframe { seq }
+            | SegmentError::Pipeline { seq, .. }
+            | SegmentError::Incomplete { seq, .. }
+            | SegmentError::Timeout { seq, .. }
+            | SegmentError::Broken { seq, .. } => *seq,
+        }
+    }
+}
+
+/// One rendition of one segment.
+#[derive(Debug, Clone)]
+pub struct Rendition {
+    /// Profile name.
+    pub profile: String,
+    /// MPEG-TS bytes.
+    pub data: Vec<u8>,
+    /// Real output size (fits the profile's box, keeps the input's display aspect, even).
+    pub width: u32,
+    pub height: u32,
+    /// Real output frame rate (numerator, denominator).
+    pub fps: (u32, u32),
+    /// Video frames in this segment.
+    pub frames: usize,
+    /// Duration in seconds (first PTS to last PTS plus one frame).
+    pub duration: f64,
+    /// First video PTS (90 kHz).
+    pub first_pts: u64,
+    /// RFC 6381 codec strings: "avc1.PPCCLL" from the output SPS, plus "mp4a.40.N" if audio is carried.
+    pub codecs: String,
+    /// Video elementary stream bytes (without TS/PES overhead).
+    pub video_bytes: usize,
+}
+
+/// Per-segment statistics.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentStats {
+    pub wall: Duration,
+    pub input_frames: usize,
+    pub decoded_frames: usize,
+    pub input_duration: f64,
+    pub input_fps: (u32, u32),
+    pub has_audio: bool,
+}
+
+/// The result of one segment: one rendition per profile, in profile order.
+#[derive(Debug, Clone)]
+pub struct SegmentOutput {
+    pub seq: u64,
+    pub renditions: Vec<Rendition>,
+    pub stats: SegmentStats,
+}
+
+#[derive(Debug, Clone)]
+struct OutFrame {
+    pts: u64,
+    dts: u64,
+    key: bool,
+    data: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct BranchState {
+    /// Output size decided from the decoded caps.
+    width: u32,
+    height: u32,
+    /// Frame rate this branch outputs for the current segment.
+    fps: (u32, u32),
+    /// PTS (pipeline ns) of the decoded frames this branch keeps in the current segment.
+    keep: HashSet<u64>,
+    kept: usize,
+    frames: Vec<OutFrame>,
+    eos: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    branches: Vec<BranchState>,
+    decoded: usize,
+    error: Option<(String, String, String)>,
+}
+
+type SharedRef = Arc<(Mutex<Shared>, Condvar)>;
+
+struct Branch {
+    profile: Profile,
+    capsfilter: gst::Element,
+    muxer: TsMuxer,
+}
+
+/// The engine. Blocking; drive it from a plain thread (or `spawn_blocking`).
+pub struct Transcoder {
+    cfg: EngineConfig,
+    pipeline: gst::Pipeline,
+    appsrc: gst_app::AppSrc,
+    branches: Vec<Branch>,
+    shared: SharedRef,
+    decoder_name: String,
+    last_caps: Option<gst::Caps>,
+    broken: Option<String>,
+}
+
+fn make(factory: &str, name: &str) -> Result<gst::Element, BuildError> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|e| BuildError::Element { factory: factory.to_string(), why: e.to_string() })
+}
+
+/// Set a property from its string form, with a typed error instead of a panic.
+pub fn set_prop(el: &gst::Element, name: &str, value: &str) -> Result<(), BuildError> {
+    let err = |why: String| BuildError::Property {
+        element: el.name().to_string(),
+        property: name.to_string(),
+        value: value.to_string(),
+        why,
+    };
+    let pspec = el.find_property(name).ok_or_else(|| err("no such property".into()))?;
+    let v = gst::glib::Value::deserialize_with_pspec(value, &pspec).map_err(|e| err(e.to_string()))?;
+    el.set_property_from_value(name, &v);
+    Ok(())
+}
+
+fn link(a: &gst::Element, b: &gst::Element) -> Result<(), BuildError> {
+    a.link(b).map_err(|e| BuildError::Link { from: a.name().to_string(), to: b.name().to_string(), why: e.to_string() })
+}
+
+/// Fit (w x h, pixel aspect par) into the box (bw x bh) without stretching and without upscaling;
+/// even dimensions, square pixels.
+pub fn fit_box(w: u32, h: u32, par: (i32, i32), bw: u32, bh: u32) -> (u32, u32) {
+    let dw = f64::from(w) * f64::from(par.0.max(1)) / f64::from(par.1.max(1));
+    let dh = f64::from(h);
+    let s = (f64::from(bw) / dw).min(f64::from(bh) / dh).min(1.0);
+    let even = |x: f64| ((x / 2.0).round() as u32).max(1) * 2;
+    (even(dw * s), even(dh * s))
+}
+
+/// PTS and DTS of a sample's buffer as running time in ns (DTS falls back to PTS).
+pub(crate) fn running_times(sample: &gst::Sample, buf: &gst::BufferRef) -> (u64, u64) {
+    let seg = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+    let rt = |t: Option<gst::ClockTime>| -> Option<u64> {
+        let t = t?;
+        match &seg {
+            Some(seg) => match seg.to_running_time_full(t)? {
+                gst::Signed::Positive(v) => Some(v.nseconds()),
+                gst::Signed::Negative(_) => Some(0),
+            },
+            None => Some(t.nseconds()),
+        }
+    };
+    let pts = rt(buf.pts()).unwrap_or(0);
+    let dts = rt(buf.dts()).unwrap_or(pts);
+    (pts, dts)
+}
+
+/// Convert 90 kHz ticks to ns and back without drift.
+fn ticks_to_ns(t: u64) -> u64 {
+    (t as u128 * 100_000 / 9) as u64
+}
+fn ns_to_ticks(ns: u64) -> u64 {
+    ((ns as u128 * 9 + 50_000) / 100_000) as u64
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Choose the frames of a branch: from `input` (sorted PTS ticks, frame duration `in_dur` ticks) keep
+/// frames evenly so that at most `max_fps` frames per second remain. Returns (kept, fps, frame duration).
+pub fn select_frames(input: &[u64], in_fps: (u32, u32), max_fps: u32) -> (Vec<u64>, (u32, u32), u64) {
+    let (n, d) = (u64::from(in_fps.0), u64::from(in_fps.1));
+    if n <= u64::from(max_fps) * d {
+        return (input.to_vec(), in_fps, 90_000 * d / n.max(1));
+    }
+    let first = input.first().copied().unwrap_or(0);
+    let mut kept = Vec::new();
+    let mut next_slot = 0u64;
+    for &t in input {
+        // the output slot this frame falls in; keep the first frame reaching each slot
+        // (half an input frame of tolerance so jittery timestamps do not shift the pattern)
+        let rel = t - first + 90_000 * d / n / 2;
+        let slot = rel * u64::from(max_fps) / 90_000;
+        if slot >= next_slot {
+            kept.push(t);
+            next_slot = slot + 1;
+        }
+    }
+    (kept, (max_fps, 1), 90_000 / u64::from(max_fps))
+}
+
+/// Estimate the frame rate from sorted PTS ticks: the median step, as a reduced fraction of 90 kHz.
+pub fn estimate_fps(sorted_pts: &[u64]) -> (u32, u32) {
+    let mut steps: Vec<u64> = sorted_pts.windows(2).map(|w| w[1] - w[0]).filter(|&s| s > 0).collect();
+    if steps.is_empty() {
+        return (30, 1);
+    }
+    steps.sort_unstable();
+    let step = steps[steps.len() / 2];
+    let g = gcd(90_000, step);
+    ((90_000 / g) as u32, (step / g) as u32)
+}
+
+/// "avc1.PPCCLL" from the first SPS in an Annex-B access unit.
+pub fn avc1_codec(au: &[u8]) -> Option<String> {
+    ts::nal_units(au)
+        .find(|n| n.len() >= 4 && n[0] & 0x1f == 7)
+        .map(|n| format!("avc1.{:02x}{:02x}{:02x}", n[1], n[2], n[3]))
+}
+
+/// "mp4a.40.N" from the first ADTS header of an audio PES, if it is AAC with ADTS framing.
+pub fn mp4a_codec(pes: &[u8]) -> Option<String> {
+    let off = 9 + *pes.get(8)? as usize;
+    let a = pes.get(off..off + 3)?;
+    if a[0] != 0xff || a[1] & 0xf0 != 0xf0 {
+        return None;
+    }
+    Some(format!("mp4a.40.{}", (a[2] >> 6) + 1))
+}
+
+impl Transcoder {
+    /// Build the pipeline and bring it to PLAYING (it idles until the first segment).
+    pub fn new(cfg: EngineConfig) -> Result<Self, BuildError> {
+        gst::init().map_err(|e| BuildError::Init(e.to_string()))?;
+        if cfg.profiles.is_empty() {
+            return Err(BuildError::NoProfiles);
+        }
+        for p in &cfg.profiles {
+            p.validate()?;
+        }
+        let pipeline = gst::Pipeline::with_name("media-engine");
+        let appsrc = gst_app::AppSrc::builder()
+            .name("src")
+            .caps(&gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build())
+            .format(gst::Format::Time)
+            .is_live(false)
+            .max_bytes(0)
+            .build();
+        let parse = make("h264parse", "parse")?;
+        let decoder_name = format!("decoder-{}", cfg.backend.decoder_factory());
+        let dec = make(cfg.backend.decoder_factory(), &decoder_name)?;
+        for ps in cfg.backend.decoder_props() {
+            set_prop(&dec, ps.name, &ps.value)?;
+        }
+        if dec.find_property("max-threads").is_some() {
+            set_prop(&dec, "max-threads", &cfg.layout.decoder_threads.to_string())?;
+        }
+        pipeline
+            .add_many([appsrc.upcast_ref(), &parse, &dec])
+            .map_err(|e| BuildError::Link { from: "pipeline".into(), to: "src".into(), why: e.to_string() })?;
+        link(appsrc.upcast_ref(), &parse)?;
+        link(&parse, &dec)?;
+
+        let shared: SharedRef = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+        {
+            let mut s = shared.0.lock().unwrap();
+            s.branches = (0..cfg.profiles.len()).map(|_| BranchState::default()).collect();
+        }
+
+        let mut branches = Vec::new();
+        let mut upstream = dec.clone(); // what the next branch's tee hangs off
+        let mut tees: Vec<gst::Element> = Vec::new();
+        let add = |e: &gst::Element| {
+            pipeline.add(e).map_err(|err| BuildError::Link { from: "pipeline".into(), to: e.name().to_string(), why: err.to_string() })
+        };
+        for (i, prof) in cfg.profiles.iter().enumerate() {
+            // one tee per fan-out point: flat = all off the decoder, cascade = each off the previous scaler
+            let tee = if i == 0 || cfg.layout.cascade {
+                let t = make("tee", &format!("tee{i}"))?;
+                add(&t)?;
+                link(&upstream, &t)?;
+                tees.push(t.clone());
+                t
+            } else {
+                tees[0].clone()
+            };
+            let q = make("queue", &format!("queue{i}"))?;
+            set_prop(&q, "max-size-buffers", &cfg.layout.queue_buffers.to_string())?;
+            set_prop(&q, "max-size-bytes", "0")?;
+            set_prop(&q, "max-size-time", "0")?;
+            let scale = make("videoscale", &format!("scale{i}"))?;
+            set_prop(&scale, "method", &cfg.layout.scaler)?;
+            if scale.find_property("n-threads").is_some() {
+                set_prop(&scale, "n-threads", &cfg.layout.scaler_threads.to_string())?;
+            }
+            let cf = make("capsfilter", &format!("size{i}"))?;
+            let enc = make(cfg.backend.encoder_factory(), &format!("enc{i}-{}", prof.name))?;
+            let gop = prof.gop.unwrap_or(prof.fps.saturating_mul(10)).max(1);
+            for ps in cfg.backend.encoder_props(EncodeParams { bitrate_kbps: prof.bitrate_kbps, gop }) {
+                set_prop(&enc, ps.name, &ps.value)?;
+            }
+            let outcaps = make("capsfilter", &format!("h264caps{i}"))?;
+            outcaps.set_property(
+                "caps",
+                gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build(),
+            );
+            let sink = gst_app::AppSink::builder().name(format!("sink{i}")).sync(false).build();
+            for e in [&q, &scale, &cf, &enc, &outcaps] {
+                add(e)?;
+            }
+            add(sink.upcast_ref())?;
+            link(&tee, &q)?;
+            link(&q, &scale)?;
+            link(&scale, &cf)?;
+            link(&cf, &enc)?;
+            link(&enc, &outcaps)?;
+            link(&outcaps, sink.upcast_ref())?;
+            upstream = cf.clone();
+
+            // frame-rate probe: drop the frames this branch does not keep, state the branch's frame rate
+            let sh = shared.clone();
+            q.static_pad("src").unwrap().add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |_pad, info| {
+                    let mut s = sh.0.lock().unwrap();
+                    let b = &mut s.branches[i];
+                    match &mut info.data {
+                        Some(gst::PadProbeData::Buffer(buf)) => {
+                            let pts = buf.pts().map(|t| t.nseconds()).unwrap_or(u64::MAX);
+                            if !b.keep.contains(&pts) {
+                                return gst::PadProbeReturn::Drop;
+                            }
+                            b.kept += 1;
+                            let dur = u64::from(b.fps.1) * 1_000_000_000 / u64::from(b.fps.0.max(1));
+                            buf.make_mut().set_duration(gst::ClockTime::from_nseconds(dur));
+                        }
+                        Some(gst::PadProbeData::Event(ev)) => {
+                            if let gst::EventView::Caps(c) = ev.view() {
+                                let mut caps = c.caps().to_owned();
+                                if b.fps.0 > 0 {
+                                    caps.make_mut()
+                                        .set("framerate", gst::Fraction::new(b.fps.0 as i32, b.fps.1 as i32));
+                                }
+                                *ev = gst::event::Caps::new(&caps);
+                            }
+                        }
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+
+            let sh = shared.clone();
+            let sh2 = shared.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
+                        let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+                        // encoders shift their output segment (GstVideoEncoder adds 1000 h so that DTS stay
+                        // positive): work in running time, which is the input's timeline
+                        let (pts, dts) = running_times(&sample, buf);
+                        let f = OutFrame {
+                            pts,
+                            dts,
+                            key: !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                            data: map.as_slice().to_vec(),
+                        };
+                        sh.0.lock().unwrap().branches[i].frames.push(f);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .eos(move |_| {
+                        let (m, cv) = &*sh2;
+                        m.lock().unwrap().branches[i].eos = true;
+                        cv.notify_all();
+                    })
+                    .build(),
+            );
+            branches.push(Branch { profile: prof.clone(), capsfilter: cf, muxer: TsMuxer::new() });
+        }
+
+        // decoded caps: decide every branch's output size (all from the decoder's size, also in cascade mode)
+        let sh = shared.clone();
+        let boxes: Vec<(u32, u32)> = cfg.profiles.iter().map(|p| (p.width, p.height)).collect();
+        let filters: Vec<gst::Element> = branches.iter().map(|b| b.capsfilter.clone()).collect();
+        dec.static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_pad, info| {
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(_)) => {
+                        sh.0.lock().unwrap().decoded += 1;
+                    }
+                    Some(gst::PadProbeData::Event(ev)) => {
+                        if let gst::EventView::Caps(c) = ev.view() {
+                            let s = c.caps().structure(0);
+                            let w = s.and_then(|s| s.get::<i32>("width").ok()).unwrap_or(0) as u32;
+                            let h = s.and_then(|s| s.get::<i32>("height").ok()).unwrap_or(0) as u32;
+                            let par = s
+                                .and_then(|s| s.get::<gst::Fraction>("pixel-aspect-ratio").ok())
+                                .map(|f| (f.numer(), f.denom()))
+                                .unwrap_or((1, 1));
+                            let mut st = sh.0.lock().unwrap();
+                            for (i, (bw, bh)) in boxes.iter().enumerate() {
+                                let (ow, oh) = fit_box(w, h, par, *bw, *bh);
+                                st.branches[i].width = ow;
+                                st.branches[i].height = oh;
+                                filters[i].set_property(
+                                    "caps",
+                                    gst::Caps::builder("video/x-raw")
+                                        .field("width", ow as i32)
+                                        .field("height", oh as i32)
+                                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                                        .build(),
+                                );
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+
+        let sh = shared.clone();
+        pipeline.bus().unwrap().set_sync_handler(move |_bus, msg| {
+            if let gst::MessageView::Error(e) = msg.view() {
+                let (m, cv) = &*sh;
+                let mut s = m.lock().unwrap();
+                if s.error.is_none() {
+                    let element = msg.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
+                    let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
+                    s.error = Some((element, e.error().to_string(), debug));
+                }
+                cv.notify_all();
+            } else if let gst::MessageView::Warning(w) = msg.view() {
+                tracing::warn!(element = ?msg.src().map(|s| s.name()), "{}", w.error());
+            }
+            gst::BusSyncReply::Drop
+        });
+
+        let t = Transcoder { cfg, pipeline, appsrc, branches, shared, decoder_name, last_caps: None, broken: None };
+        t.set_state(gst::State::Playing)?;
+        Ok(t)
+    }
+
+    fn set_state(&self, state: gst::State) -> Result<(), BuildError> {
+        self.pipeline.set_state(state).map_err(|e| BuildError::State { state, why: e.to_string() })?;
+        Ok(())
+    }
+
+    /// The configuration this engine runs.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Transcode one input segment (MPEG-TS bytes) into one output segment per profile.
+    pub fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError> {
+        if let Some(why) = &self.broken {
+            return Err(SegmentError::Broken { seq, why: why.clone() });
+        }
+        let start = Instant::now();
+        let dm = ts::demux(data).map_err(|source| SegmentError::Demux { seq, source })?;
+        if !dm.video[0].key {
+            return Err(SegmentError::NoKeyframe { seq });
+        }
+        let result = self.run_segment(seq, &dm, start);
+        let recovered = match &result {
+            Ok(_) => self.flush(),
+            Err(_) => self.reset(),
+        };
+        if let Err(why) = recovered {
+            tracing::error!(seq, %why, "media engine could not recover");
+            self.broken = Some(why);
+        }
+        result
+    }
+
+    fn run_segment(&mut self, seq: u64, dm: &ts::Demuxed, start: Instant) -> Result<SegmentOutput, SegmentError> {
+        let base = dm.video[0].dts;
+        // ticks relative to the first DTS, unwrapped across the 33-bit wrap
+        let rel = |t: u64| -> i64 {
+            let d = t.wrapping_sub(base) & ts::TS_MASK;
+            if d > ts::TS_MASK / 2 { d as i64 - (ts::TS_MASK as i64 + 1) } else { d as i64 }
+        };
+        let to_pipe = |t: u64| -> u64 { (PIPE_OFFSET_NS as i64 + ticks_to_ns(rel(t).unsigned_abs()) as i64 * rel(t).signum()) as u64 };
+        let from_pipe = |ns: u64| -> u64 {
+            let r = ns as i64 - PIPE_OFFSET_NS as i64;
+            let ticks = ns_to_ticks(r.unsigned_abs()) as i64 * r.signum();
+            (base as i64 + ticks).rem_euclid(ts::TS_MASK as i64 + 1) as u64
+        };
+        let mut pts_rel: Vec<u64> = dm.video.iter().map(|a| (rel(a.pts) + 90_000 * 1000) as u64).collect();
+        pts_rel.sort_unstable();
+        let in_fps = estimate_fps(&pts_rel);
+        let in_dur_ticks = 90_000 * u64::from(in_fps.1) / u64::from(in_fps.0);
+        let input_duration =
+            (pts_rel.last().unwrap() - pts_rel.first().unwrap() + in_dur_ticks) as f64 / 90_000.0;
+
+        // per-branch frame selection (cascade: a subset of the parent's frames)
+        let mut selections: Vec<(Vec<u64>, (u32, u32), u64)> = Vec::new();
+        for (i, b) in self.branches.iter().enumerate() {
+            let (src, fps) = if self.cfg.layout.cascade && i > 0 {
+                (selections[i - 1].0.clone(), selections[i - 1].1)
+            } else {
+                (pts_rel.clone(), in_fps)
+            };
+            selections.push(select_frames(&src, fps, b.profile.fps));
+        }
+        let rel_to_pipe = |r: u64| -> u64 { PIPE_OFFSET_NS + ticks_to_ns(r) - ticks_to_ns(90_000 * 1000) };
+        {
+            let mut s = self.shared.0.lock().unwrap();
+            s.decoded = 0;
+            s.error = None;
+            for (b, sel) in s.branches.iter_mut().zip(&selections) {
+                b.keep = sel.0.iter().map(|&r| rel_to_pipe(r)).collect();
+                b.fps = sel.1;
+                b.kept = 0;
+                b.frames.clear();
+                b.eos = false;
+            }
+        }
+        // the input caps carry the frame rate, so a rate change reaches every branch as a caps event
+        let caps = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .field("framerate", gst::Fraction::new(in_fps.0 as i32, in_fps.1 as i32))
+            .build();
+        if self.last_caps.as_ref() != Some(&caps) {
+            self.appsrc.set_caps(Some(&caps));
+            self.last_caps = Some(caps);
+        }
+        for au in &dm.video {
+            let mut buf = gst::Buffer::from_slice(au.data.clone());
+            {
+                let b = buf.get_mut().unwrap();
+                b.set_pts(gst::ClockTime::from_nseconds(to_pipe(au.pts)));
+                b.set_dts(gst::ClockTime::from_nseconds(to_pipe(au.dts)));
+                b.set_duration(gst::ClockTime::from_nseconds(ticks_to_ns(in_dur_ticks)));
+                if !au.key {
+                    b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                }
+            }
+            if let Err(e) = self.appsrc.push_buffer(buf) {
+                return Err(self.pipeline_error(seq).unwrap_or(SegmentError::Pipeline {
+                    seq,
+                    element: "src".into(),
+                    message: format!("push failed: {e:?}"),
+                    debug: String::new(),
+                }));
+            }
+        }
+        let _ = self.appsrc.send_event(gst::event::Eos::new());
+
+        // wait for every branch to drain, an error, or the watchdog
+        let deadline = start + Duration::from_millis(self.cfg.watchdog_ms);
+        let (m, cv) = &*self.shared;
+        let mut s = m.lock().unwrap();
+        loop {
+            if s.error.is_some() {
+                break;
+            }
+            if s.branches.iter().all(|b| b.eos) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let stage = s
+                    .branches
+                    .iter()
+                    .zip(&self.branches)
+                    .filter(|(b, _)| !b.eos)
+                    .map(|(b, br)| format!("{}: {} of {} frames", br.profile.name, b.frames.len(), b.keep.len()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(SegmentError::Timeout { seq, waited_ms: self.cfg.watchdog_ms, stage });
+            }
+            s = cv.wait_timeout(s, deadline - now).unwrap().0;
+        }
+        if let Some((element, message, debug)) = s.error.take() {
+            return Err(SegmentError::Pipeline { seq, element, message, debug });
+        }
+        let decoded = s.decoded;
+        if decoded < dm.video.len() {
+            return Err(SegmentError::Incomplete {
+                seq,
+                element: self.decoder_name.clone(),
+                got: decoded,
+                expected: dm.video.len(),
+                why: "corrupt or undecodable access units",
+            });
+        }
+        let audio_codec = dm.audio.first().and_then(|a| mp4a_codec(&a.pes));
+        let audio_type = dm.audio_stream_type.map(|t| (t, dm.audio_descriptors.as_slice()));
+        let mut renditions = Vec::with_capacity(self.branches.len());
+        let branch_states: Vec<BranchState> = s.branches.iter_mut().map(std::mem::take).collect();
+        drop(s);
+        {
+            // keep sizes for the next segment (caps events only come on change)
+            let mut s = m.lock().unwrap();
+            for (dst, src) in s.branches.iter_mut().zip(&branch_states) {
+                dst.width = src.width;
+                dst.height = src.height;
+            }
+        }
+        for ((br, st), sel) in self.branches.iter_mut().zip(branch_states).zip(&selections) {
+            let enc_name = format!("enc-{}", br.profile.name);
+            if st.frames.len() != sel.0.len() {
+                return Err(SegmentError::Incomplete {
+                    seq,
+                    element: enc_name,
+                    got: st.frames.len(),
+                    expected: sel.0.len(),
+                    why: "encoder output does not match the frames fed",
+                });
+            }
+            if !st.frames[0].key {
+                return Err(SegmentError::Incomplete {
+                    seq,
+                    element: enc_name,
+                    got: 0,
+                    expected: 1,
+                    why: "first output frame is not a keyframe",
+                });
+            }
+            let frames: Vec<EncodedFrame> = st
+                .frames
+                .iter()
+                .map(|f| EncodedFrame { pts: from_pipe(f.pts), dts: from_pipe(f.dts), key: f.key, data: &f.data })
+                .collect();
+            let video_bytes = st.frames.iter().map(|f| f.data.len()).sum();
+            let data = br.muxer.mux_segment(&frames, &dm.audio, audio_type);
+            let mut codecs = avc1_codec(&st.frames[0].data).unwrap_or_else(|| "avc1.640028".into());
+            if let Some(a) = &audio_codec {
+                codecs.push(',');
+                codecs.push_str(a);
+            }
+            let first = sel.0.first().copied().unwrap_or(0);
+            let last = sel.0.last().copied().unwrap_or(0);
+            renditions.push(Rendition {
+                profile: br.profile.name.clone(),
+                data,
+                width: st.width,
+                height: st.height,
+                fps: sel.1,
+                frames: st.frames.len(),
+                duration: (last - first + sel.2) as f64 / 90_000.0,
+                first_pts: from_pipe(rel_to_pipe(first)),
+                codecs,
+                video_bytes,
+            });
+        }
+        Ok(SegmentOutput {
+            seq,
+            renditions,
+            stats: SegmentStats {
+                wall: start.elapsed(),
+                input_frames: dm.video.len(),
+                decoded_frames: decoded,
+                input_duration,
+                input_fps: in_fps,
+                has_audio: !dm.audio.is_empty(),
+            },
+        })
+    }
+
+    fn pipeline_error(&self, seq: u64) -> Option<SegmentError> {
+        let s = self.shared.0.lock().unwrap();
+        s.error.clone().map(|(element, message, debug)| SegmentError::Pipeline { seq, element, message, debug })
+    }
+
+    /// After a good segment: flush every element back to a clean state, staying in PLAYING.
+    fn flush(&mut self) -> Result<(), String> {
+        if !self.appsrc.send_event(gst::event::FlushStart::new()) {
+            return self.reset();
+        }
+        if !self.appsrc.send_event(gst::event::FlushStop::new(true)) {
+            return self.reset();
+        }
+        Ok(())
+    }
+
+    /// After a failure: cycle the same pipeline through NULL (the elements are kept).
+    fn reset(&mut self) -> Result<(), String> {
+        self.pipeline.set_state(gst::State::Null).map_err(|e| format!("to NULL: {e}"))?;
+        {
+            let mut s = self.shared.0.lock().unwrap();
+            s.error = None;
+            for b in &mut s.branches {
+                *b = BranchState::default();
+            }
+        }
+        self.last_caps = None;
+        self.pipeline.set_state(gst::State::Playing).map_err(|e| format!("to PLAYING: {e}"))?;
+        Ok(())
+    }
+}
+
+impl Drop for Transcoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(bus) = self.pipeline.bus() {
+            bus.unset_sync_handler();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_box_keeps_aspect_and_never_upscales() {
+        assert_eq!(fit_box(1920, 1080, (1, 1), 1280, 720), (1280, 720));
+        assert_eq!(fit_box(1920, 1080, (1, 1), 426, 240), (426, 240));
+        // portrait phone video into a landscape box: height-limited
+        assert_eq!(fit_box(1080, 1920, (1, 1), 1280, 720), (406, 720));
+        // 4:3 into 16:9
+        assert_eq!(fit_box(640, 480, (1, 1), 640, 360), (480, 360));
+        // odd input, smaller than the box: kept, made even
+        assert_eq!(fit_box(321, 241, (1, 1), 1280, 720), (322, 242));
+        // anamorphic 720x576 with 16:15 pixels
+        assert_eq!(fit_box(720, 576, (16, 15), 1280, 720), (768, 576));
+    }
+
+    #[test]
+    fn frame_selection_is_even() {
+        let sixty: Vec<u64> = (0..120).map(|i| 1000 + i * 1500).collect();
+        let (kept, fps, dur) = select_frames(&sixty, (60, 1), 30);
+        assert_eq!(kept.len(), 60);
+        assert_eq!(fps, (30, 1));
+        assert_eq!(dur, 3000);
+        assert!(kept.windows(2).all(|w| w[1] - w[0] == 3000));
+        // 30 into 30 and 25 into 30: unchanged
+        let thirty: Vec<u64> = (0..60).map(|i| i * 3000).collect();
+        assert_eq!(select_frames(&thirty, (30, 1), 30).0.len(), 60);
+        assert_eq!(select_frames(&thirty, (25, 1), 30).1, (25, 1));
+        // 50 into 30 keeps 30 per second
+        let fifty: Vec<u64> = (0..100).map(|i| i * 1800).collect();
+        assert_eq!(select_frames(&fifty, (50, 1), 30).0.len(), 60);
+    }
+
+    #[test]
+    fn fps_estimate() {
+        let ntsc: Vec<u64> = (0..10).map(|i| i * 3003).collect();
+        assert_eq!(estimate_fps(&ntsc), (30000, 1001));
+        let sixty: Vec<u64> = (0..10).map(|i| i * 1500).collect();
+        assert_eq!(estimate_fps(&sixty), (60, 1));
+    }
+
+    #[test]
+    fn ns_ticks_roundtrip() {
+        for t in [0u64, 1, 3003, 90_000, 8_589_934_591] {
+            assert_eq!(ns_to_ticks(ticks_to_ns(t)), t);
+        }
+    }
+
+    #[test]
+    fn codec_strings() {
+        let au = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 1, 0x65, 0x88];
+        assert_eq!(avc1_codec(&au).as_deref(), Some("avc1.64001f"));
+        let pes = [0, 0, 1, 0xc0, 0, 0, 0x80, 0x80, 5, 0, 0, 0, 0, 0, 0xff, 0xf1, 0x50, 0x80];
+        assert_eq!(mp4a_codec(&pes).as_deref(), Some("mp4a.40.2"));
+    }
+}

@@ -1,0 +1,13 @@
+//! Media engine of the edge transcoder: profiles, the long-lived per-stream GStreamer pipeline, a strict
+//! MPEG-TS demuxer/muxer, the HLS writer, and the input sources. See README.md.
+
+pub mod backend;
+pub mod engine;
+pub mod hls;
+pub mod profiles;
+pub mod sources;
+pub mod ts;
+
+pub use backend::{Backend, X264Options};
+pub use engine::{BuildError, EngineConfig, Layout, Rendition, SegmentError, SegmentOutput, SegmentStats, Transcoder};
+pub use profiles::{Profile, ProfileError, ProfileSet};
