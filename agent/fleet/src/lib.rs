@@ -11,6 +11,7 @@ pub mod device;
 pub mod operator;
 pub mod pki;
 pub mod proto;
+pub mod standalone;
 pub mod sysstat;
 pub mod testkit;
 pub mod tls;

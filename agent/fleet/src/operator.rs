@@ -117,6 +117,8 @@ pub enum FleetEvent {
     Desired { device: String, desired: DesiredDoc },
     Reported { device: String, reported: ReportedDoc },
     Unparsable { device: String, topic: String, error: String },
+    /// A command result addressed to this operator (also kept for [`Operator::wait_result`]).
+    CommandResult { device: String, result: CommandResult },
 }
 
 enum Net {
@@ -267,10 +269,14 @@ impl Operator {
                 Err(e) => bad(view, e),
             },
             topics::Kind::CmdResponse => {
-                if let (Some(c), Ok(r)) = (correlation, serde_json::from_slice::<CommandResult>(payload)) {
-                    self.results.push((c, r));
+                match (correlation, serde_json::from_slice::<CommandResult>(payload)) {
+                    (Some(c), Ok(r)) => {
+                        self.results.push((c, r.clone()));
+                        Some(FleetEvent::CommandResult { device: id, result: r })
+                    }
+                    (None, Ok(r)) => Some(FleetEvent::CommandResult { device: id, result: r }),
+                    (_, Err(e)) => bad(view, e),
                 }
-                None
             }
             topics::Kind::CmdRequest => None,
         }

@@ -104,18 +104,6 @@ pub struct Telemetry {
     pub system: SystemStats,
 }
 
-/// One rendition of the ladder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    pub name: String,
-    pub width: u32,
-    pub height: u32,
-    pub bitrate_kbps: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fps: Option<u32>,
-}
-
 /// The desired runtime configuration.  Absent fields mean "keep what the box has".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,9 +114,10 @@ pub struct RuntimeConfig {
     /// Live: maximum concurrent transcode sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_limit: Option<u32>,
-    /// Live: the output ladder used by new sessions.
+    /// Live: the output ladder used by new sessions, as names of profiles the box knows (built-in or
+    /// its config's custom profiles); the daemon refuses names it does not know.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profiles: Option<Vec<Profile>>,
+    pub ladder: Option<Vec<String>>,
     /// Live: seconds between periodic telemetry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_interval_s: Option<u32>,

@@ -12,8 +12,9 @@ pub const MOSQUITTO_CONF_TEMPLATE: &str = include_str!("../broker/mosquitto.conf
 pub const ACL: &str = include_str!("../broker/acl");
 
 /// Renders the broker config template.
-pub fn render_conf(port: u16, bind: &str, pki: &Path, state: &Path, acl: &Path) -> String {
+pub fn render_conf(port: u16, bind: &str, pki: &Path, state: &Path, acl: &Path, user: &str) -> String {
     MOSQUITTO_CONF_TEMPLATE
+        .replace("@USER@", user)
         .replace("@PORT@", &port.to_string())
         .replace("@BIND@", bind)
         .replace("@PKI@", &pki.display().to_string())
@@ -43,6 +44,12 @@ pub fn make_pki(dir: &Path, devices: &[&str]) -> Result<(), crate::Error> {
         pki::issue(dir, Role::Device, d)?;
     }
     Ok(())
+}
+
+/// Tests run the broker as whoever runs them (root in CI), so it can read the test PKI in a private dir.
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn free_port() -> u16 {
@@ -81,7 +88,7 @@ impl Broker {
         let conf = self.dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
-            render_conf(self.port, "127.0.0.1", &self.pki, &state, &acl),
+            render_conf(self.port, "127.0.0.1", &self.pki, &state, &acl, &current_user()),
         )
         .expect("conf");
         let log = std::fs::OpenOptions::new()

@@ -39,40 +39,20 @@ pub fn runtime_config(c: &RuntimeConfig) -> Result<(), String> {
             return Err(format!("encoder `{e}` is not a valid encoder api name"));
         }
     }
-    if let Some(ps) = &c.profiles {
-        if ps.is_empty() {
-            return Err("profiles is empty".into());
+    if let Some(l) = &c.ladder {
+        if l.is_empty() {
+            return Err("ladder is empty".into());
         }
-        if ps.len() > 8 {
-            return Err(format!("{} profiles, at most 8", ps.len()));
+        if l.len() > 8 {
+            return Err(format!("ladder has {} profiles, at most 8", l.len()));
         }
         let mut names = std::collections::BTreeSet::new();
-        for p in ps {
-            if p.name.is_empty() || !names.insert(p.name.as_str()) {
-                return Err(format!("profile name `{}` empty or repeated", p.name));
-            }
-            if p.width == 0 || p.height == 0 || p.width > 7680 || p.height > 4320 {
-                return Err(format!(
-                    "profile `{}`: {}x{} out of range",
-                    p.name, p.width, p.height
-                ));
-            }
-            if p.width % 2 != 0 || p.height % 2 != 0 {
-                return Err(format!(
-                    "profile `{}`: {}x{} must be even for 4:2:0",
-                    p.name, p.width, p.height
-                ));
-            }
-            if p.bitrate_kbps < 64 || p.bitrate_kbps > 100_000 {
-                return Err(format!(
-                    "profile `{}`: bitrate_kbps {} out of range 64..=100000",
-                    p.name, p.bitrate_kbps
-                ));
-            }
-            if let Some(f) = p.fps {
-                if f == 0 || f > 120 {
-                    return Err(format!("profile `{}`: fps {f} out of range 1..=120", p.name));
-                }
+        for n in l {
+            let ok = !n.is_empty()
+                && n.len() <= 64
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !ok || !names.insert(n.as_str()) {
+                return Err(format!("ladder profile name `{n}` invalid or repeated"));
             }
         }
     }
@@ -82,7 +62,6 @@ pub fn runtime_config(c: &RuntimeConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Profile;
 
     #[test]
     fn rejects_bad_values() {
@@ -96,13 +75,11 @@ mod tests {
         assert!(runtime_config(&c).is_err());
         c.session_limit = Some(4);
         assert!(runtime_config(&c).is_ok());
-        c.profiles = Some(vec![Profile {
-            name: "720p".into(),
-            width: 1279,
-            height: 720,
-            bitrate_kbps: 3000,
-            fps: None,
-        }]);
-        assert!(runtime_config(&c).unwrap_err().contains("even"));
+        c.ladder = Some(vec!["720p".into(), "720p".into()]);
+        assert!(runtime_config(&c).unwrap_err().contains("repeated"));
+        c.ladder = Some(vec!["720p".into(), "a/b".into()]);
+        assert!(runtime_config(&c).is_err());
+        c.ladder = Some(vec!["720p".into(), "360p".into()]);
+        assert!(runtime_config(&c).is_ok());
     }
 }
