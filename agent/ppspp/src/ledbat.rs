@@ -56,7 +56,14 @@ impl Ledbat {
     pub fn new(p: LedbatParams) -> Self {
         let cwnd = (p.init_cwnd * p.mss) as f64;
         let ss = p.slow_start;
-        Ledbat { p, cwnd, base: VecDeque::new(), current: VecDeque::new(), slow_start: ss, last_loss_cut: None }
+        Ledbat {
+            p,
+            cwnd,
+            base: VecDeque::new(),
+            current: VecDeque::new(),
+            slow_start: ss,
+            last_loss_cut: None,
+        }
     }
 
     pub fn cwnd(&self) -> usize {
@@ -77,7 +84,9 @@ impl Ledbat {
     pub fn on_ack(&mut self, now: Instant, delay_us: i64, bytes: usize) {
         // base delay history, one bucket per minute
         match self.base.back_mut() {
-            Some((t, d)) if now.duration_since(*t) < Duration::from_secs(60) => *d = (*d).min(delay_us),
+            Some((t, d)) if now.duration_since(*t) < Duration::from_secs(60) => {
+                *d = (*d).min(delay_us)
+            }
             _ => {
                 self.base.push_back((now, delay_us));
                 if self.base.len() > self.p.base_history {
@@ -107,7 +116,10 @@ impl Ledbat {
     /// A loss: halve at most once per `rtt`.
     pub fn on_loss(&mut self, now: Instant, rtt: Duration) {
         self.slow_start = false;
-        if self.last_loss_cut.is_some_and(|t| now.duration_since(t) < rtt) {
+        if self
+            .last_loss_cut
+            .is_some_and(|t| now.duration_since(t) < rtt)
+        {
             return;
         }
         self.last_loss_cut = Some(now);
@@ -128,7 +140,10 @@ mod tests {
     #[test]
     fn grows_without_queueing_and_backs_off_with_it() {
         let t0 = Instant::now();
-        let mut l = Ledbat::new(LedbatParams { slow_start: false, ..Default::default() });
+        let mut l = Ledbat::new(LedbatParams {
+            slow_start: false,
+            ..Default::default()
+        });
         let w0 = l.cwnd();
         for i in 0..200 {
             l.on_ack(t0 + Duration::from_millis(i), 5_000, 1500);
@@ -140,12 +155,18 @@ mod tests {
             l.on_ack(t0 + Duration::from_millis(i), 65_000, 1500);
         }
         assert!(l.cwnd() < grown);
-        let mut l2 = Ledbat::new(LedbatParams { init_cwnd: 64, ..Default::default() });
+        let mut l2 = Ledbat::new(LedbatParams {
+            init_cwnd: 64,
+            ..Default::default()
+        });
         let before = l2.cwnd();
         l2.on_loss(t0 + Duration::from_secs(1), Duration::from_millis(10));
         assert!(l2.cwnd() <= before / 2 + 1);
         // At most one cut per RTT.
-        l2.on_loss(t0 + Duration::from_secs(1) + Duration::from_millis(1), Duration::from_millis(10));
+        l2.on_loss(
+            t0 + Duration::from_secs(1) + Duration::from_millis(1),
+            Duration::from_millis(10),
+        );
         assert!(l2.cwnd() >= before / 2 - 1);
     }
 

@@ -25,7 +25,10 @@ impl SourceKey {
         v
     }
     pub fn sign(&self, munro: Bin, timestamp: u64, hash: &Hash) -> Vec<u8> {
-        self.0.sign(&signed_message(munro, timestamp, hash)).to_bytes().to_vec()
+        self.0
+            .sign(&signed_message(munro, timestamp, hash))
+            .to_bytes()
+            .to_vec()
     }
 }
 
@@ -39,11 +42,17 @@ impl SourcePublicKey {
         if id.len() != 33 || id[0] != sigalg::ED25519 {
             return None;
         }
-        VerifyingKey::from_bytes(id[1..].try_into().ok()?).ok().map(SourcePublicKey)
+        VerifyingKey::from_bytes(id[1..].try_into().ok()?)
+            .ok()
+            .map(SourcePublicKey)
     }
     pub fn verify(&self, munro: Bin, timestamp: u64, hash: &Hash, sig: &[u8]) -> bool {
-        let Ok(sig) = Signature::from_slice(sig) else { return false };
-        self.0.verify_strict(&signed_message(munro, timestamp, hash), &sig).is_ok()
+        let Ok(sig) = Signature::from_slice(sig) else {
+            return false;
+        };
+        self.0
+            .verify_strict(&signed_message(munro, timestamp, hash), &sig)
+            .is_ok()
     }
 }
 

@@ -25,7 +25,10 @@ impl std::fmt::Debug for Hash {
 
 impl Hash {
     pub fn zero(len: usize) -> Hash {
-        Hash { bytes: [0; 64], len: len as u8 }
+        Hash {
+            bytes: [0; 64],
+            len: len as u8,
+        }
     }
     pub fn from_slice(s: &[u8]) -> Option<Hash> {
         if s.is_empty() || s.len() > 64 {
@@ -33,7 +36,10 @@ impl Hash {
         }
         let mut bytes = [0; 64];
         bytes[..s.len()].copy_from_slice(s);
-        Some(Hash { bytes, len: s.len() as u8 })
+        Some(Hash {
+            bytes,
+            len: s.len() as u8,
+        })
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
@@ -65,7 +71,11 @@ pub fn node(f: HashFunc, l: &Hash, r: &Hash) -> Hash {
 
 /// The layer of the root of the smallest full tree covering `n` chunks.
 pub fn root_layer(n: u64) -> u32 {
-    if n <= 1 { 0 } else { 64 - (n - 1).leading_zeros() }
+    if n <= 1 {
+        0
+    } else {
+        64 - (n - 1).leading_zeros()
+    }
 }
 
 /// Computes the root hash from the peak hashes of content of `n` chunks (zero hashes pad the right).
@@ -98,11 +108,17 @@ pub struct HashStore {
 
 impl HashStore {
     pub fn new(func: HashFunc) -> Self {
-        HashStore { func, verified: HashMap::new() }
+        HashStore {
+            func,
+            verified: HashMap::new(),
+        }
     }
 
     /// Builds the full tree over `chunks` and returns the store and the root hash (the swarm ID).
-    pub fn build<'a>(func: HashFunc, chunks: impl ExactSizeIterator<Item = &'a [u8]>) -> (Self, Hash) {
+    pub fn build<'a>(
+        func: HashFunc,
+        chunks: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) -> (Self, Hash) {
         let n = chunks.len() as u64;
         let mut s = HashStore::new(func);
         let mut level: Vec<Hash> = chunks.map(|c| digest(func, &[c])).collect();
@@ -164,7 +180,12 @@ impl HashStore {
 
     /// Verifies chunk data against the verified tree using verified hashes plus `candidates` (unverified
     /// hashes received from the sender). On success the path and its uncles become verified.
-    pub fn verify_chunk(&mut self, chunk: u64, data: &[u8], candidates: &HashMap<Bin, Hash>) -> bool {
+    pub fn verify_chunk(
+        &mut self,
+        chunk: u64,
+        data: &[u8],
+        candidates: &HashMap<Bin, Hash>,
+    ) -> bool {
         let mut b = Bin::chunk(chunk);
         let mut h = digest(self.func, &[data]);
         let mut learned: Vec<(Bin, Hash)> = Vec::new();
@@ -185,7 +206,11 @@ impl HashStore {
                 None => return false,
             };
             learned.push((s, sh));
-            h = if b.is_left() { node(self.func, &h, &sh) } else { node(self.func, &sh, &h) };
+            h = if b.is_left() {
+                node(self.func, &h, &sh)
+            } else {
+                node(self.func, &sh, &h)
+            };
             b = b.parent();
         }
         for (b, h) in learned {
@@ -244,7 +269,10 @@ mod tests {
             for n in 1..20u64 {
                 let data: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 16]).collect();
                 let (full, root) = HashStore::build(f, data.iter().map(|c| c.as_slice()));
-                let ph: Vec<(Bin, Hash)> = peaks(n).into_iter().map(|b| (b, full.get(b).unwrap())).collect();
+                let ph: Vec<(Bin, Hash)> = peaks(n)
+                    .into_iter()
+                    .map(|b| (b, full.get(b).unwrap()))
+                    .collect();
                 assert_eq!(root_from_peaks(f, &ph).unwrap().1, root, "n={n}");
                 let mut leech = HashStore::new(f);
                 let cands: HashMap<Bin, Hash> = ph.iter().copied().collect();
@@ -266,7 +294,10 @@ mod tests {
         let f = HashFunc::Sha1;
         let data: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 8]).collect();
         let (full, root) = HashStore::build(f, data.iter().map(|c| c.as_slice()));
-        let mut c: HashMap<Bin, Hash> = peaks(5).into_iter().map(|b| (b, full.get(b).unwrap())).collect();
+        let mut c: HashMap<Bin, Hash> = peaks(5)
+            .into_iter()
+            .map(|b| (b, full.get(b).unwrap()))
+            .collect();
         c.insert(Bin(8), Hash::zero(20));
         let mut leech = HashStore::new(f);
         assert_eq!(leech.accept_peaks(&root, &c), None);

@@ -26,7 +26,14 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { seed: 1, loss: 0.0, delay: Duration::from_millis(10), jitter: Duration::ZERO, mtu: 1500, uplink: None }
+        SimConfig {
+            seed: 1,
+            loss: 0.0,
+            delay: Duration::from_millis(10),
+            jitter: Duration::ZERO,
+            mtu: 1500,
+            uplink: None,
+        }
     }
 }
 
@@ -88,7 +95,10 @@ impl SimNet {
 
     /// The address the next added node will get.
     pub fn next_addr(&self) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, self.nodes.len() as u8 + 1), 7000))
+        SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::new(10, 0, 0, self.nodes.len() as u8 + 1),
+            7000,
+        ))
     }
 
     pub fn add(&mut self, swarm: Swarm) -> usize {
@@ -127,7 +137,13 @@ impl SimNet {
     pub fn inject(&mut self, dst: usize, src: SocketAddr, payload: Vec<u8>) {
         self.seq += 1;
         let seq = self.seq;
-        self.queue.push(Reverse(InFlight { at: self.now, seq, dst, src, payload }));
+        self.queue.push(Reverse(InFlight {
+            at: self.now,
+            seq,
+            dst,
+            src,
+            payload,
+        }));
     }
 
     fn collect(&mut self, i: usize) {
@@ -159,11 +175,19 @@ impl SimNet {
                 continue;
             }
             let jitter = self.cfg.jitter.mul_f64(self.unit());
-            let Some(dst) = self.nodes.iter().position(|n| n.addr == t.dst) else { continue };
+            let Some(dst) = self.nodes.iter().position(|n| n.addr == t.dst) else {
+                continue;
+            };
             self.seq += 1;
             let seq = self.seq;
             let src = self.nodes[i].addr;
-            self.queue.push(Reverse(InFlight { at: depart + self.cfg.delay + jitter, seq, dst, src, payload }));
+            self.queue.push(Reverse(InFlight {
+                at: depart + self.cfg.delay + jitter,
+                seq,
+                dst,
+                src,
+                payload,
+            }));
         }
     }
 
@@ -209,13 +233,19 @@ impl SimNet {
                 }
                 self.delivered += 1;
                 let now = self.now;
-                self.nodes[f.dst].swarm.handle_datagram(now, f.src, &f.payload);
+                self.nodes[f.dst]
+                    .swarm
+                    .handle_datagram(now, f.src, &f.payload);
             }
             for i in 0..self.nodes.len() {
                 if self.start + self.nodes[i].joins_at > self.now {
                     continue;
                 }
-                if self.nodes[i].swarm.poll_timeout().is_some_and(|t| t <= self.now) {
+                if self.nodes[i]
+                    .swarm
+                    .poll_timeout()
+                    .is_some_and(|t| t <= self.now)
+                {
                     let now = self.now;
                     self.nodes[i].swarm.handle_timeout(now);
                 }

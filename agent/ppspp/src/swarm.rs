@@ -6,8 +6,8 @@ use crate::ledbat::{Ledbat, LedbatParams};
 use crate::live::{SourceKey, SourcePublicKey, munro_of};
 use crate::merkle::{Hash, HashStore, digest, node};
 use crate::wire::{
-    self, Addressing, ChunkSpec, Datagram, Handshake, HandshakeOption, HashFunc, IntegrityMethod, Message,
-    WireCtx, msg, sigalg,
+    self, Addressing, ChunkSpec, Datagram, Handshake, HandshakeOption, HashFunc, IntegrityMethod,
+    Message, WireCtx, msg, sigalg,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -90,15 +90,26 @@ pub struct Transmit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Connected(SocketAddr),
-    Disconnected { peer: SocketAddr, reason: &'static str },
+    Disconnected {
+        peer: SocketAddr,
+        reason: &'static str,
+    },
     /// Static content: every chunk is here and verified.
     Complete,
     /// Live: the next chunk in order, verified.
-    LiveData { chunk: u64, data: Vec<u8> },
+    LiveData {
+        chunk: u64,
+        data: Vec<u8>,
+    },
     /// Live: a chunk missed its playback deadline and was skipped.
-    LiveSkipped { chunk: u64 },
+    LiveSkipped {
+        chunk: u64,
+    },
     /// A peer sent data that failed verification; it was choked and its data discarded.
-    BadData { peer: SocketAddr, chunk: u64 },
+    BadData {
+        peer: SocketAddr,
+        chunk: u64,
+    },
     PeersDiscovered(Vec<SocketAddr>),
 }
 
@@ -117,14 +128,32 @@ pub struct Stats {
     pub chunks_duplicate: u64,
     pub chunks_bad: u64,
     pub requests_retransmitted: u64,
+    /// Chunks requested from us / by us.
+    pub chunks_requested_in: u64,
+    pub chunks_requested_out: u64,
+    pub haves_in: u64,
+    /// DATA dropped because the hashes needed to verify it had not arrived (lost).
+    pub chunks_unverifiable: u64,
     pub losses: u64,
 }
 
 enum Content {
     /// Static content with a Merkle tree; `root` is the swarm ID.
-    Static { root: Hash, nchunks: Option<u64>, last_len: Option<usize>, complete_sent: bool },
-    LiveSource { key: SourceKey, partial: Vec<u8>, next_chunk: u64 },
-    LiveLeech { key: SourcePublicKey, play: Option<u64> },
+    Static {
+        root: Hash,
+        nchunks: Option<u64>,
+        last_len: Option<usize>,
+        complete_sent: bool,
+    },
+    LiveSource {
+        key: SourceKey,
+        partial: Vec<u8>,
+        next_chunk: u64,
+    },
+    LiveLeech {
+        key: SourcePublicKey,
+        play: Option<u64>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -154,14 +183,22 @@ struct Channel {
     queue: VecDeque<u64>,
     queued: HashSet<u64>,
     /// Upload: DATA in flight: first chunk -> (sent, bytes).
-    flight: HashMap<u64, (Instant, usize)>,
+    flight: HashMap<u64, (Instant, usize, Vec<Bin>)>,
     flight_bytes: usize,
     ledbat: Ledbat,
-    /// Hashes (and munro signatures) already sent on this channel.
+    /// Hashes (and munro signatures) the remote acknowledged receiving (the DATA carrying them was ACKed).
     sent_hashes: HashSet<Bin>,
+    /// Hashes sent but not yet acknowledged: bin -> sent at (resent after an RTO).
+    hash_pending: HashMap<Bin, Instant>,
+    /// Delivery rate estimate (chunks/s) and the current measuring interval.
+    rate: f64,
+    rate_window: (Instant, u64),
     /// Control messages to flush at the end of the current input.
     pending: Vec<Message>,
     pex_requested_by_remote: bool,
+    /// Unverified hashes received (INTEGRITY may come in earlier datagrams than the DATA it covers).
+    hash_cands: HashMap<Bin, Hash>,
+    munro_cands: Vec<(Bin, u64, Vec<u8>)>,
 }
 
 /// A growable bit set over chunk numbers.
@@ -170,7 +207,9 @@ struct BitSet(Vec<u64>);
 
 impl BitSet {
     fn get(&self, i: u64) -> bool {
-        self.0.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.0
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
     fn set_range(&mut self, s: u64, e: u64) {
         // Cap the growth a peer can force on us (2^32 chunks).
@@ -226,7 +265,13 @@ fn us_since(origin: Instant, now: Instant) -> u64 {
 }
 
 impl Swarm {
-    fn base(cfg: SwarmConfig, now: Instant, swarm_id: Vec<u8>, content: Content, store: HashStore) -> Self {
+    fn base(
+        cfg: SwarmConfig,
+        now: Instant,
+        swarm_id: Vec<u8>,
+        content: Content,
+        store: HashStore,
+    ) -> Self {
         let rng = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         Swarm {
             cfg,
@@ -258,7 +303,11 @@ impl Swarm {
     /// A seeder of static content. The swarm ID is the Merkle root hash.
     pub fn new_static_seed(cfg: SwarmConfig, data: &[u8], now: Instant) -> Self {
         let cs = cfg.chunk_size as usize;
-        let parts: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(cs).collect() };
+        let parts: Vec<&[u8]> = if data.is_empty() {
+            vec![&[][..]]
+        } else {
+            data.chunks(cs).collect()
+        };
         let (store, root) = HashStore::build(cfg.hash, parts.iter().copied());
         let n = parts.len() as u64;
         let last_len = parts.last().map(|p| p.len());
@@ -266,7 +315,12 @@ impl Swarm {
             cfg,
             now,
             root.as_bytes().to_vec(),
-            Content::Static { root, nchunks: Some(n), last_len, complete_sent: true },
+            Content::Static {
+                root,
+                nchunks: Some(n),
+                last_len,
+                complete_sent: true,
+            },
             store,
         );
         for (i, p) in parts.iter().enumerate() {
@@ -277,7 +331,11 @@ impl Swarm {
     }
 
     /// A leecher of static content identified by its root hash.
-    pub fn new_static_leech(cfg: SwarmConfig, swarm_id: &[u8], now: Instant) -> Result<Self, crate::Error> {
+    pub fn new_static_leech(
+        cfg: SwarmConfig,
+        swarm_id: &[u8],
+        now: Instant,
+    ) -> Result<Self, crate::Error> {
         if swarm_id.len() != cfg.hash.len() {
             return Err(crate::Error::BadSwarmId(format!(
                 "{} bytes, {:?} needs {}",
@@ -288,7 +346,12 @@ impl Swarm {
         }
         let root = Hash::from_slice(swarm_id).expect("length checked");
         let store = HashStore::new(cfg.hash);
-        let content = Content::Static { root, nchunks: None, last_len: None, complete_sent: false };
+        let content = Content::Static {
+            root,
+            nchunks: None,
+            last_len: None,
+            complete_sent: false,
+        };
         Ok(Self::base(cfg, now, swarm_id.to_vec(), content, store))
     }
 
@@ -297,15 +360,36 @@ impl Swarm {
         let key = SourceKey::from_seed(seed);
         let id = key.swarm_id();
         let store = HashStore::new(cfg.hash);
-        Self::base(cfg, now, id, Content::LiveSource { key, partial: Vec::new(), next_chunk: 0 }, store)
+        Self::base(
+            cfg,
+            now,
+            id,
+            Content::LiveSource {
+                key,
+                partial: Vec::new(),
+                next_chunk: 0,
+            },
+            store,
+        )
     }
 
     /// A peer of a live stream; the swarm ID carries the source's public key.
-    pub fn new_live_leech(cfg: SwarmConfig, swarm_id: &[u8], now: Instant) -> Result<Self, crate::Error> {
-        let key = SourcePublicKey::from_swarm_id(swarm_id)
-            .ok_or_else(|| crate::Error::BadSwarmId("not an Ed25519 live swarm id (33 bytes, 0x0f + key)".into()))?;
+    pub fn new_live_leech(
+        cfg: SwarmConfig,
+        swarm_id: &[u8],
+        now: Instant,
+    ) -> Result<Self, crate::Error> {
+        let key = SourcePublicKey::from_swarm_id(swarm_id).ok_or_else(|| {
+            crate::Error::BadSwarmId("not an Ed25519 live swarm id (33 bytes, 0x0f + key)".into())
+        })?;
         let store = HashStore::new(cfg.hash);
-        Ok(Self::base(cfg, now, swarm_id.to_vec(), Content::LiveLeech { key, play: None }, store))
+        Ok(Self::base(
+            cfg,
+            now,
+            swarm_id.to_vec(),
+            Content::LiveLeech { key, play: None },
+            store,
+        ))
     }
 
     pub fn swarm_id(&self) -> &[u8] {
@@ -319,7 +403,11 @@ impl Swarm {
     }
     /// Established channels.
     pub fn peers(&self) -> Vec<SocketAddr> {
-        self.channels.values().filter(|c| c.state == ChanState::Established).map(|c| c.addr).collect()
+        self.channels
+            .values()
+            .filter(|c| c.state == ChanState::Established)
+            .map(|c| c.addr)
+            .collect()
     }
     /// Static: (chunks verified, total chunks if known).
     pub fn progress(&self) -> (u64, Option<u64>) {
@@ -334,7 +422,12 @@ impl Swarm {
     }
     /// Static: the whole content once complete.
     pub fn content(&self) -> Option<Vec<u8>> {
-        let Content::Static { nchunks: Some(n), .. } = &self.content else { return None };
+        let Content::Static {
+            nchunks: Some(n), ..
+        } = &self.content
+        else {
+            return None;
+        };
         if !self.is_complete() {
             return None;
         }
@@ -361,27 +454,47 @@ impl Swarm {
             HandshakeOption::SwarmId(self.swarm_id.clone()),
         ];
         if self.is_live() {
-            o.push(HandshakeOption::ContentIntegrity(IntegrityMethod::UnifiedMerkleTree));
+            o.push(HandshakeOption::ContentIntegrity(
+                IntegrityMethod::UnifiedMerkleTree,
+            ));
             o.push(HandshakeOption::MerkleHash(self.cfg.hash));
             o.push(HandshakeOption::LiveSignature(sigalg::ED25519));
             o.push(HandshakeOption::ChunkAddressing(addressing));
-            o.push(HandshakeOption::LiveDiscardWindow(self.cfg.live_discard_window));
+            o.push(HandshakeOption::LiveDiscardWindow(
+                self.cfg.live_discard_window,
+            ));
         } else {
-            o.push(HandshakeOption::ContentIntegrity(IntegrityMethod::MerkleHashTree));
+            o.push(HandshakeOption::ContentIntegrity(
+                IntegrityMethod::MerkleHashTree,
+            ));
             o.push(HandshakeOption::MerkleHash(self.cfg.hash));
             o.push(HandshakeOption::ChunkAddressing(addressing));
         }
-        let all: Vec<u8> = (0..=msg::PEX_RES_CERT).filter(|t| *t != msg::PEX_RES_CERT).collect();
-        o.push(HandshakeOption::SupportedMessages(wire::supported_bitmap(&all)));
+        let all: Vec<u8> = (0..=msg::PEX_RES_CERT)
+            .filter(|t| *t != msg::PEX_RES_CERT)
+            .collect();
+        o.push(HandshakeOption::SupportedMessages(wire::supported_bitmap(
+            &all,
+        )));
         o.push(HandshakeOption::ChunkSize(self.cfg.chunk_size));
         o
     }
 
     fn ctx_for(&self, addressing: Addressing) -> WireCtx {
-        WireCtx { addressing, hash_len: self.cfg.hash.len(), sig_len: 64 }
+        WireCtx {
+            addressing,
+            hash_len: self.cfg.hash.len(),
+            sig_len: 64,
+        }
     }
 
-    fn new_channel(&mut self, now: Instant, addr: SocketAddr, state: ChanState, addressing: Addressing) -> u32 {
+    fn new_channel(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        state: ChanState,
+        addressing: Addressing,
+    ) -> u32 {
         let id = loop {
             let id = self.next_rand() as u32;
             if id != 0 && !self.channels.contains_key(&id) {
@@ -409,8 +522,13 @@ impl Swarm {
             flight_bytes: 0,
             ledbat: Ledbat::new(lp),
             sent_hashes: HashSet::new(),
+            hash_pending: HashMap::new(),
+            rate: 0.0,
+            rate_window: (now, 0),
             pending: Vec::new(),
             pex_requested_by_remote: false,
+            hash_cands: HashMap::new(),
+            munro_cands: Vec::new(),
         };
         self.channels.insert(id, ch);
         self.by_addr.insert(addr, id);
@@ -429,7 +547,10 @@ impl Swarm {
 
     fn send_handshake(&mut self, now: Instant, id: u32) {
         let ch = &self.channels[&id];
-        let hs = Handshake { source_channel: id, options: self.my_options(ch.ctx.addressing) };
+        let hs = Handshake {
+            source_channel: id,
+            options: self.my_options(ch.ctx.addressing),
+        };
         let mut msgs = vec![Message::Handshake(hs)];
         if ch.state == ChanState::Established {
             msgs.extend(self.have_messages(ch.ctx.addressing));
@@ -444,7 +565,10 @@ impl Swarm {
         let mut keys: Vec<u64> = self.chunks.keys().copied().collect();
         if let Content::LiveSource { .. } = self.content {
             // Announce only complete (signed) munros.
-            keys.retain(|c| self.munro_sigs.contains_key(&munro_of(*c, self.cfg.chunks_per_munro)));
+            keys.retain(|c| {
+                self.munro_sigs
+                    .contains_key(&munro_of(*c, self.cfg.chunks_per_munro))
+            });
             // Under super-seeding, chunks still pending the delayed announcement are not announced here.
             if let Some((_, s, _)) = self.delayed_have.front() {
                 let s = *s;
@@ -458,7 +582,11 @@ impl Swarm {
                 _ => ranges.push((c, c)),
             }
         }
-        ranges.into_iter().flat_map(|(s, e)| self.range_specs(a, s, e)).map(Message::Have).collect()
+        ranges
+            .into_iter()
+            .flat_map(|(s, e)| self.range_specs(a, s, e))
+            .map(Message::Have)
+            .collect()
     }
 
     fn range_specs(&self, a: Addressing, s: u64, e: u64) -> Vec<ChunkSpec> {
@@ -472,7 +600,9 @@ impl Swarm {
     }
 
     fn emit_datagram(&mut self, now: Instant, id: u32, dst_chan: u32, msgs: Vec<Message>) {
-        let Some(ch) = self.channels.get_mut(&id) else { return };
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return;
+        };
         let mut payload = Vec::with_capacity(64);
         payload.extend_from_slice(&dst_chan.to_be_bytes());
         let limit = self.cfg.max_datagram.max(64);
@@ -484,14 +614,20 @@ impl Swarm {
                 self.stats.datagrams_out += 1;
                 self.stats.bytes_up += payload.len() as u64;
                 let full = std::mem::replace(&mut payload, dst_chan.to_be_bytes().to_vec());
-                self.out.push_back(Transmit { dst: ch.addr, payload: full });
+                self.out.push_back(Transmit {
+                    dst: ch.addr,
+                    payload: full,
+                });
             }
             payload.extend_from_slice(&one);
         }
         ch.last_send = now;
         self.stats.datagrams_out += 1;
         self.stats.bytes_up += payload.len() as u64;
-        self.out.push_back(Transmit { dst: ch.addr, payload });
+        self.out.push_back(Transmit {
+            dst: ch.addr,
+            payload,
+        });
     }
 
     /// Next datagram to send.
@@ -505,7 +641,10 @@ impl Swarm {
 
     /// When [`Swarm::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let busy = self.channels.values().any(|c| !c.outstanding.is_empty() || !c.flight.is_empty())
+        let busy = self
+            .channels
+            .values()
+            .any(|c| !c.outstanding.is_empty() || !c.flight.is_empty())
             || !self.delayed_have.is_empty()
             || self.deliver.is_some();
         let mut t: Option<Instant> = None;
@@ -530,7 +669,12 @@ impl Swarm {
         let cs = self.cfg.chunk_size as usize;
         let per = self.cfg.chunks_per_munro;
         let ts = us_since(self.origin, now);
-        let Content::LiveSource { key, partial, next_chunk } = &mut self.content else {
+        let Content::LiveSource {
+            key,
+            partial,
+            next_chunk,
+        } = &mut self.content
+        else {
             return Err(crate::Error::NotLiveSource);
         };
         partial.extend_from_slice(data);
@@ -549,9 +693,13 @@ impl Swarm {
             let mut layer = 0;
             while level.len() > 1 {
                 layer += 1;
-                level = level.chunks(2).map(|p| node(self.cfg.hash, &p[0], &p[1])).collect();
+                level = level
+                    .chunks(2)
+                    .map(|p| node(self.cfg.hash, &p[0], &p[1]))
+                    .collect();
                 for (i, h) in level.iter().enumerate() {
-                    self.store.insert(Bin::new(layer, (first >> layer) + i as u64), *h);
+                    self.store
+                        .insert(Bin::new(layer, (first >> layer) + i as u64), *h);
                 }
             }
             let sig = key.sign(munro, ts, &level[0]);
@@ -582,7 +730,8 @@ impl Swarm {
                     let ch = self.channels.get_mut(&id).unwrap();
                     ch.pending.extend(specs.into_iter().map(Message::Have));
                 }
-                self.delayed_have.push_back((now + self.cfg.superseed_delay, s, e));
+                self.delayed_have
+                    .push_back((now + self.cfg.superseed_delay, s, e));
             }
         }
         self.discard_old();
@@ -658,15 +807,26 @@ impl Swarm {
         } else {
             dg.channel
         };
-        let Some(ch) = self.channels.get_mut(&id) else { return };
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return;
+        };
         ch.last_recv = now;
-        let mut candidates: HashMap<Bin, Hash> = HashMap::new();
-        let mut munro_cands: Vec<(Bin, u64, Vec<u8>)> = Vec::new();
+        let mut candidates = std::mem::take(&mut ch.hash_cands);
+        let mut munro_cands = std::mem::take(&mut ch.munro_cands);
         for m in msgs {
             if !self.channels.contains_key(&id) {
                 return;
             }
             self.on_message(now, id, m, &mut candidates, &mut munro_cands);
+        }
+        if let Some(ch) = self.channels.get_mut(&id) {
+            // Bounded: a peer cannot make us hold unlimited unverified hashes.
+            if candidates.len() > 4096 {
+                candidates.clear();
+            }
+            munro_cands.truncate(64);
+            ch.hash_cands = candidates;
+            ch.munro_cands = munro_cands;
         }
     }
 
@@ -688,6 +848,11 @@ impl Swarm {
         // A repeated handshake from a known peer (our reply was lost) reuses its channel.
         let id = match self.by_addr.get(&from) {
             Some(&id) if self.channels[&id].remote_id == hs.source_channel => id,
+            // Simultaneous open: both sides initiated; adopt our pending channel.
+            Some(&id) if self.channels[&id].state == ChanState::HandshakeSent => {
+                self.channels.get_mut(&id).unwrap().state = ChanState::Established;
+                id
+            }
             Some(&old) => {
                 self.drop_channel(old, "replaced by a new handshake");
                 self.new_channel(now, from, ChanState::Established, addressing)
@@ -702,7 +867,11 @@ impl Swarm {
         };
         let ch = self.channels.get_mut(&id).unwrap();
         ch.remote_id = hs.source_channel;
-        ch.ctx = WireCtx { addressing, hash_len: self.cfg.hash.len(), sig_len: 64 };
+        ch.ctx = WireCtx {
+            addressing,
+            hash_len: self.cfg.hash.len(),
+            sig_len: 64,
+        };
         self.send_handshake(now, id);
         self.events.push_back(Event::Connected(from));
         Some(id)
@@ -715,8 +884,12 @@ impl Swarm {
                 HandshakeOption::Version(v) if *v != VERSION => return Err("version"),
                 HandshakeOption::MinVersion(v) if *v > VERSION => min_ok = false,
                 HandshakeOption::SwarmId(s) if *s != self.swarm_id => return Err("swarm id"),
-                HandshakeOption::ChunkSize(c) if *c != self.cfg.chunk_size => return Err("chunk size"),
-                HandshakeOption::MerkleHash(h) if *h != self.cfg.hash => return Err("hash function"),
+                HandshakeOption::ChunkSize(c) if *c != self.cfg.chunk_size => {
+                    return Err("chunk size");
+                }
+                HandshakeOption::MerkleHash(h) if *h != self.cfg.hash => {
+                    return Err("hash function");
+                }
                 HandshakeOption::ContentIntegrity(m) => {
                     let want = if self.is_live() {
                         IntegrityMethod::UnifiedMerkleTree
@@ -727,7 +900,9 @@ impl Swarm {
                         return Err("integrity method");
                     }
                 }
-                HandshakeOption::LiveSignature(a) if *a != sigalg::ED25519 => return Err("signature algorithm"),
+                HandshakeOption::LiveSignature(a) if *a != sigalg::ED25519 => {
+                    return Err("signature algorithm");
+                }
                 _ => {}
             }
         }
@@ -737,7 +912,10 @@ impl Swarm {
         if hs.swarm_id().is_none() && !hs.options.is_empty() {
             // Without a swarm id the initiator must already know us; we serve one swarm only.
         }
-        let chunk_size_given = hs.options.iter().any(|o| matches!(o, HandshakeOption::ChunkSize(_)));
+        let chunk_size_given = hs
+            .options
+            .iter()
+            .any(|o| matches!(o, HandshakeOption::ChunkSize(_)));
         if !chunk_size_given && self.cfg.chunk_size != 1024 {
             return Err("chunk size (default 1024)");
         }
@@ -755,7 +933,10 @@ impl Swarm {
                 }
             }
             if ch.state == ChanState::Established {
-                self.events.push_back(Event::Disconnected { peer: ch.addr, reason });
+                self.events.push_back(Event::Disconnected {
+                    peer: ch.addr,
+                    reason,
+                });
             }
         }
     }
@@ -775,6 +956,10 @@ impl Swarm {
                 if hs.source_channel == 0 {
                     self.drop_channel(id, "peer closed the channel");
                     return;
+                }
+                if ch.state == ChanState::Established && hs.source_channel != ch.remote_id {
+                    // The peer's view after a simultaneous open: follow its channel id.
+                    ch.remote_id = hs.source_channel;
                 }
                 if ch.state == ChanState::HandshakeSent {
                     if let Err(why) = self.check_options(&hs) {
@@ -798,6 +983,7 @@ impl Swarm {
                 }
             }
             Message::Have(spec) => {
+                self.stats.haves_in += 1;
                 if let Some((s, e)) = spec.chunks(cs) {
                     ch.remote_have.set_range(s, e);
                     if self.is_live() && !matches!(self.content, Content::LiveSource { .. }) {
@@ -817,6 +1003,7 @@ impl Swarm {
                 }
                 if let Some((s, e)) = spec.chunks(cs) {
                     let e = e.min(s + 65536);
+                    self.stats.chunks_requested_in += e - s + 1;
                     for c in s..=e {
                         if self.chunks.contains_key(&c) && ch.queued.insert(c) {
                             ch.queue.push_back(c);
@@ -845,9 +1032,13 @@ impl Swarm {
             Message::Unchoke => ch.remote_chokes_us = false,
             Message::Ack { spec, delay_sample } => {
                 if let Some((s, _)) = spec.chunks(cs)
-                    && let Some((sent, bytes)) = ch.flight.remove(&s)
+                    && let Some((sent, bytes, hashes)) = ch.flight.remove(&s)
                 {
                     ch.flight_bytes -= bytes;
+                    for h in hashes {
+                        ch.hash_pending.remove(&h);
+                        ch.sent_hashes.insert(h);
+                    }
                     ch.ledbat.on_ack(now, delay_sample as i64, bytes);
                     let rtt = now.saturating_duration_since(sent);
                     update_rtt(&mut ch.srtt, rtt);
@@ -861,7 +1052,11 @@ impl Swarm {
                     }
                 }
             }
-            Message::SignedIntegrity { spec, timestamp, signature } => {
+            Message::SignedIntegrity {
+                spec,
+                timestamp,
+                signature,
+            } => {
                 if let Some((s, e)) = spec.chunks(cs) {
                     let bins = range_to_bins(s, e);
                     if bins.len() == 1 {
@@ -869,9 +1064,16 @@ impl Swarm {
                     }
                 }
             }
-            Message::Data { spec, timestamp, data } => {
+            Message::Data {
+                spec,
+                timestamp,
+                data,
+            } => {
                 let delay = us_since(self.origin, now).wrapping_sub(timestamp);
-                ch.pending.push(Message::Ack { spec, delay_sample: delay });
+                ch.pending.push(Message::Ack {
+                    spec,
+                    delay_sample: delay,
+                });
                 if ch.we_choke {
                     return;
                 }
@@ -908,7 +1110,11 @@ impl Swarm {
             return;
         }
         self.events.push_back(Event::PeersDiscovered(vec![a]));
-        if self.cfg.pex && self.channels.len() < self.cfg.max_peers && !a.ip().is_unspecified() && a.port() != 0 {
+        if self.cfg.pex
+            && self.channels.len() < self.cfg.max_peers
+            && !a.ip().is_unspecified()
+            && a.port() != 0
+        {
             self.connect(now, a);
         }
     }
@@ -927,7 +1133,10 @@ impl Swarm {
     ) {
         let cs = self.cfg.chunk_size as usize;
         let count = e - s + 1;
-        if count > 1 << 16 || data.len() > count as usize * cs || data.len() <= (count as usize - 1) * cs {
+        if count > 1 << 16
+            || data.len() > count as usize * cs
+            || data.len() <= (count as usize - 1) * cs
+        {
             self.bad_data(id, s);
             return;
         }
@@ -941,6 +1150,11 @@ impl Swarm {
                             if let Content::Static { nchunks, .. } = &mut self.content {
                                 *nchunks = Some(n);
                             }
+                        }
+                        // No complete peak set in this datagram: the hashes were lost.
+                        None if !cands.keys().any(|b| b.first_chunk() == 0) => {
+                            self.unverifiable(id, s, e);
+                            return;
                         }
                         None => {
                             self.bad_data(id, s);
@@ -985,7 +1199,9 @@ impl Swarm {
                 self.bad_data(id, s);
                 return;
             }
-            if parts.iter().all(|_| true) && (b.first_chunk()..=b.last_chunk()).all(|c| self.chunks.contains_key(&c)) {
+            if parts.iter().all(|_| true)
+                && (b.first_chunk()..=b.last_chunk()).all(|c| self.chunks.contains_key(&c))
+            {
                 self.stats.chunks_duplicate += b.chunk_count();
                 self.arrived(now, id, b.first_chunk(), b.last_chunk(), false);
                 continue;
@@ -996,9 +1212,16 @@ impl Swarm {
                 self.bad_data(id, b.first_chunk());
                 return;
             }
-            if !self.verify_bin(b, &parts, cands) {
-                self.bad_data(id, b.first_chunk());
-                return;
+            match self.verify_bin(b, &parts, cands) {
+                Verdict::Ok => {}
+                Verdict::Missing => {
+                    self.unverifiable(id, b.first_chunk(), b.last_chunk());
+                    continue;
+                }
+                Verdict::Mismatch => {
+                    self.bad_data(id, b.first_chunk());
+                    return;
+                }
             }
             for (i, p) in parts.iter().enumerate() {
                 self.chunks.insert(b.first_chunk() + i as u64, p.to_vec());
@@ -1018,11 +1241,14 @@ impl Swarm {
     }
 
     /// Verify a bin's chunks: build its subtree, then check it against the verified tree.
-    fn verify_bin(&mut self, b: Bin, parts: &[&[u8]], cands: &HashMap<Bin, Hash>) -> bool {
+    fn verify_bin(&mut self, b: Bin, parts: &[&[u8]], cands: &HashMap<Bin, Hash>) -> Verdict {
         let f = self.cfg.hash;
         let mut level: Vec<Hash> = parts.iter().map(|p| digest(f, &[p])).collect();
-        let mut nodes: Vec<(Bin, Hash)> =
-            level.iter().enumerate().map(|(i, h)| (Bin::chunk(b.first_chunk() + i as u64), *h)).collect();
+        let mut nodes: Vec<(Bin, Hash)> = level
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (Bin::chunk(b.first_chunk() + i as u64), *h))
+            .collect();
         let mut layer = 0;
         while level.len() > 1 {
             layer += 1;
@@ -1038,24 +1264,43 @@ impl Swarm {
         loop {
             if let Some(v) = self.store.get(cur) {
                 if v != h {
-                    return false;
+                    return Verdict::Mismatch;
                 }
                 break;
             }
             if cur.layer() >= 40 {
-                return false;
+                return Verdict::Missing;
             }
             learned.push((cur, h));
             let sib = cur.sibling();
-            let Some(sh) = self.store.get(sib).or_else(|| cands.get(&sib).copied()) else { return false };
+            let Some(sh) = self.store.get(sib).or_else(|| cands.get(&sib).copied()) else {
+                return Verdict::Missing;
+            };
             learned.push((sib, sh));
-            h = if cur.is_left() { node(f, &h, &sh) } else { node(f, &sh, &h) };
+            h = if cur.is_left() {
+                node(f, &h, &sh)
+            } else {
+                node(f, &sh, &h)
+            };
             cur = cur.parent();
         }
         for (b, h) in nodes.into_iter().chain(learned) {
             self.store.insert(b, h);
         }
-        true
+        Verdict::Ok
+    }
+
+    /// Data we cannot verify yet (its hashes were lost): drop it, and let the request be retried.
+    fn unverifiable(&mut self, id: u32, s: u64, e: u64) {
+        self.stats.chunks_unverifiable += e - s + 1;
+        for c in s..=e {
+            if self.requested.get(&c) == Some(&id) {
+                self.requested.remove(&c);
+            }
+            if let Some(ch) = self.channels.get_mut(&id) {
+                ch.outstanding.remove(&c);
+            }
+        }
     }
 
     fn arrived(&mut self, now: Instant, from_id: u32, s: u64, e: u64, fresh: bool) {
@@ -1066,6 +1311,17 @@ impl Swarm {
                 {
                     if owner == from_id {
                         update_rtt(&mut ch.srtt, now.saturating_duration_since(sent));
+                        ch.rate_window.1 += 1;
+                        let el = now.saturating_duration_since(ch.rate_window.0);
+                        if el >= Duration::from_millis(50) {
+                            let r = ch.rate_window.1 as f64 / el.as_secs_f64();
+                            ch.rate = if ch.rate == 0.0 {
+                                r
+                            } else {
+                                0.5 * ch.rate + 0.5 * r
+                            };
+                            ch.rate_window = (now, 0);
+                        }
                     } else if fresh {
                         let a = ch.ctx.addressing;
                         let specs = self.range_specs(a, c, c);
@@ -1081,7 +1337,9 @@ impl Swarm {
 
     fn bad_data(&mut self, id: u32, chunk: u64) {
         self.stats.chunks_bad += 1;
-        let Some(ch) = self.channels.get_mut(&id) else { return };
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return;
+        };
         if !ch.we_choke {
             ch.we_choke = true;
             ch.pending.push(Message::Choke);
@@ -1093,6 +1351,13 @@ impl Swarm {
         }
         let ch = self.channels.get_mut(&id).unwrap();
         let outs: Vec<u64> = ch.outstanding.drain().map(|(c, _)| c).collect();
+        let a = ch.ctx.addressing;
+        let cancels: Vec<Message> = coalesce(outs.iter().map(|c| (*c, *c)))
+            .into_iter()
+            .flat_map(|(s, e)| self.range_specs(a, s, e))
+            .map(Message::Cancel)
+            .collect();
+        self.channels.get_mut(&id).unwrap().pending.extend(cancels);
         for c in outs {
             if self.requested.get(&c) == Some(&id) {
                 self.requested.remove(&c);
@@ -1101,7 +1366,12 @@ impl Swarm {
     }
 
     fn after_progress(&mut self, _now: Instant) {
-        if let Content::Static { nchunks: Some(n), complete_sent, .. } = &mut self.content {
+        if let Content::Static {
+            nchunks: Some(n),
+            complete_sent,
+            ..
+        } = &mut self.content
+        {
             while self.first_missing < *n && self.chunks.contains_key(&self.first_missing) {
                 self.first_missing += 1;
             }
@@ -1114,12 +1384,17 @@ impl Swarm {
     }
 
     fn deliver_live(&mut self, now: Instant) {
-        let Content::LiveLeech { play, .. } = &mut self.content else { return };
+        let Content::LiveLeech { play, .. } = &mut self.content else {
+            return;
+        };
         let Some(pos) = play else { return };
         let mut pos = *pos;
         loop {
             if let Some(d) = self.chunks.get(&pos) {
-                self.events.push_back(Event::LiveData { chunk: pos, data: d.clone() });
+                self.events.push_back(Event::LiveData {
+                    chunk: pos,
+                    data: d.clone(),
+                });
                 pos += 1;
                 continue;
             }
@@ -1165,7 +1440,10 @@ impl Swarm {
                 ChanState::Established => {
                     if now.saturating_duration_since(ch.last_recv) >= self.cfg.channel_timeout {
                         let remote = ch.remote_id;
-                        let close = Handshake { source_channel: 0, options: vec![] };
+                        let close = Handshake {
+                            source_channel: 0,
+                            options: vec![],
+                        };
                         self.emit_datagram(now, id, remote, vec![Message::Handshake(close)]);
                         self.drop_channel(id, "timeout");
                         continue;
@@ -1186,11 +1464,11 @@ impl Swarm {
                     let flost: Vec<u64> = ch
                         .flight
                         .iter()
-                        .filter(|(_, (t, _))| now.saturating_duration_since(*t) >= rto)
+                        .filter(|(_, (t, _, _))| now.saturating_duration_since(*t) >= rto)
                         .map(|(c, _)| *c)
                         .collect();
                     for c in &flost {
-                        if let Some((_, b)) = ch.flight.remove(c) {
+                        if let Some((_, b, _)) = ch.flight.remove(c) {
                             ch.flight_bytes -= b;
                         }
                     }
@@ -1243,11 +1521,15 @@ impl Swarm {
                     continue;
                 }
                 let a = ch.ctx.addressing;
-                let msgs: Vec<Message> = coalesce(have.iter().filter(|(_, _, src)| *src != Some(id)).map(|(s, e, _)| (*s, *e)))
-                    .into_iter()
-                    .flat_map(|(s, e)| self.range_specs(a, s, e))
-                    .map(Message::Have)
-                    .collect();
+                let msgs: Vec<Message> = coalesce(
+                    have.iter()
+                        .filter(|(_, _, src)| *src != Some(id))
+                        .map(|(s, e, _)| (*s, *e)),
+                )
+                .into_iter()
+                .flat_map(|(s, e)| self.range_specs(a, s, e))
+                .map(Message::Have)
+                .collect();
                 self.channels.get_mut(&id).unwrap().pending.extend(msgs);
             }
         }
@@ -1269,6 +1551,11 @@ impl Swarm {
         (self.cfg.max_outstanding_bytes / self.cfg.chunk_size as usize).max(4)
     }
 
+    /// Requests kept outstanding on a channel: a quarter second of its measured delivery rate, at least 16.
+    fn window(c: &Channel, max_out: usize) -> usize {
+        ((c.rate * 0.25) as usize).clamp(16.min(max_out), max_out)
+    }
+
     fn schedule_requests(&mut self, now: Instant) {
         let max_out = self.max_outstanding();
         let needy: Vec<u32> = {
@@ -1279,7 +1566,7 @@ impl Swarm {
                     c.state == ChanState::Established
                         && !c.remote_chokes_us
                         && !c.we_choke
-                        && c.outstanding.len() <= max_out / 2
+                        && c.outstanding.len() <= Self::window(c, max_out) / 2
                 })
                 .map(|(id, _)| *id)
                 .collect();
@@ -1293,7 +1580,10 @@ impl Swarm {
             Content::Static { nchunks, .. } => {
                 let mut cands: Vec<(u32, u64)> = Vec::new();
                 let (lo, hi) = match nchunks {
-                    Some(n) => (self.first_missing, (*n).min(self.first_missing + self.cfg.rarest_window)),
+                    Some(n) => (
+                        self.first_missing,
+                        (*n).min(self.first_missing + self.cfg.rarest_window),
+                    ),
                     // Before the size is known, ask for the first chunk (it brings the peaks).
                     None => (0, 1),
                 };
@@ -1301,12 +1591,20 @@ impl Swarm {
                     if self.chunks.contains_key(&c) || self.requested.contains_key(&c) {
                         continue;
                     }
-                    let avail = self.channels.values().filter(|ch| ch.remote_have.get(c)).count() as u32;
+                    let avail = self
+                        .channels
+                        .values()
+                        .filter(|ch| ch.remote_have.get(c))
+                        .count() as u32;
                     if avail > 0 {
                         cands.push((avail, c));
                     }
                 }
-                cands.sort_unstable();
+                // Rarest first; ties broken by a per-peer permutation so that peers fetch different chunks.
+                let salt = self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                cands.sort_unstable_by_key(|(a, c)| {
+                    (*a, (c ^ salt).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 16)
+                });
                 self.assign(now, &needy, cands.into_iter().map(|(_, c)| c), max_out);
             }
             Content::LiveLeech { play, .. } => {
@@ -1334,19 +1632,32 @@ impl Swarm {
     }
 
     /// Gives candidate chunks (in priority order) to channels that have them, least loaded first.
-    fn assign(&mut self, now: Instant, needy: &[u32], cands: impl Iterator<Item = u64>, max_out: usize) {
+    fn assign(
+        &mut self,
+        now: Instant,
+        needy: &[u32],
+        cands: impl Iterator<Item = u64>,
+        max_out: usize,
+    ) {
         let mut per: HashMap<u32, Vec<u64>> = HashMap::new();
-        let mut load: HashMap<u32, usize> = needy.iter().map(|id| (*id, self.channels[id].outstanding.len())).collect();
+        let mut load: HashMap<u32, usize> = needy
+            .iter()
+            .map(|id| (*id, self.channels[id].outstanding.len()))
+            .collect();
+        let win: HashMap<u32, usize> = needy
+            .iter()
+            .map(|id| (*id, Self::window(&self.channels[id], max_out)))
+            .collect();
         for c in cands {
             let best = needy
                 .iter()
-                .filter(|id| load[id] < max_out && self.channels[id].remote_have.get(c))
+                .filter(|id| load[id] < win[id] && self.channels[id].remote_have.get(c))
                 .min_by_key(|id| (load[id], **id));
             if let Some(&id) = best {
                 *load.get_mut(&id).unwrap() += 1;
                 per.entry(id).or_default().push(c);
             }
-            if load.values().all(|l| *l >= max_out) {
+            if load.iter().all(|(id, l)| *l >= win[id]) {
                 break;
             }
         }
@@ -1360,9 +1671,13 @@ impl Swarm {
             for c in &cs {
                 self.requested.insert(*c, id);
             }
+            self.stats.chunks_requested_out += cs.len() as u64;
             let ranges = coalesce(cs.iter().map(|c| (*c, *c)));
-            let msgs: Vec<Message> =
-                ranges.into_iter().flat_map(|(s, e)| self.range_specs(a, s, e)).map(Message::Request).collect();
+            let msgs: Vec<Message> = ranges
+                .into_iter()
+                .flat_map(|(s, e)| self.range_specs(a, s, e))
+                .map(Message::Request)
+                .collect();
             self.channels.get_mut(&id).unwrap().pending.extend(msgs);
         }
     }
@@ -1378,7 +1693,9 @@ impl Swarm {
         let mut ids: Vec<u32> = self
             .channels
             .iter()
-            .filter(|(_, c)| !c.queue.is_empty() && !c.we_choke && c.state == ChanState::Established)
+            .filter(|(_, c)| {
+                !c.queue.is_empty() && !c.we_choke && c.state == ChanState::Established
+            })
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
@@ -1390,9 +1707,13 @@ impl Swarm {
             });
             for &id in &ids.clone() {
                 let ch = self.channels.get_mut(&id).unwrap();
-                let Some(c) = ch.queue.pop_front() else { continue };
+                let Some(c) = ch.queue.pop_front() else {
+                    continue;
+                };
                 ch.queued.remove(&c);
-                let Some(_) = self.chunks.get(&c) else { continue };
+                let Some(_) = self.chunks.get(&c) else {
+                    continue;
+                };
                 // Extend to an aligned bin of up to `per_dgram` chunks that were all requested.
                 let mut count = 1u64;
                 while count < per_dgram && c % (count * 2) == 0 {
@@ -1422,11 +1743,23 @@ impl Swarm {
         let cs = self.cfg.chunk_size;
         let mut msgs = Vec::new();
         // Integrity: the verified top (peaks / signed munro), then uncles, top-down.
+        let rto = self.rto(id);
+        let ch = &self.channels[&id];
+        let need = |b: &Bin| {
+            !ch.sent_hashes.contains(b)
+                && ch
+                    .hash_pending
+                    .get(b)
+                    .is_none_or(|t| now.saturating_duration_since(*t) >= rto)
+        };
+        let mut sent = Vec::new();
         let top = match &self.content {
-            Content::Static { nchunks: Some(n), .. } => {
+            Content::Static {
+                nchunks: Some(n), ..
+            } => {
                 let ps = peaks(*n);
-                let ch = &self.channels[&id];
-                if !ps.iter().all(|p| ch.sent_hashes.contains(p)) {
+                if ps.iter().any(need) {
+                    sent.extend(ps.iter().copied());
                     for p in &ps {
                         if let Some(h) = self.store.get(*p) {
                             msgs.push(Message::Integrity {
@@ -1441,29 +1774,35 @@ impl Swarm {
             Content::Static { nchunks: None, .. } => None,
             _ => {
                 let m = munro_of(b.first_chunk(), self.cfg.chunks_per_munro);
-                let ch = &self.channels[&id];
-                if !ch.sent_hashes.contains(&m)
+                if need(&m)
                     && let (Some(h), Some((t, sig))) = (self.store.get(m), self.munro_sigs.get(&m))
                 {
                     let spec = ChunkSpec::from_bin(a, m, cs);
-                    msgs.push(Message::Integrity { spec, hash: h.as_bytes().to_vec() });
-                    msgs.push(Message::SignedIntegrity { spec, timestamp: *t, signature: sig.clone() });
+                    msgs.push(Message::Integrity {
+                        spec,
+                        hash: h.as_bytes().to_vec(),
+                    });
+                    msgs.push(Message::SignedIntegrity {
+                        spec,
+                        timestamp: *t,
+                        signature: sig.clone(),
+                    });
+                    sent.push(m);
                 }
                 Some(m)
             }
         };
         let Some(top) = top else { return };
-        let mut sent = vec![top];
-        if let Content::Static { nchunks: Some(n), .. } = &self.content {
-            sent.extend(peaks(*n));
-        }
         let mut cur = b;
         let mut uncles = Vec::new();
         while cur.layer() < top.layer() {
             let s = cur.sibling();
-            if !self.channels[&id].sent_hashes.contains(&s) {
+            if need(&s) {
                 if let Some(h) = self.store.get(s) {
-                    uncles.push(Message::Integrity { spec: ChunkSpec::from_bin(a, s, cs), hash: h.as_bytes().to_vec() });
+                    uncles.push(Message::Integrity {
+                        spec: ChunkSpec::from_bin(a, s, cs),
+                        hash: h.as_bytes().to_vec(),
+                    });
                 }
                 sent.push(s);
             }
@@ -1484,23 +1823,47 @@ impl Swarm {
             Addressing::Bins32 | Addressing::Bins64 => ChunkSpec::from_bin(a, b, cs),
             _ => ChunkSpec::from_range(a, b.first_chunk(), b.last_chunk(), cs),
         };
-        msgs.push(Message::Data { spec, timestamp: ts, data });
+        msgs.push(Message::Data {
+            spec,
+            timestamp: ts,
+            data,
+        });
         let ch = self.channels.get_mut(&id).unwrap();
-        ch.sent_hashes.extend(sent);
-        ch.flight.insert(b.first_chunk(), (now, bytes));
+        for h in &sent {
+            ch.hash_pending.insert(*h, now);
+        }
+        ch.flight.insert(b.first_chunk(), (now, bytes, sent));
         ch.flight_bytes += bytes;
         let remote = ch.remote_id;
-        // DATA consumes the rest of its datagram: control messages go before it, in one datagram.
+        // DATA consumes the rest of its datagram: hashes go before it, in the same datagram when they fit,
+        // else in datagrams of their own sent first.
+        let data_msg = msgs.pop().expect("data message");
         let mut payload = remote.to_be_bytes().to_vec();
+        let mut enc = Vec::new();
         for m in &msgs {
-            wire::encode_message(m, &mut payload);
+            wire::encode_message(m, &mut enc);
         }
+        let mut dm = Vec::new();
+        wire::encode_message(&data_msg, &mut dm);
+        if 4 + enc.len() + dm.len() <= self.cfg.max_datagram {
+            payload.extend_from_slice(&enc);
+        } else if !msgs.is_empty() {
+            self.emit_datagram(now, id, remote, msgs);
+        }
+        payload.extend_from_slice(&dm);
+        let ch = self.channels.get_mut(&id).unwrap();
         ch.last_send = now;
         let dst = ch.addr;
         self.stats.datagrams_out += 1;
         self.stats.bytes_up += payload.len() as u64;
         self.out.push_back(Transmit { dst, payload });
     }
+}
+
+enum Verdict {
+    Ok,
+    Missing,
+    Mismatch,
 }
 
 fn update_rtt(srtt: &mut Option<(Duration, Duration)>, rtt: Duration) {

@@ -183,7 +183,10 @@ impl ChunkSpec {
             }
             Addressing::Bins32 | Addressing::Bins64 => {
                 let b = crate::bin::range_to_bins(s, e)[0];
-                debug_assert!(b.first_chunk() == s && b.last_chunk() == e, "range is not one bin");
+                debug_assert!(
+                    b.first_chunk() == s && b.last_chunk() == e,
+                    "range is not one bin"
+                );
                 if addressing == Addressing::Bins32 {
                     ChunkSpec::Bin32(b.0 as u32)
                 } else {
@@ -266,14 +269,28 @@ impl Handshake {
 pub enum Message {
     Handshake(Handshake),
     /// Chunk spec, 64-bit timestamp (µs), payload (the rest of the datagram).
-    Data { spec: ChunkSpec, timestamp: u64, data: Vec<u8> },
+    Data {
+        spec: ChunkSpec,
+        timestamp: u64,
+        data: Vec<u8>,
+    },
     /// Chunk spec, one-way delay sample in µs.
-    Ack { spec: ChunkSpec, delay_sample: u64 },
+    Ack {
+        spec: ChunkSpec,
+        delay_sample: u64,
+    },
     Have(ChunkSpec),
-    Integrity { spec: ChunkSpec, hash: Vec<u8> },
+    Integrity {
+        spec: ChunkSpec,
+        hash: Vec<u8>,
+    },
     PexResV4(SocketAddrV4),
     PexReq,
-    SignedIntegrity { spec: ChunkSpec, timestamp: u64, signature: Vec<u8> },
+    SignedIntegrity {
+        spec: ChunkSpec,
+        timestamp: u64,
+        signature: Vec<u8>,
+    },
     Request(ChunkSpec),
     Cancel(ChunkSpec),
     Choke,
@@ -315,7 +332,11 @@ pub struct WireCtx {
 impl Default for WireCtx {
     /// Before a handshake is seen: 32-bit bins, SHA-1 (20-byte hashes), 64-byte signatures.
     fn default() -> Self {
-        WireCtx { addressing: Addressing::Bins32, hash_len: 20, sig_len: 64 }
+        WireCtx {
+            addressing: Addressing::Bins32,
+            hash_len: 20,
+            sig_len: 64,
+        }
     }
 }
 
@@ -352,7 +373,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() - self.pos < n {
-            return Err(DecodeError::Truncated { msg_type: self.msg_type, offset: self.pos });
+            return Err(DecodeError::Truncated {
+                msg_type: self.msg_type,
+                offset: self.pos,
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -386,7 +410,10 @@ fn decode_handshake(r: &mut Reader<'_>, ctx: &mut WireCtx) -> Result<Handshake, 
     let mut options = Vec::new();
     loop {
         let code = r.u8()?;
-        let bad = |value: u64| DecodeError::BadOptionValue { option: code, value };
+        let bad = |value: u64| DecodeError::BadOptionValue {
+            option: code,
+            value,
+        };
         let o = match code {
             opt::END => break,
             opt::VERSION => HandshakeOption::Version(r.u8()?),
@@ -419,7 +446,11 @@ fn decode_handshake(r: &mut Reader<'_>, ctx: &mut WireCtx) -> Result<Handshake, 
                 HandshakeOption::ChunkAddressing(a)
             }
             opt::LIVE_DISCARD_WINDOW => {
-                let v = if ctx.addressing.window_width() == 4 { r.u32()? as u64 } else { r.u64()? };
+                let v = if ctx.addressing.window_width() == 4 {
+                    r.u32()? as u64
+                } else {
+                    r.u64()?
+                };
                 HandshakeOption::LiveDiscardWindow(v)
             }
             opt::SUPPORTED_MESSAGES => {
@@ -431,7 +462,10 @@ fn decode_handshake(r: &mut Reader<'_>, ctx: &mut WireCtx) -> Result<Handshake, 
         };
         options.push(o);
     }
-    Ok(Handshake { source_channel, options })
+    Ok(Handshake {
+        source_channel,
+        options,
+    })
 }
 
 /// Decodes one datagram. `ctx` is updated by any HANDSHAKE in it; the caller should pass the channel's
@@ -441,7 +475,11 @@ pub fn decode(buf: &[u8], ctx: &mut WireCtx) -> Result<Datagram, DecodeError> {
         return Err(DecodeError::NoChannel);
     }
     let channel = u32::from_be_bytes(buf[..4].try_into().unwrap());
-    let mut r = Reader { buf, pos: 4, msg_type: 0 };
+    let mut r = Reader {
+        buf,
+        pos: 4,
+        msg_type: 0,
+    };
     let mut messages = Vec::new();
     while r.pos < buf.len() {
         let at = r.pos;
@@ -454,13 +492,23 @@ pub fn decode(buf: &[u8], ctx: &mut WireCtx) -> Result<Datagram, DecodeError> {
                 let timestamp = r.u64()?;
                 let data = buf[r.pos..].to_vec();
                 r.pos = buf.len();
-                Message::Data { spec, timestamp, data }
+                Message::Data {
+                    spec,
+                    timestamp,
+                    data,
+                }
             }
-            msg::ACK => Message::Ack { spec: r.spec(ctx.addressing)?, delay_sample: r.u64()? },
+            msg::ACK => Message::Ack {
+                spec: r.spec(ctx.addressing)?,
+                delay_sample: r.u64()?,
+            },
             msg::HAVE => Message::Have(r.spec(ctx.addressing)?),
             msg::INTEGRITY => {
                 let spec = r.spec(ctx.addressing)?;
-                Message::Integrity { spec, hash: r.take(ctx.hash_len)?.to_vec() }
+                Message::Integrity {
+                    spec,
+                    hash: r.take(ctx.hash_len)?.to_vec(),
+                }
             }
             msg::PEX_RES_V4 => {
                 let ip: [u8; 4] = r.take(4)?.try_into().unwrap();
@@ -470,7 +518,11 @@ pub fn decode(buf: &[u8], ctx: &mut WireCtx) -> Result<Datagram, DecodeError> {
             msg::SIGNED_INTEGRITY => {
                 let spec = r.spec(ctx.addressing)?;
                 let timestamp = r.u64()?;
-                Message::SignedIntegrity { spec, timestamp, signature: r.take(ctx.sig_len)?.to_vec() }
+                Message::SignedIntegrity {
+                    spec,
+                    timestamp,
+                    signature: r.take(ctx.sig_len)?.to_vec(),
+                }
             }
             msg::REQUEST => Message::Request(r.spec(ctx.addressing)?),
             msg::CANCEL => Message::Cancel(r.spec(ctx.addressing)?),
@@ -502,15 +554,23 @@ pub fn encode_message(m: &Message, out: &mut Vec<u8>) {
             for o in &h.options {
                 match o {
                     HandshakeOption::Version(v) => out.extend_from_slice(&[opt::VERSION, *v]),
-                    HandshakeOption::MinVersion(v) => out.extend_from_slice(&[opt::MIN_VERSION, *v]),
+                    HandshakeOption::MinVersion(v) => {
+                        out.extend_from_slice(&[opt::MIN_VERSION, *v])
+                    }
                     HandshakeOption::SwarmId(s) => {
                         out.push(opt::SWARM_ID);
                         out.extend_from_slice(&(s.len() as u16).to_be_bytes());
                         out.extend_from_slice(s);
                     }
-                    HandshakeOption::ContentIntegrity(c) => out.extend_from_slice(&[opt::CONTENT_INTEGRITY, *c as u8]),
-                    HandshakeOption::MerkleHash(h) => out.extend_from_slice(&[opt::MERKLE_HASH, *h as u8]),
-                    HandshakeOption::LiveSignature(a) => out.extend_from_slice(&[opt::LIVE_SIGNATURE, *a]),
+                    HandshakeOption::ContentIntegrity(c) => {
+                        out.extend_from_slice(&[opt::CONTENT_INTEGRITY, *c as u8])
+                    }
+                    HandshakeOption::MerkleHash(h) => {
+                        out.extend_from_slice(&[opt::MERKLE_HASH, *h as u8])
+                    }
+                    HandshakeOption::LiveSignature(a) => {
+                        out.extend_from_slice(&[opt::LIVE_SIGNATURE, *a])
+                    }
                     HandshakeOption::ChunkAddressing(a) => {
                         addressing = *a;
                         out.extend_from_slice(&[opt::CHUNK_ADDRESSING, *a as u8]);
@@ -536,7 +596,11 @@ pub fn encode_message(m: &Message, out: &mut Vec<u8>) {
             }
             out.push(opt::END);
         }
-        Message::Data { spec, timestamp, data } => {
+        Message::Data {
+            spec,
+            timestamp,
+            data,
+        } => {
             spec.encode(out);
             out.extend_from_slice(&timestamp.to_be_bytes());
             out.extend_from_slice(data);
@@ -559,7 +623,11 @@ pub fn encode_message(m: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(&a.port().to_be_bytes());
         }
         Message::PexReq | Message::Choke | Message::Unchoke => {}
-        Message::SignedIntegrity { spec, timestamp, signature } => {
+        Message::SignedIntegrity {
+            spec,
+            timestamp,
+            signature,
+        } => {
             spec.encode(out);
             out.extend_from_slice(&timestamp.to_be_bytes());
             out.extend_from_slice(signature);

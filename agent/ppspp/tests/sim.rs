@@ -18,18 +18,36 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn cfg(seed: u64) -> SwarmConfig {
-    SwarmConfig { seed, ..Default::default() }
+    SwarmConfig {
+        seed,
+        ..Default::default()
+    }
 }
 
 /// One seeder, `n` leechers, all connecting to the seeder (PEX lets them find each other).
 fn static_swarm(net: &mut SimNet, data: &[u8], n: usize, base: SwarmConfig) -> Vec<usize> {
-    let seed = Swarm::new_static_seed(SwarmConfig { seed: 100, ..base.clone() }, data, net.now);
+    let seed = Swarm::new_static_seed(
+        SwarmConfig {
+            seed: 100,
+            ..base.clone()
+        },
+        data,
+        net.now,
+    );
     let id = seed.swarm_id().to_vec();
     let s = net.add(seed);
     let seeder_addr = net.nodes[s].addr;
     (0..n)
         .map(|i| {
-            let l = Swarm::new_static_leech(SwarmConfig { seed: 200 + i as u64, ..base.clone() }, &id, net.now).unwrap();
+            let l = Swarm::new_static_leech(
+                SwarmConfig {
+                    seed: 200 + i as u64,
+                    ..base.clone()
+                },
+                &id,
+                net.now,
+            )
+            .unwrap();
             let k = net.add(l);
             net.nodes[k].connect_to.push(seeder_addr);
             k
@@ -50,18 +68,40 @@ fn static_one_seeder_many_leechers_byte_identical() {
         (HashFunc::Sha1, Addressing::Bins64),
     ] {
         let data = content(200_000 + 333, 7);
-        let mut net = SimNet::new(SimConfig { uplink: Some(2_000_000), ..Default::default() }, Instant::now());
-        let base = SwarmConfig { hash, addressing, ..cfg(0) };
+        let mut net = SimNet::new(
+            SimConfig {
+                uplink: Some(2_000_000),
+                ..Default::default()
+            },
+            Instant::now(),
+        );
+        let base = SwarmConfig {
+            hash,
+            addressing,
+            ..cfg(0)
+        };
         let ls = static_swarm(&mut net, &data, 6, base);
-        assert!(net.run(Duration::from_secs(60), |n| all_complete(n, &ls)), "{hash:?}/{addressing:?} did not complete");
+        assert!(
+            net.run(Duration::from_secs(60), |n| all_complete(n, &ls)),
+            "{hash:?}/{addressing:?} did not complete"
+        );
         for &l in &ls {
             assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
-            assert!(net.nodes[l].events.iter().any(|(_, e)| *e == Event::Complete));
+            assert!(
+                net.nodes[l]
+                    .events
+                    .iter()
+                    .any(|(_, e)| *e == Event::Complete)
+            );
             assert_eq!(net.nodes[l].swarm.stats().chunks_bad, 0);
         }
         // Leechers served each other: the seeder uploaded less than 6 copies.
         let up = net.nodes[0].swarm.stats().data_bytes_up;
-        assert!(up < 6 * data.len() as u64, "seeder uploaded {up} bytes for 6 x {}", data.len());
+        assert!(
+            up < 6 * data.len() as u64,
+            "seeder uploaded {up} bytes for 6 x {}",
+            data.len()
+        );
     }
 }
 
@@ -77,10 +117,16 @@ fn loss_and_reordering_still_completes() {
     };
     let mut net = SimNet::new(sc, Instant::now());
     let ls = static_swarm(&mut net, &data, 3, cfg(0));
-    assert!(net.run(Duration::from_secs(300), |n| all_complete(n, &ls)), "did not complete under 10% loss");
+    assert!(
+        net.run(Duration::from_secs(300), |n| all_complete(n, &ls)),
+        "did not complete under 10% loss"
+    );
     for &l in &ls {
         assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
-        assert!(net.nodes[l].swarm.stats().requests_retransmitted > 0, "loss must have forced retransmissions");
+        assert!(
+            net.nodes[l].swarm.stats().requests_retransmitted > 0,
+            "loss must have forced retransmissions"
+        );
     }
     assert!(net.dropped_loss > 0);
 }
@@ -89,8 +135,17 @@ fn loss_and_reordering_still_completes() {
 fn mtu_limits_respected() {
     // 1400-byte path MTU with 1024-byte chunks: every datagram must fit.
     let data = content(100_000, 3);
-    let mut net = SimNet::new(SimConfig { mtu: 1400, ..Default::default() }, Instant::now());
-    let base = SwarmConfig { max_datagram: 1400, ..cfg(0) };
+    let mut net = SimNet::new(
+        SimConfig {
+            mtu: 1400,
+            ..Default::default()
+        },
+        Instant::now(),
+    );
+    let base = SwarmConfig {
+        max_datagram: 1400,
+        ..cfg(0)
+    };
     let ls = static_swarm(&mut net, &data, 2, base);
     assert!(net.run(Duration::from_secs(60), |n| all_complete(n, &ls)));
     assert_eq!(net.dropped_mtu, 0);
@@ -106,19 +161,37 @@ fn corrupted_chunk_detected_sender_choked_fetched_elsewhere() {
     let g = net.add(good);
     let b = net.add(bad);
     net.nodes[b].corrupt_from_len = Some(1000); // flips a byte of every DATA payload it sends
-    let leech = Swarm::new_static_leech(SwarmConfig { pex: false, ..cfg(3) }, &id, net.now).unwrap();
+    let leech = Swarm::new_static_leech(
+        SwarmConfig {
+            pex: false,
+            ..cfg(3)
+        },
+        &id,
+        net.now,
+    )
+    .unwrap();
     let l = net.add(leech);
     let (ga, ba) = (net.nodes[g].addr, net.nodes[b].addr);
     net.nodes[l].connect_to = vec![ba, ga];
     assert!(net.run(Duration::from_secs(60), |n| n.nodes[l].swarm.is_complete()));
     assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
     let ev = &net.nodes[l].events;
-    assert!(ev.iter().any(|(_, e)| matches!(e, Event::BadData { peer, .. } if *peer == ba)), "bad peer not flagged");
-    assert!(!ev.iter().any(|(_, e)| matches!(e, Event::BadData { peer, .. } if *peer == ga)));
+    assert!(
+        ev.iter()
+            .any(|(_, e)| matches!(e, Event::BadData { peer, .. } if *peer == ba)),
+        "bad peer not flagged"
+    );
+    assert!(
+        !ev.iter()
+            .any(|(_, e)| matches!(e, Event::BadData { peer, .. } if *peer == ga))
+    );
     assert!(net.nodes[l].swarm.stats().chunks_bad >= 1);
     // The corrupting peer was choked: it stopped serving us after the first bad datagrams.
     let bad_up = net.nodes[b].swarm.stats().data_bytes_up;
-    assert!(bad_up < data.len() as u64 / 4, "choked peer kept sending ({bad_up} bytes)");
+    assert!(
+        bad_up < data.len() as u64 / 4,
+        "choked peer kept sending ({bad_up} bytes)"
+    );
 }
 
 #[test]
@@ -144,15 +217,40 @@ fn malformed_and_truncated_datagrams_are_dropped_and_counted() {
 #[test]
 fn live_stream_peers_join_mid_stream() {
     let start = Instant::now();
-    let mut net = SimNet::new(SimConfig { delay: Duration::from_millis(5), ..Default::default() }, start);
-    let base = SwarmConfig { chunks_per_munro: 8, superseed_delay: Duration::from_millis(150), ..cfg(0) };
-    let src = Swarm::new_live_source(SwarmConfig { seed: 1, ..base.clone() }, [9; 32], start);
+    let mut net = SimNet::new(
+        SimConfig {
+            delay: Duration::from_millis(5),
+            ..Default::default()
+        },
+        start,
+    );
+    let base = SwarmConfig {
+        chunks_per_munro: 8,
+        superseed_delay: Duration::from_millis(150),
+        ..cfg(0)
+    };
+    let src = Swarm::new_live_source(
+        SwarmConfig {
+            seed: 1,
+            ..base.clone()
+        },
+        [9; 32],
+        start,
+    );
     let id = src.swarm_id().to_vec();
     let s = net.add(src);
     let sa = net.nodes[s].addr;
     let mut peers = Vec::new();
     for i in 0..6u64 {
-        let p = Swarm::new_live_leech(SwarmConfig { seed: 10 + i, ..base.clone() }, &id, start).unwrap();
+        let p = Swarm::new_live_leech(
+            SwarmConfig {
+                seed: 10 + i,
+                ..base.clone()
+            },
+            &id,
+            start,
+        )
+        .unwrap();
         let k = net.add(p);
         net.nodes[k].connect_to = vec![sa];
         net.nodes[k].joins_at = Duration::from_millis(500 * i);
@@ -165,7 +263,10 @@ fn live_stream_peers_join_mid_stream() {
         let t = start + Duration::from_millis(50 * step as u64);
         net.run(t - start, |_| false);
         let now = net.now;
-        net.nodes[s].swarm.publish(now, &stream[published..published + 8192]).unwrap();
+        net.nodes[s]
+            .swarm
+            .publish(now, &stream[published..published + 8192])
+            .unwrap();
         published += 8192;
     }
     let end = net.elapsed() + Duration::from_secs(3);
@@ -191,7 +292,11 @@ fn live_stream_peers_join_mid_stream() {
         let first = got[0].0;
         let last = got.last().unwrap().0;
         assert_eq!(last, 959, "peer {p} did not reach the live edge");
-        assert_eq!(got.len() as u64, last - first + 1, "peer {p} skipped chunks");
+        assert_eq!(
+            got.len() as u64,
+            last - first + 1,
+            "peer {p} skipped chunks"
+        );
         if p != peers[0] {
             assert!(first > 0, "late joiner {p} should start mid-stream");
         }
@@ -199,5 +304,8 @@ fn live_stream_peers_join_mid_stream() {
     // Peers relayed to each other: the source uploaded well under one copy per peer.
     let up = net.nodes[s].swarm.stats().data_bytes_up as f64;
     let ratio = up / stream.len() as f64;
-    assert!(ratio < 3.0, "source upload {ratio:.2}x one stream for 6 peers");
+    assert!(
+        ratio < 3.0,
+        "source upload {ratio:.2}x one stream for 6 peers"
+    );
 }
