@@ -1,0 +1,69 @@
+#![allow(dead_code)]
+//! Helpers shared by the integration tests: decode outputs back with a real GStreamer pipeline.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+/// What a decode-back run saw.
+#[derive(Debug, Default, Clone)]
+pub struct Decoded {
+    pub frames: usize,
+    pub width: i32,
+    pub height: i32,
+    pub audio_buffers: usize,
+}
+
+/// Decode a TS file completely (video through avdec_h264, audio through avdec_aac), with a watchdog.
+pub fn decode_ts(path: &Path, with_audio: bool) -> Decoded {
+    gst::init().unwrap();
+    let mut desc = format!(
+        "filesrc location={} ! tsdemux name=d  d. ! queue ! h264parse ! avdec_h264 ! appsink name=v sync=false",
+        path.display()
+    );
+    if with_audio {
+        desc.push_str(" d. ! queue ! aacparse ! avdec_aac ! appsink name=a sync=false");
+    }
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let out = Arc::new(Mutex::new(Decoded::default()));
+    for name in ["v", "a"] {
+        let Some(sink) = pipeline.by_name(name) else { continue };
+        let sink = sink.downcast::<gst_app::AppSink>().unwrap();
+        let out = out.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let mut o = out.lock().unwrap();
+                    if name == "v" {
+                        let st = sample.caps().unwrap().structure(0).unwrap();
+                        o.width = st.get("width").unwrap();
+                        o.height = st.get("height").unwrap();
+                        o.frames += 1;
+                    } else {
+                        o.audio_buffers += 1;
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    media::sources::run_to_eos(&pipeline, Duration::from_secs(60)).unwrap();
+    let o = out.lock().unwrap().clone();
+    o
+}
+
+/// ffprobe a file or playlist, returning its JSON (streams and format).
+pub fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (apt package ffmpeg)");
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
