@@ -125,8 +125,8 @@ impl DeviceConfig {
 
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |m: String| Err(crate::Error::Config(m));
-        if self.keep_alive_s < 1 {
-            return bad("keep_alive_s must be >= 1".into());
+        if !(5..=3600).contains(&self.keep_alive_s) {
+            return bad("keep_alive_s must be in 5..=3600 (the MQTT client's minimum is 5)".into());
         }
         if self.heartbeat_s < 1 || self.telemetry_interval_s < 1 {
             return bad("heartbeat_s and telemetry_interval_s must be >= 1".into());

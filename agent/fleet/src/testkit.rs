@@ -157,7 +157,7 @@ impl Broker {
         );
         c.heartbeat_s = 1;
         c.telemetry_interval_s = 2;
-        c.keep_alive_s = 2;
+        c.keep_alive_s = 5;
         c.reconnect_min_ms = 100;
         c.reconnect_max_ms = 1000;
         c.reboot_command = vec!["true".into()];
