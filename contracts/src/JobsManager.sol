@@ -178,7 +178,8 @@ contract JobsManager is Manager {
         j.broadcasterAddress = msg.sender;
         j.creationRound = uint64(rm.currentRound());
         j.creationBlock = uint64(block.number);
-        j.endBlock = uint64(endBlock);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        j.endBlock = uint64(endBlock); // checked <= type(uint64).max above
         j.numProfiles = uint64(bytes(transcodingOptions).length / 8);
         Broadcaster storage b = broadcasters[msg.sender];
         if (endBlock > b.withdrawBlock) b.withdrawBlock = endBlock;

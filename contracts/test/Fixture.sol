@@ -49,7 +49,7 @@ abstract contract Fixture is Test {
     // ------------------------------------------------------------------ actors
 
     function fund(address who, uint256 amount) internal {
-        token.transfer(who, amount);
+        assertTrue(token.transfer(who, amount), "fund");
     }
 
     function bondTo(address who, uint256 amount, address to) internal {

@@ -64,7 +64,8 @@ abstract contract Test {
         if (v == 0) return "0";
         bytes memory b;
         while (v > 0) {
-            b = abi.encodePacked(bytes1(uint8(48 + v % 10)), b);
+            // forge-lint: disable-next-line(unsafe-typecast)
+            b = abi.encodePacked(bytes1(uint8(48 + v % 10)), b); // a digit
             v /= 10;
         }
         return string(b);
