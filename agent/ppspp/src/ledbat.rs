@@ -27,7 +27,7 @@ pub struct LedbatParams {
 impl Default for LedbatParams {
     fn default() -> Self {
         LedbatParams {
-            target: Duration::from_millis(25),
+            target: Duration::from_millis(100),
             gain: 1.0,
             mss: 1500,
             init_cwnd: 2,
@@ -150,9 +150,9 @@ mod tests {
         }
         let grown = l.cwnd();
         assert!(grown > w0);
-        // 60 ms of queueing delay over a 25 ms target: the window must shrink.
+        // 160 ms of queueing delay over a 100 ms target: the window must shrink.
         for i in 200..400 {
-            l.on_ack(t0 + Duration::from_millis(i), 65_000, 1500);
+            l.on_ack(t0 + Duration::from_millis(i), 165_000, 1500);
         }
         assert!(l.cwnd() < grown);
         let mut l2 = Ledbat::new(LedbatParams {
@@ -180,10 +180,10 @@ mod tests {
         assert!(l.cwnd() >= 12 * 1500);
         // Queueing delay above target/2 (filtered over the last 4 samples) ends slow start.
         for i in 0..4 {
-            l.on_ack(t0 + Duration::from_millis(20 + i), 1_000 + 20_000, 1500);
+            l.on_ack(t0 + Duration::from_millis(20 + i), 1_000 + 60_000, 1500);
         }
         let w = l.cwnd();
-        l.on_ack(t0 + Duration::from_millis(30), 1_000 + 20_000, 1500);
+        l.on_ack(t0 + Duration::from_millis(30), 1_000 + 60_000, 1500);
         assert!(l.cwnd() < w + 1500 / 2, "still in slow start");
     }
 }
