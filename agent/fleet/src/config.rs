@@ -99,7 +99,13 @@ fn d_diag_max() -> usize {
 
 impl DeviceConfig {
     /// A config with defaults for everything but the broker and the identity files.
-    pub fn new(host: impl Into<String>, port: u16, ca: PathBuf, cert: PathBuf, key: PathBuf) -> Self {
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    ) -> Self {
         DeviceConfig {
             host: host.into(),
             port,

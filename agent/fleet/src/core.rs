@@ -57,9 +57,15 @@ pub enum Action {
     Publish(Outgoing),
     Subscribe(Vec<String>),
     /// Apply `config` through the hooks, then call [`Core::config_applied`].
-    ApplyConfig { version: u64, config: RuntimeConfig },
+    ApplyConfig {
+        version: u64,
+        config: RuntimeConfig,
+    },
     /// Run the command, then call [`Core::command_done`] with the same id.
-    RunCommand { id: String, command: Command },
+    RunCommand {
+        id: String,
+        command: Command,
+    },
     /// The persistent part ([`Core::persisted`]) changed; save it.
     Persist,
 }
@@ -268,7 +274,10 @@ impl Core {
         self.connected = true;
         self.since_ms = now_ms;
         let mut out = vec![
-            Action::Subscribe(vec![topics::desired(&self.id), topics::cmd_request(&self.id)]),
+            Action::Subscribe(vec![
+                topics::desired(&self.id),
+                topics::cmd_request(&self.id),
+            ]),
             self.status_publish(now_ms),
             self.reported_publish(now_ms),
         ];
@@ -381,15 +390,36 @@ impl Core {
                 let version = serde_json::from_slice::<serde_json::Value>(payload)
                     .ok()
                     .and_then(|v| v.get("version").and_then(|v| v.as_u64()));
-                return self.refuse_config(now_ms, version, format!("invalid desired document: {e}"));
+                return self.refuse_config(
+                    now_ms,
+                    version,
+                    format!("invalid desired document: {e}"),
+                );
             }
         };
         if doc.version == 0 {
             return self.refuse_config(now_ms, Some(0), "version must be >= 1".into());
         }
-        if doc.version == self.applied_version || Some(doc.version) == self.applying {
-            // Redelivery of the retained document after a reconnect or restart: already in force.
+        if Some(doc.version) == self.applying {
             return vec![];
+        }
+        if doc.version == self.applied_version {
+            if doc.config != self.applied {
+                return self.refuse_config(
+                    now_ms,
+                    Some(doc.version),
+                    format!(
+                        "stale version {}: already applied with a different config (use a higher version)",
+                        doc.version
+                    ),
+                );
+            }
+            // Redelivery of the retained document (reconnect, restart, operator retry): already in
+            // force; report again so a waiting operator gets an answer.
+            if self.last_error.as_ref().is_some_and(|e| e.version == Some(doc.version)) {
+                self.last_error = None;
+            }
+            return vec![self.reported_publish(now_ms)];
         }
         if doc.version < self.applied_version {
             return self.refuse_config(
@@ -515,7 +545,11 @@ impl Core {
             );
             return vec![self.respond(&reply, &r)];
         }
-        if let Some(first) = self.results.iter().find(|r| r.id.as_deref() == Some(&req.id)) {
+        if let Some(first) = self
+            .results
+            .iter()
+            .find(|r| r.id.as_deref() == Some(&req.id))
+        {
             let mut r = first.clone();
             r.duplicate = true;
             return vec![self.respond(&reply, &r)];
@@ -689,26 +723,52 @@ mod tests {
         let a = c.config_applied(2, 3, config.clone(), Ok(()));
         assert!(a.contains(&Action::Persist));
         assert_eq!(c.applied().0, 3);
-        // retained redelivery: silent
-        assert!(desired(&mut c, r#"{"version":3,"config":{"session_limit":4}}"#).is_empty());
+        // retained redelivery: re-reported, no error
+        let a = desired(&mut c, r#"{"version":3,"config":{"session_limit":4}}"#);
+        assert_eq!(a.len(), 1);
+        assert!(last_error(&a).is_none());
+        // same version, other content: refused
+        let e = last_error(&desired(&mut c, r#"{"version":3,"config":{"session_limit":5}}"#)).unwrap();
+        assert!(e.reason.contains("different config"), "{e:?}");
         // stale
         let e = last_error(&desired(&mut c, r#"{"version":2,"config":{}}"#)).unwrap();
         assert!(e.reason.contains("stale"), "{e:?}");
         // invalid value, unknown key, bad JSON: refused, running config untouched
-        let e = last_error(&desired(&mut c, r#"{"version":4,"config":{"session_limit":0}}"#)).unwrap();
+        let e = last_error(&desired(
+            &mut c,
+            r#"{"version":4,"config":{"session_limit":0}}"#,
+        ))
+        .unwrap();
         assert_eq!(e.version, Some(4));
-        let e = last_error(&desired(&mut c, r#"{"version":5,"config":{"sesion_limit":2}}"#)).unwrap();
+        let e = last_error(&desired(
+            &mut c,
+            r#"{"version":5,"config":{"sesion_limit":2}}"#,
+        ))
+        .unwrap();
         assert!(e.reason.contains("unknown field"), "{e:?}");
         assert_eq!(e.version, Some(5));
         assert!(last_error(&desired(&mut c, "{nope")).is_some());
-        let big = format!(r#"{{"version":9,"config":{{"log_level":"{}"}}}}"#, "a".repeat(2000));
-        assert!(last_error(&desired(&mut c, &big)).unwrap().reason.contains("exceeds"));
+        let big = format!(
+            r#"{{"version":9,"config":{{"log_level":"{}"}}}}"#,
+            "a".repeat(2000)
+        );
+        assert!(
+            last_error(&desired(&mut c, &big))
+                .unwrap()
+                .reason
+                .contains("exceeds")
+        );
         assert_eq!(c.applied().0, 3);
         assert_eq!(c.applied().1.session_limit, Some(4));
         // a failing apply also leaves it
         let a = desired(&mut c, r#"{"version":6,"config":{"encoder":"nvenc"}}"#);
         assert!(matches!(a[0], Action::ApplyConfig { version: 6, .. }));
-        c.config_applied(3, 6, RuntimeConfig::default(), Err("no such encoder".into()));
+        c.config_applied(
+            3,
+            6,
+            RuntimeConfig::default(),
+            Err("no such encoder".into()),
+        );
         assert_eq!(c.applied().0, 3);
     }
 
@@ -723,7 +783,9 @@ mod tests {
         let rs: Vec<_> = a
             .iter()
             .filter_map(|a| match a {
-                Action::Publish(o) => Some(serde_json::from_slice::<CommandResult>(&o.payload).unwrap()),
+                Action::Publish(o) => {
+                    Some(serde_json::from_slice::<CommandResult>(&o.payload).unwrap())
+                }
                 _ => None,
             })
             .collect();
@@ -737,7 +799,10 @@ mod tests {
         assert!(!r.ok && r.id.is_none());
         let r = result(&cmd(&mut c, &"x".repeat(5000)));
         assert!(r.error.unwrap().contains("exceeds"));
-        let r = result(&cmd(&mut c, r#"{"id":"c","name":"set_log_level","args":{"level":"[[["}}"#));
+        let r = result(&cmd(
+            &mut c,
+            r#"{"id":"c","name":"set_log_level","args":{"level":"[[["}}"#,
+        ));
         assert!(!r.ok);
         // cache bound 2: "a" evicted by "b" and "c"
         assert!(matches!(
@@ -767,9 +832,16 @@ mod tests {
         let mut c = core();
         let t0 = Instant::now();
         for i in 0..5 {
-            assert!(c
-                .telemetry_sample(t0, i, Duration::ZERO, DaemonSnapshot::default(), SystemStats::default())
-                .is_empty());
+            assert!(
+                c.telemetry_sample(
+                    t0,
+                    i,
+                    Duration::ZERO,
+                    DaemonSnapshot::default(),
+                    SystemStats::default()
+                )
+                .is_empty()
+            );
         }
         assert_eq!(c.buffered_telemetry(), 3);
         assert_eq!(c.dropped_telemetry(), 2);
@@ -785,7 +857,13 @@ mod tests {
             .collect();
         assert_eq!(seqs, vec![3, 4, 5]);
         assert!(c.telemetry_due(t0, &DaemonSnapshot::default()));
-        c.telemetry_sample(t0, 11, Duration::ZERO, DaemonSnapshot::default(), SystemStats::default());
+        c.telemetry_sample(
+            t0,
+            11,
+            Duration::ZERO,
+            DaemonSnapshot::default(),
+            SystemStats::default(),
+        );
         assert!(!c.telemetry_due(t0 + Duration::from_secs(1), &DaemonSnapshot::default()));
         let changed = DaemonSnapshot {
             streams: Some(1),

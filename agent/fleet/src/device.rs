@@ -147,7 +147,10 @@ where
     );
     if let Some(c) = core.startup_config() {
         match hooks.apply_config(c, true) {
-            Ok(()) => tracing::info!(version = core.applied().0, "persisted fleet config applied at startup"),
+            Ok(()) => tracing::info!(
+                version = core.applied().0,
+                "persisted fleet config applied at startup"
+            ),
             Err(e) => tracing::error!(error = %e, "persisted fleet config failed at startup"),
         }
     }
@@ -162,7 +165,13 @@ where
     opts.set_clean_start(false);
     opts.set_session_expiry_interval(Some(cfg.session_expiry_s));
     let (will_topic, will_payload) = core.last_will();
-    opts.set_last_will(LastWill::new(will_topic, will_payload, QoS::AtLeastOnce, true, None));
+    opts.set_last_will(LastWill::new(
+        will_topic,
+        will_payload,
+        QoS::AtLeastOnce,
+        true,
+        None,
+    ));
     let (client, mut eventloop) = AsyncClient::new(opts, 256);
 
     let stopping = Arc::new(AtomicBool::new(false));
@@ -287,7 +296,11 @@ where
                         let name = command_name(&command);
                         tracing::info!(id = %cid, name, "running fleet command");
                         let outcome = exec.run(command, applied).await;
-                        let _ = tx.send(Done::Command { id: cid, name, outcome });
+                        let _ = tx.send(Done::Command {
+                            id: cid,
+                            name,
+                            outcome,
+                        });
                     });
                 }
                 Action::Persist => {
@@ -317,7 +330,9 @@ where
 
 fn publish(client: &AsyncClient, o: Outgoing) {
     let r = match props(o.correlation) {
-        Some(p) => client.try_publish_with_properties(o.topic, QoS::AtLeastOnce, o.retain, o.payload, p),
+        Some(p) => {
+            client.try_publish_with_properties(o.topic, QoS::AtLeastOnce, o.retain, o.payload, p)
+        }
         None => client.try_publish(o.topic, QoS::AtLeastOnce, o.retain, o.payload),
     };
     if let Err(e) = r {
@@ -424,7 +439,15 @@ impl Exec {
         let out = tokio::time::timeout(
             Duration::from_secs(5),
             tokio::process::Command::new("journalctl")
-                .args(["-u", "edge-agent", "-n", "500", "--no-pager", "-o", "short-iso"])
+                .args([
+                    "-u",
+                    "edge-agent",
+                    "-n",
+                    "500",
+                    "--no-pager",
+                    "-o",
+                    "short-iso",
+                ])
                 .kill_on_drop(true)
                 .output(),
         )

@@ -33,7 +33,9 @@ pub struct DeviceView {
 
 impl DeviceView {
     pub fn online(&self) -> bool {
-        self.status.as_ref().is_some_and(|s| s.state == Presence::Online)
+        self.status
+            .as_ref()
+            .is_some_and(|s| s.state == Presence::Online)
     }
     /// Latest wall-clock time the device was heard from (heartbeat or telemetry), Unix ms.
     pub fn last_seen_ms(&self) -> Option<u64> {
@@ -95,7 +97,10 @@ impl Selector {
             "id" => &d.id == v,
             "encoder" => t.is_some_and(|t| {
                 t.daemon.encoder.as_deref() == Some(v)
-                    || t.daemon.encoders.iter().any(|e| &e.api == v || &e.element == v)
+                    || t.daemon
+                        .encoders
+                        .iter()
+                        .any(|e| &e.api == v || &e.element == v)
             }),
             "board" => t.and_then(|t| t.daemon.board.as_deref()) == Some(v),
             "version" => d.version() == Some(v),
@@ -112,13 +117,32 @@ impl Selector {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FleetEvent {
-    Status { device: String, status: Status },
-    Telemetry { device: String, telemetry: Box<Telemetry> },
-    Desired { device: String, desired: DesiredDoc },
-    Reported { device: String, reported: ReportedDoc },
-    Unparsable { device: String, topic: String, error: String },
+    Status {
+        device: String,
+        status: Status,
+    },
+    Telemetry {
+        device: String,
+        telemetry: Box<Telemetry>,
+    },
+    Desired {
+        device: String,
+        desired: DesiredDoc,
+    },
+    Reported {
+        device: String,
+        reported: ReportedDoc,
+    },
+    Unparsable {
+        device: String,
+        topic: String,
+        error: String,
+    },
     /// A command result addressed to this operator (also kept for [`Operator::wait_result`]).
-    CommandResult { device: String, result: CommandResult },
+    CommandResult {
+        device: String,
+        result: CommandResult,
+    },
 }
 
 enum Net {
@@ -160,7 +184,8 @@ impl Operator {
     ) -> Result<Operator, Error> {
         let tls = tls::client_config(ca, cert, key)?;
         let requester = format!("op-{}", hex::encode(rand::random::<[u8; 6]>()));
-        let mut o = crate::device::mqtt_options(&requester, host, port, tls, Duration::from_secs(10));
+        let mut o =
+            crate::device::mqtt_options(&requester, host, port, tls, Duration::from_secs(10));
         o.set_clean_start(true);
         let (client, mut el) = AsyncClient::new(o, 64);
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -214,16 +239,24 @@ impl Operator {
         })
     }
 
-    fn handle(&mut self, topic: &str, payload: &[u8], correlation: Option<Bytes>) -> Option<FleetEvent> {
+    fn handle(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        correlation: Option<Bytes>,
+    ) -> Option<FleetEvent> {
         let (id, kind) = topics::parse(topic)?;
         let id = id.to_string();
         if payload.is_empty() {
             return None; // a cleared retained message
         }
-        let view = self.devices.entry(id.clone()).or_insert_with(|| DeviceView {
-            id: id.clone(),
-            ..Default::default()
-        });
+        let view = self
+            .devices
+            .entry(id.clone())
+            .or_insert_with(|| DeviceView {
+                id: id.clone(),
+                ..Default::default()
+            });
         let bad = |view: &mut DeviceView, e: serde_json::Error| {
             let msg = format!("{topic}: {e}");
             view.unparsable.push(msg.clone());
@@ -237,7 +270,10 @@ impl Operator {
             topics::Kind::Status => match serde_json::from_slice::<Status>(payload) {
                 Ok(s) => {
                     view.status = Some(s.clone());
-                    Some(FleetEvent::Status { device: id, status: s })
+                    Some(FleetEvent::Status {
+                        device: id,
+                        status: s,
+                    })
                 }
                 Err(e) => bad(view, e),
             },
@@ -254,7 +290,10 @@ impl Operator {
             topics::Kind::Desired => match serde_json::from_slice::<DesiredDoc>(payload) {
                 Ok(d) => {
                     view.desired = Some(d.clone());
-                    Some(FleetEvent::Desired { device: id, desired: d })
+                    Some(FleetEvent::Desired {
+                        device: id,
+                        desired: d,
+                    })
                 }
                 Err(e) => bad(view, e),
             },
@@ -269,12 +308,21 @@ impl Operator {
                 Err(e) => bad(view, e),
             },
             topics::Kind::CmdResponse => {
-                match (correlation, serde_json::from_slice::<CommandResult>(payload)) {
+                match (
+                    correlation,
+                    serde_json::from_slice::<CommandResult>(payload),
+                ) {
                     (Some(c), Ok(r)) => {
                         self.results.push((c, r.clone()));
-                        Some(FleetEvent::CommandResult { device: id, result: r })
+                        Some(FleetEvent::CommandResult {
+                            device: id,
+                            result: r,
+                        })
                     }
-                    (None, Ok(r)) => Some(FleetEvent::CommandResult { device: id, result: r }),
+                    (None, Ok(r)) => Some(FleetEvent::CommandResult {
+                        device: id,
+                        result: r,
+                    }),
                     (_, Err(e)) => bad(view, e),
                 }
             }
@@ -305,7 +353,9 @@ impl Operator {
                         self.subscribe_all().await?;
                     }
                 }
-                Ok(Some(Net::Error(e))) => tracing::warn!(error = %e, "operator connection trouble"),
+                Ok(Some(Net::Error(e))) => {
+                    tracing::warn!(error = %e, "operator connection trouble")
+                }
             }
         }
     }
@@ -327,7 +377,10 @@ impl Operator {
     }
 
     /// Subscribes to the whole fleet and reads retained state until nothing new came for `settle`.
-    pub async fn snapshot(&mut self, settle: Duration) -> Result<&BTreeMap<String, DeviceView>, Error> {
+    pub async fn snapshot(
+        &mut self,
+        settle: Duration,
+    ) -> Result<&BTreeMap<String, DeviceView>, Error> {
         if !self.subscribed_all {
             self.subscribe_all().await?;
         }
@@ -359,13 +412,18 @@ impl Operator {
         if !topics::valid_device_id(device) {
             return Err(Error::Other(format!("`{device}` is not a valid device id")));
         }
+        // Only reports that arrive after this publish answer it (see wait_reported).
+        if let Some(v) = self.devices.get_mut(device) {
+            v.reported = None;
+        }
         self.client
             .publish(topics::desired(device), QoS::AtLeastOnce, true, payload)
             .await
             .map_err(|e| Error::Mqtt(e.to_string()))
     }
 
-    /// Waits until `device` reports `version` applied (Ok) or refused (Err with the device's reason).
+    /// Waits until `device` reports `version` applied (Ok) or refused (Err with the device's reason), in a
+    /// report that arrived after the last [`Operator::set_desired`] to it.
     pub async fn wait_reported(
         &mut self,
         device: &str,
@@ -376,13 +434,11 @@ impl Operator {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(r) = self.devices.get(device).and_then(|d| d.reported.as_ref()) {
+                if let Some(e) = r.last_error.as_ref().filter(|e| e.version == Some(version)) {
+                    return Ok(Err(e.reason.clone()));
+                }
                 if r.applied_version == version {
                     return Ok(Ok(r.clone()));
-                }
-                if let Some(e) = &r.last_error {
-                    if e.version == Some(version) {
-                        return Ok(Err(e.reason.clone()));
-                    }
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -444,13 +500,23 @@ impl Operator {
             ..Default::default()
         };
         self.client
-            .publish_with_properties(topics::cmd_request(device), QoS::AtLeastOnce, false, payload, props)
+            .publish_with_properties(
+                topics::cmd_request(device),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+                props,
+            )
             .await
             .map_err(|e| Error::Mqtt(e.to_string()))?;
         Ok(corr)
     }
 
-    pub async fn wait_result(&mut self, corr: &Bytes, timeout: Duration) -> Result<CommandResult, Error> {
+    pub async fn wait_result(
+        &mut self,
+        corr: &Bytes,
+        timeout: Duration,
+    ) -> Result<CommandResult, Error> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(i) = self.results.iter().position(|(c, _)| c == corr) {
@@ -458,7 +524,9 @@ impl Operator {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Error::Timeout(format!("no command result within {timeout:?}")));
+                return Err(Error::Timeout(format!(
+                    "no command result within {timeout:?}"
+                )));
             }
             self.next_event(left).await?;
         }
@@ -478,7 +546,8 @@ pub fn merge_config(base: RuntimeConfig, sets: &[String]) -> Result<RuntimeConfi
         let (k, val) = s
             .split_once('=')
             .ok_or_else(|| Error::Other(format!("`{s}` is not key=value")))?;
-        let val = serde_json::from_str(val).unwrap_or_else(|_| serde_json::Value::String(val.into()));
+        let val =
+            serde_json::from_str(val).unwrap_or_else(|_| serde_json::Value::String(val.into()));
         if val.is_null() {
             obj.remove(k);
         } else {
@@ -535,7 +604,12 @@ mod tests {
         assert!(!s.matches(&a) && s.matches(&b));
         assert!("colour=red".parse::<Selector>().is_err());
         assert!("encoder".parse::<Selector>().is_err());
-        assert!(!"id=a".parse::<Selector>().unwrap().matches(&DeviceView::default()));
+        assert!(
+            !"id=a"
+                .parse::<Selector>()
+                .unwrap()
+                .matches(&DeviceView::default())
+        );
     }
 
     #[test]

@@ -76,8 +76,12 @@ pub fn issue(dir: &Path, role: Role, name: &str) -> Result<PathBuf, Error> {
             "`{cn}` is not a valid device id (1-64 of [A-Za-z0-9._-], not `{OPERATOR_CN}`)"
         )));
     }
-    let ca_pem = std::fs::read_to_string(dir.join("ca.pem"))
-        .map_err(|e| pki_err(format!("{}/ca.pem: {e} (create the CA first)", dir.display())))?;
+    let ca_pem = std::fs::read_to_string(dir.join("ca.pem")).map_err(|e| {
+        pki_err(format!(
+            "{}/ca.pem: {e} (create the CA first)",
+            dir.display()
+        ))
+    })?;
     let ca_key_pem = std::fs::read_to_string(dir.join("ca.key"))
         .map_err(|e| pki_err(format!("{}/ca.key: {e}", dir.display())))?;
     let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(pki_err)?;

@@ -228,8 +228,9 @@ impl Command {
             "restart_pipeline" => no_args(Command::RestartPipeline),
             "reboot" => no_args(Command::Reboot),
             "set_log_level" => {
-                let l: Level = serde_json::from_value(args.clone())
-                    .map_err(|e| format!("set_log_level args: {e} (expected {{\"level\": \"...\"}})"))?;
+                let l: Level = serde_json::from_value(args.clone()).map_err(|e| {
+                    format!("set_log_level args: {e} (expected {{\"level\": \"...\"}})")
+                })?;
                 crate::validate::log_level(&l.level)?;
                 Ok(Command::SetLogLevel { level: l.level })
             }

@@ -17,11 +17,17 @@ pub struct StandaloneHooks {
 
 impl StandaloneHooks {
     pub fn new(log: reload::Handle<EnvFilter, Registry>) -> Self {
-        let board = ["/sys/firmware/devicetree/base/model", "/sys/class/dmi/id/product_name"]
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .map(|s| s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string())
-            .filter(|s| !s.is_empty());
+        let board = [
+            "/sys/firmware/devicetree/base/model",
+            "/sys/class/dmi/id/product_name",
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| {
+            s.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                .to_string()
+        })
+        .filter(|s| !s.is_empty());
         StandaloneHooks {
             log,
             applied: Mutex::new(RuntimeConfig::default()),

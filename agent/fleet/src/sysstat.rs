@@ -66,7 +66,8 @@ impl Sampler {
                 let dt = now.0.saturating_sub(prev.0);
                 let di = now.1.saturating_sub(prev.1);
                 if dt > 0 {
-                    s.cpu_percent = Some(((dt - di.min(dt)) as f64 * 100.0 / dt as f64 * 10.0).round() / 10.0);
+                    s.cpu_percent =
+                        Some(((dt - di.min(dt)) as f64 * 100.0 / dt as f64 * 10.0).round() / 10.0);
                 }
             }
             self.last_cpu = Some(now);
@@ -121,7 +122,11 @@ mod tests {
     #[test]
     fn temperature_from_a_fake_sysfs_tree() {
         let d = tempfile::tempdir().unwrap();
-        for (z, t) in [("thermal_zone0", "41000\n"), ("thermal_zone1", "57500\n"), ("cooling_device0", "1")] {
+        for (z, t) in [
+            ("thermal_zone0", "41000\n"),
+            ("thermal_zone1", "57500\n"),
+            ("cooling_device0", "1"),
+        ] {
             std::fs::create_dir(d.path().join(z)).unwrap();
             std::fs::write(d.path().join(z).join("temp"), t).unwrap();
         }

@@ -12,7 +12,14 @@ pub const MOSQUITTO_CONF_TEMPLATE: &str = include_str!("../broker/mosquitto.conf
 pub const ACL: &str = include_str!("../broker/acl");
 
 /// Renders the broker config template.
-pub fn render_conf(port: u16, bind: &str, pki: &Path, state: &Path, acl: &Path, user: &str) -> String {
+pub fn render_conf(
+    port: u16,
+    bind: &str,
+    pki: &Path,
+    state: &Path,
+    acl: &Path,
+    user: &str,
+) -> String {
     MOSQUITTO_CONF_TEMPLATE
         .replace("@USER@", user)
         .replace("@PORT@", &port.to_string())
@@ -88,7 +95,14 @@ impl Broker {
         let conf = self.dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
-            render_conf(self.port, "127.0.0.1", &self.pki, &state, &acl, &current_user()),
+            render_conf(
+                self.port,
+                "127.0.0.1",
+                &self.pki,
+                &state,
+                &acl,
+                &current_user(),
+            ),
         )
         .expect("conf");
         let log = std::fs::OpenOptions::new()

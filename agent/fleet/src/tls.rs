@@ -18,7 +18,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
         .collect::<Result<_, _>>()
         .map_err(|e| Error::Identity(format!("{}: bad PEM certificate: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(Error::Identity(format!("{}: no certificate", path.display())));
+        return Err(Error::Identity(format!(
+            "{}: no certificate",
+            path.display()
+        )));
     }
     Ok(certs)
 }

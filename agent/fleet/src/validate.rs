@@ -50,7 +50,8 @@ pub fn runtime_config(c: &RuntimeConfig) -> Result<(), String> {
         for n in l {
             let ok = !n.is_empty()
                 && n.len() <= 64
-                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !ok || !names.insert(n.as_str()) {
                 return Err(format!("ladder profile name `{n}` invalid or repeated"));
             }

@@ -54,7 +54,10 @@ async fn presence_last_will_on_kill9_and_back_online() {
     let mut op = operator(&b).await;
 
     let mut child = spawn_device_process(&b, dir.path(), "box-1");
-    wait_for(&mut op, T, "box-1 online", |op| online(op, "box-1").then_some(())).await;
+    wait_for(&mut op, T, "box-1 online", |op| {
+        online(op, "box-1").then_some(())
+    })
+    .await;
     // Telemetry from the real process arrives and parses (the operator's view holds it typed).
     let t = wait_for(&mut op, T, "telemetry", |op| {
         op.devices.get("box-1")?.telemetry.clone()
@@ -67,19 +70,27 @@ async fn presence_last_will_on_kill9_and_back_online() {
     child.kill().unwrap(); // SIGKILL: no goodbye, the broker must fire the Last Will
     let killed = Instant::now();
     child.wait().unwrap();
-    wait_for(&mut op, Duration::from_secs(5), "offline via Last Will", |op| {
-        op.devices
-            .get("box-1")
-            .and_then(|d| d.status.as_ref())
-            .filter(|s| s.state == Presence::Offline && s.ts_ms.is_none())
-            .map(|_| ())
-    })
+    wait_for(
+        &mut op,
+        Duration::from_secs(5),
+        "offline via Last Will",
+        |op| {
+            op.devices
+                .get("box-1")
+                .and_then(|d| d.status.as_ref())
+                .filter(|s| s.state == Presence::Offline && s.ts_ms.is_none())
+                .map(|_| ())
+        },
+    )
     .await;
     let lw = killed.elapsed();
     assert!(lw < Duration::from_secs(5), "Last Will took {lw:?}");
 
     let mut child = spawn_device_process(&b, dir.path(), "box-1");
-    wait_for(&mut op, T, "box-1 online again", |op| online(op, "box-1").then_some(())).await;
+    wait_for(&mut op, T, "box-1 online again", |op| {
+        online(op, "box-1").then_some(())
+    })
+    .await;
     // A clean stop says offline itself (with a timestamp, unlike the Last Will).
     nix_term(&child);
     child.wait().unwrap();
@@ -107,7 +118,10 @@ async fn rollout_by_encoder_versions_stale_and_invalid() {
     let ids = ["nv-1", "va-1", "nv-2"];
     pki(&dir.path().join("pki"), &ids);
     let b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
-    let hooks: Vec<Arc<TestHooks>> = ["nvenc", "vaapi", "nvenc"].iter().map(|e| TestHooks::new(e)).collect();
+    let hooks: Vec<Arc<TestHooks>> = ["nvenc", "vaapi", "nvenc"]
+        .iter()
+        .map(|e| TestHooks::new(e))
+        .collect();
     let _devs: Vec<Device> = ids
         .iter()
         .zip(&hooks)
@@ -123,7 +137,12 @@ async fn rollout_by_encoder_versions_stale_and_invalid() {
 
     // Rollout to encoder=nvenc reaches exactly nv-1 and nv-2.
     let sel: Selector = "encoder=nvenc".parse().unwrap();
-    let targets: Vec<String> = op.devices.values().filter(|d| sel.matches(d)).map(|d| d.id.clone()).collect();
+    let targets: Vec<String> = op
+        .devices
+        .values()
+        .filter(|d| sel.matches(d))
+        .map(|d| d.id.clone())
+        .collect();
     assert_eq!(targets, vec!["nv-1".to_string(), "nv-2".to_string()]);
     let cfg = RuntimeConfig {
         session_limit: Some(4),
@@ -132,7 +151,15 @@ async fn rollout_by_encoder_versions_stale_and_invalid() {
         ..Default::default()
     };
     for t in &targets {
-        op.set_desired(t, &DesiredDoc { version: 1, config: cfg.clone() }).await.unwrap();
+        op.set_desired(
+            t,
+            &DesiredDoc {
+                version: 1,
+                config: cfg.clone(),
+            },
+        )
+        .await
+        .unwrap();
     }
     for t in &targets {
         let r = op.wait_reported(t, 1, T).await.unwrap().expect("applied");
@@ -145,47 +172,123 @@ async fn rollout_by_encoder_versions_stale_and_invalid() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     op.next_event(Duration::from_millis(200)).await.unwrap();
     assert_eq!(
-        op.devices["va-1"].reported.as_ref().map(|r| r.applied_version),
+        op.devices["va-1"]
+            .reported
+            .as_ref()
+            .map(|r| r.applied_version),
         Some(0),
         "the vaapi box was not targeted"
     );
 
     // v2 applies; then v1 again is stale.
-    let v2 = RuntimeConfig { session_limit: Some(6), ..cfg.clone() };
-    op.set_desired("nv-1", &DesiredDoc { version: 2, config: v2.clone() }).await.unwrap();
-    op.wait_reported("nv-1", 2, T).await.unwrap().expect("v2 applied");
-    op.set_desired("nv-1", &DesiredDoc { version: 1, config: cfg.clone() }).await.unwrap();
-    let e = op.wait_reported("nv-1", 1, T).await.unwrap().expect_err("stale refused");
+    let v2 = RuntimeConfig {
+        session_limit: Some(6),
+        ..cfg.clone()
+    };
+    op.set_desired(
+        "nv-1",
+        &DesiredDoc {
+            version: 2,
+            config: v2.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    op.wait_reported("nv-1", 2, T)
+        .await
+        .unwrap()
+        .expect("v2 applied");
+    op.set_desired(
+        "nv-1",
+        &DesiredDoc {
+            version: 1,
+            config: cfg.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let e = op
+        .wait_reported("nv-1", 1, T)
+        .await
+        .unwrap()
+        .expect_err("stale refused");
     assert!(e.contains("stale"), "{e}");
 
     // Invalid configs are refused and v2 keeps running: out-of-range value, unknown key, daemon refusal,
     // malformed JSON.
-    op.set_desired("nv-1", &DesiredDoc { version: 3, config: RuntimeConfig { session_limit: Some(0), ..Default::default() } })
+    op.set_desired(
+        "nv-1",
+        &DesiredDoc {
+            version: 3,
+            config: RuntimeConfig {
+                session_limit: Some(0),
+                ..Default::default()
+            },
+        },
+    )
+    .await
+    .unwrap();
+    let e = op
+        .wait_reported("nv-1", 3, T)
         .await
-        .unwrap();
-    let e = op.wait_reported("nv-1", 3, T).await.unwrap().expect_err("invalid");
+        .unwrap()
+        .expect_err("invalid");
     assert!(e.contains("session_limit"), "{e}");
-    op.set_desired_raw("nv-1", br#"{"version":4,"config":{"sesion_limit":2}}"#.to_vec()).await.unwrap();
-    let e = op.wait_reported("nv-1", 4, T).await.unwrap().expect_err("unknown key");
+    op.set_desired_raw(
+        "nv-1",
+        br#"{"version":4,"config":{"sesion_limit":2}}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    let e = op
+        .wait_reported("nv-1", 4, T)
+        .await
+        .unwrap()
+        .expect_err("unknown key");
     assert!(e.contains("unknown field"), "{e}");
-    op.set_desired("nv-1", &DesiredDoc { version: 5, config: RuntimeConfig { session_limit: Some(64), ..Default::default() } })
+    op.set_desired(
+        "nv-1",
+        &DesiredDoc {
+            version: 5,
+            config: RuntimeConfig {
+                session_limit: Some(64),
+                ..Default::default()
+            },
+        },
+    )
+    .await
+    .unwrap();
+    let e = op
+        .wait_reported("nv-1", 5, T)
+        .await
+        .unwrap()
+        .expect_err("daemon refuses");
+    assert!(e.contains("hardware limit"), "{e}");
+    op.set_desired_raw("nv-1", b"{\"version\":6,".to_vec())
         .await
         .unwrap();
-    let e = op.wait_reported("nv-1", 5, T).await.unwrap().expect_err("daemon refuses");
-    assert!(e.contains("hardware limit"), "{e}");
-    op.set_desired_raw("nv-1", b"{\"version\":6,".to_vec()).await.unwrap();
     wait_for(&mut op, T, "malformed refused", |op| {
         let r = op.devices.get("nv-1")?.reported.as_ref()?;
-        r.last_error.as_ref().filter(|e| e.reason.contains("invalid desired document")).map(|_| ())
+        r.last_error
+            .as_ref()
+            .filter(|e| e.reason.contains("invalid desired document"))
+            .map(|_| ())
     })
     .await;
     let r = op.devices["nv-1"].reported.clone().unwrap();
     assert_eq!(r.applied_version, 2);
     assert_eq!(r.applied, v2);
-    assert_eq!(*hooks[0].running.lock().unwrap(), v2, "running config untouched");
+    assert_eq!(
+        *hooks[0].running.lock().unwrap(),
+        v2,
+        "running config untouched"
+    );
 
     // Still alive and answering.
-    let r = op.command("nv-1", &req("alive", "ping", serde_json::Value::Null), T, T).await.unwrap();
+    let r = op
+        .command("nv-1", &req("alive", "ping", serde_json::Value::Null), T, T)
+        .await
+        .unwrap();
     assert!(r.ok);
 }
 
@@ -208,11 +311,19 @@ async fn commands_correlated_idempotent_and_bad_input_answered() {
 
     // Two requests in flight at once: each result comes back under its own correlation data.
     let c1 = op
-        .send_command_raw("box-1", serde_json::to_vec(&req("r1", "restart_pipeline", serde_json::Value::Null)).unwrap(), T)
+        .send_command_raw(
+            "box-1",
+            serde_json::to_vec(&req("r1", "restart_pipeline", serde_json::Value::Null)).unwrap(),
+            T,
+        )
         .await
         .unwrap();
     let c2 = op
-        .send_command_raw("box-1", serde_json::to_vec(&req("p1", "ping", serde_json::Value::Null)).unwrap(), T)
+        .send_command_raw(
+            "box-1",
+            serde_json::to_vec(&req("p1", "ping", serde_json::Value::Null)).unwrap(),
+            T,
+        )
         .await
         .unwrap();
     let r2 = op.wait_result(&c2, T).await.unwrap();
@@ -223,25 +334,60 @@ async fn commands_correlated_idempotent_and_bad_input_answered() {
     assert_eq!(r1.result, Some(serde_json::json!({"restarted": 1})));
 
     // A repeated id returns the first result and does not run again.
-    let again = op.command("box-1", &req("r1", "restart_pipeline", serde_json::Value::Null), T, T).await.unwrap();
+    let again = op
+        .command(
+            "box-1",
+            &req("r1", "restart_pipeline", serde_json::Value::Null),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!((again.ts_ms, &again.result), (r1.ts_ms, &r1.result));
     assert_eq!(*hooks.restarts.lock().unwrap(), 1);
 
     let r = op
-        .command("box-1", &req("l1", "set_log_level", serde_json::json!({"level": "debug,rumqttc=warn"})), T, T)
+        .command(
+            "box-1",
+            &req(
+                "l1",
+                "set_log_level",
+                serde_json::json!({"level": "debug,rumqttc=warn"}),
+            ),
+            T,
+            T,
+        )
         .await
         .unwrap();
     assert!(r.ok, "{r:?}");
     assert_eq!(*hooks.log_level.lock().unwrap(), "debug,rumqttc=warn");
     let r = op
-        .command("box-1", &req("l2", "set_log_level", serde_json::json!({"level": "debug,[[["})), T, T)
+        .command(
+            "box-1",
+            &req(
+                "l2",
+                "set_log_level",
+                serde_json::json!({"level": "debug,[[["}),
+            ),
+            T,
+            T,
+        )
         .await
         .unwrap();
     assert!(!r.ok && r.error.unwrap().contains("not a valid filter"));
 
     let r = op
-        .command("box-1", &req("d1", "collect_diagnostics", serde_json::json!({"max_bytes": 4096})), T, T)
+        .command(
+            "box-1",
+            &req(
+                "d1",
+                "collect_diagnostics",
+                serde_json::json!({"max_bytes": 4096}),
+            ),
+            T,
+            T,
+        )
         .await
         .unwrap();
     assert!(r.ok);
@@ -252,20 +398,48 @@ async fn commands_correlated_idempotent_and_bad_input_answered() {
     assert!(bundle["log_tail"].as_str().unwrap().ends_with("line\n"));
     assert_eq!(bundle["daemon"]["encoder"], "x264");
 
-    let r = op.command("box-1", &req("b1", "reboot", serde_json::Value::Null), T, T).await.unwrap();
+    let r = op
+        .command("box-1", &req("b1", "reboot", serde_json::Value::Null), T, T)
+        .await
+        .unwrap();
     assert!(r.ok, "{r:?}");
     assert!(marker.exists(), "the configured reboot command ran");
 
     // Bad input: each gets an error response, nothing crashes.
-    let r = op.command_raw("box-1", b"{not json".to_vec(), T, T).await.unwrap();
+    let r = op
+        .command_raw("box-1", b"{not json".to_vec(), T, T)
+        .await
+        .unwrap();
     assert!(!r.ok && r.error.unwrap().contains("invalid command"));
-    let r = op.command_raw("box-1", vec![b'x'; 64 * 1024], T, T).await.unwrap();
+    let r = op
+        .command_raw("box-1", vec![b'x'; 64 * 1024], T, T)
+        .await
+        .unwrap();
     assert!(!r.ok && r.error.unwrap().contains("exceeds the limit"));
-    let r = op.command("box-1", &req("u1", "self_destruct", serde_json::Value::Null), T, T).await.unwrap();
+    let r = op
+        .command(
+            "box-1",
+            &req("u1", "self_destruct", serde_json::Value::Null),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert!(!r.ok && r.error.unwrap().contains("unknown command"));
-    let r = op.command("box-1", &req("a1", "ping", serde_json::json!({"x": 1})), T, T).await.unwrap();
+    let r = op
+        .command(
+            "box-1",
+            &req("a1", "ping", serde_json::json!({"x": 1})),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert!(!r.ok && r.error.unwrap().contains("no arguments"));
-    let r = op.command("box-1", &req("p2", "ping", serde_json::Value::Null), T, T).await.unwrap();
+    let r = op
+        .command("box-1", &req("p2", "ping", serde_json::Value::Null), T, T)
+        .await
+        .unwrap();
     assert!(r.ok, "still serving after bad input");
 }
 
@@ -280,30 +454,65 @@ async fn offline_commands_delivered_on_reconnect_unless_expired() {
     let d = Device::start(cfg.clone(), hooks.clone());
     let mut op = operator(&b).await;
     wait_for(&mut op, T, "online", |op| online(op, "box-1").then_some(())).await;
-    let first = op.command("box-1", &req("x1", "restart_pipeline", serde_json::Value::Null), T, T).await.unwrap();
+    let first = op
+        .command(
+            "box-1",
+            &req("x1", "restart_pipeline", serde_json::Value::Null),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert!(first.ok);
     d.stop().await;
-    wait_for(&mut op, T, "offline", |op| (!online(op, "box-1")).then_some(())).await;
+    wait_for(&mut op, T, "offline", |op| {
+        (!online(op, "box-1")).then_some(())
+    })
+    .await;
 
     let keep = op
-        .send_command_raw("box-1", serde_json::to_vec(&req("k1", "ping", serde_json::Value::Null)).unwrap(), Duration::from_secs(60))
+        .send_command_raw(
+            "box-1",
+            serde_json::to_vec(&req("k1", "ping", serde_json::Value::Null)).unwrap(),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let stale = op
-        .send_command_raw("box-1", serde_json::to_vec(&req("s1", "restart_pipeline", serde_json::Value::Null)).unwrap(), Duration::from_secs(1))
+        .send_command_raw(
+            "box-1",
+            serde_json::to_vec(&req("s1", "restart_pipeline", serde_json::Value::Null)).unwrap(),
+            Duration::from_secs(1),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
     let hooks2 = TestHooks::new("vaapi");
     let _d = Device::start(cfg, hooks2.clone());
-    let r = op.wait_result(&keep, T).await.expect("queued command delivered on reconnect");
+    let r = op
+        .wait_result(&keep, T)
+        .await
+        .expect("queued command delivered on reconnect");
     assert!(r.ok && r.id.as_deref() == Some("k1"));
-    assert!(op.wait_result(&stale, Duration::from_secs(2)).await.is_err(), "expired command must not run");
+    assert!(
+        op.wait_result(&stale, Duration::from_secs(2))
+            .await
+            .is_err(),
+        "expired command must not run"
+    );
     assert_eq!(*hooks2.restarts.lock().unwrap(), 0);
 
     // The result cache survived the restart (state_dir): the first result comes back.
-    let again = op.command("box-1", &req("x1", "restart_pipeline", serde_json::Value::Null), T, T).await.unwrap();
+    let again = op
+        .command(
+            "box-1",
+            &req("x1", "restart_pipeline", serde_json::Value::Null),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert!(again.duplicate && again.ts_ms == first.ts_ms);
     assert_eq!(*hooks2.restarts.lock().unwrap(), 0);
 }
@@ -317,7 +526,15 @@ async fn broker_restart_device_back_within_5s_results_kept() {
     let _d = Device::start(b.device_config("box-1"), hooks.clone());
     let mut op = operator(&b).await;
     wait_for(&mut op, T, "online", |op| online(op, "box-1").then_some(())).await;
-    let first = op.command("box-1", &req("r1", "restart_pipeline", serde_json::Value::Null), T, T).await.unwrap();
+    let first = op
+        .command(
+            "box-1",
+            &req("r1", "restart_pipeline", serde_json::Value::Null),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert!(first.ok);
     drop(op);
 
@@ -325,18 +542,43 @@ async fn broker_restart_device_back_within_5s_results_kept() {
     let up = fleet::proto::now_ms();
     let t0 = Instant::now();
     let mut op = operator(&b).await;
-    let since = wait_for(&mut op, Duration::from_secs(8), "device reconnected", |op| {
-        let s = op.devices.get("box-1")?.status.as_ref()?;
-        (s.state == Presence::Online && s.since_ms? >= up.saturating_sub(50)).then_some(s.since_ms?)
-    })
+    let since = wait_for(
+        &mut op,
+        Duration::from_secs(8),
+        "device reconnected",
+        |op| {
+            let s = op.devices.get("box-1")?.status.as_ref()?;
+            (s.state == Presence::Online && s.since_ms? >= up.saturating_sub(50))
+                .then_some(s.since_ms?)
+        },
+    )
     .await;
     let took = since.saturating_sub(up);
-    eprintln!("device back {took} ms after the broker listened again ({:?} wall)", t0.elapsed());
+    eprintln!(
+        "device back {took} ms after the broker listened again ({:?} wall)",
+        t0.elapsed()
+    );
     assert!(took < 5000, "reconnect took {took} ms");
 
     // The acknowledged result is still there (same first run), and commands work.
-    let again = op.command("box-1", &req("r1", "restart_pipeline", serde_json::Value::Null), T, T).await.unwrap();
+    let again = op
+        .command(
+            "box-1",
+            &req("r1", "restart_pipeline", serde_json::Value::Null),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert!(again.duplicate && again.ts_ms == first.ts_ms);
-    let r = op.command("box-1", &req("r2", "restart_pipeline", serde_json::Value::Null), T, T).await.unwrap();
+    let r = op
+        .command(
+            "box-1",
+            &req("r2", "restart_pipeline", serde_json::Value::Null),
+            T,
+            T,
+        )
+        .await
+        .unwrap();
     assert_eq!(r.result, Some(serde_json::json!({"restarted": 2})));
 }

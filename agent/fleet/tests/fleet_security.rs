@@ -42,11 +42,13 @@ fn tls_no_client_cert(ca: &std::path::Path) -> Transport {
     for c in fleet::tls::load_certs(ca).unwrap() {
         roots.add(c).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(cfg)))
 }
 
@@ -65,23 +67,48 @@ async fn refuses_plain_tcp_no_cert_and_foreign_ca() {
     eprintln!("plain TCP: {e}");
 
     // TLS without a client certificate.
-    let (_c, mut el) = AsyncClient::new(opts(b.port, "anon", Some(tls_no_client_cert(&good.join("ca.pem")))), 10);
+    let (_c, mut el) = AsyncClient::new(
+        opts(
+            b.port,
+            "anon",
+            Some(tls_no_client_cert(&good.join("ca.pem"))),
+        ),
+        10,
+    );
     let e = connect(&mut el).await.expect_err("no client cert refused");
     eprintln!("no client cert: {e}");
 
     // A certificate with the right CN from another CA.
-    let cfg = fleet::tls::client_config(&good.join("ca.pem"), &evil.join("box-1.pem"), &evil.join("box-1.key")).unwrap();
+    let cfg = fleet::tls::client_config(
+        &good.join("ca.pem"),
+        &evil.join("box-1.pem"),
+        &evil.join("box-1.key"),
+    )
+    .unwrap();
     let (_c, mut el) = AsyncClient::new(
-        opts(b.port, "box-1", Some(Transport::tls_with_config(TlsConfiguration::Rustls(cfg)))),
+        opts(
+            b.port,
+            "box-1",
+            Some(Transport::tls_with_config(TlsConfiguration::Rustls(cfg))),
+        ),
         10,
     );
     let e = connect(&mut el).await.expect_err("foreign CA refused");
     eprintln!("foreign CA: {e}");
 
     // The genuine certificate connects (so the refusals above are about the credentials).
-    let cfg = fleet::tls::client_config(&good.join("ca.pem"), &good.join("box-1.pem"), &good.join("box-1.key")).unwrap();
+    let cfg = fleet::tls::client_config(
+        &good.join("ca.pem"),
+        &good.join("box-1.pem"),
+        &good.join("box-1.key"),
+    )
+    .unwrap();
     let (_c, mut el) = AsyncClient::new(
-        opts(b.port, "box-1", Some(Transport::tls_with_config(TlsConfiguration::Rustls(cfg)))),
+        opts(
+            b.port,
+            "box-1",
+            Some(Transport::tls_with_config(TlsConfiguration::Rustls(cfg))),
+        ),
         10,
     );
     connect(&mut el).await.expect("genuine cert accepted");
@@ -106,14 +133,26 @@ async fn acl_confines_a_device_to_its_subtree() {
     let _d2 = Device::start(b.device_config("box-2"), h2.clone());
     let mut op = operator(&b).await;
     wait_for(&mut op, Duration::from_secs(10), "box-2 online", |op| {
-        op.devices.get("box-2").is_some_and(|d| d.online()).then_some(())
+        op.devices
+            .get("box-2")
+            .is_some_and(|d| d.online())
+            .then_some(())
     })
     .await;
 
     // box-1 as a raw MQTT client (same cert a compromised box would have), even claiming box-2's client id.
-    let cfg = fleet::tls::client_config(&p.join("ca.pem"), &p.join("box-1.pem"), &p.join("box-1.key")).unwrap();
+    let cfg = fleet::tls::client_config(
+        &p.join("ca.pem"),
+        &p.join("box-1.pem"),
+        &p.join("box-1.key"),
+    )
+    .unwrap();
     let (c, mut el) = AsyncClient::new(
-        opts(b.port, "box-2-impostor", Some(Transport::tls_with_config(TlsConfiguration::Rustls(cfg)))),
+        opts(
+            b.port,
+            "box-2-impostor",
+            Some(Transport::tls_with_config(TlsConfiguration::Rustls(cfg))),
+        ),
         10,
     );
     connect(&mut el).await.expect("box-1 connects");
@@ -128,7 +167,9 @@ async fn acl_confines_a_device_to_its_subtree() {
             match ev {
                 Ok(Event::Incoming(Packet::PubAck(a))) => acks.push(a.reason),
                 Ok(Event::Incoming(Packet::SubAck(s))) => subacks.extend(s.return_codes),
-                Ok(Event::Incoming(Packet::Publish(p))) => received.push(String::from_utf8_lossy(&p.topic).into_owned()),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    received.push(String::from_utf8_lossy(&p.topic).into_owned())
+                }
                 Ok(_) => {}
                 Err(e) => panic!("connection dropped: {e}"),
             }
@@ -136,32 +177,69 @@ async fn acl_confines_a_device_to_its_subtree() {
         (acks, subacks, received)
     });
     // Into box-2's subtree: a forged desired config and a forged command; then its own subtree.
-    c.publish(fleet::topics::desired("box-2"), QoS::AtLeastOnce, true, br#"{"version":99,"config":{"session_limit":1}}"#.to_vec())
+    c.publish(
+        fleet::topics::desired("box-2"),
+        QoS::AtLeastOnce,
+        true,
+        br#"{"version":99,"config":{"session_limit":1}}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    c.publish(
+        fleet::topics::cmd_request("box-2"),
+        QoS::AtLeastOnce,
+        false,
+        br#"{"id":"evil","name":"reboot"}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+    c.publish(
+        fleet::topics::telemetry("box-1"),
+        QoS::AtLeastOnce,
+        false,
+        b"{}".to_vec(),
+    )
+    .await
+    .unwrap();
+    c.subscribe("fleet/box-2/#", QoS::AtLeastOnce)
         .await
         .unwrap();
-    c.publish(fleet::topics::cmd_request("box-2"), QoS::AtLeastOnce, false, br#"{"id":"evil","name":"reboot"}"#.to_vec())
+    let (acks, subacks, received) = tokio::time::timeout(Duration::from_secs(5), events)
         .await
+        .unwrap()
         .unwrap();
-    c.publish(fleet::topics::telemetry("box-1"), QoS::AtLeastOnce, false, b"{}".to_vec())
-        .await
-        .unwrap();
-    c.subscribe("fleet/box-2/#", QoS::AtLeastOnce).await.unwrap();
-    let (acks, subacks, received) = tokio::time::timeout(Duration::from_secs(5), events).await.unwrap().unwrap();
-    assert_eq!(acks[0], PubAckReason::NotAuthorized, "reason code 135 for another device's subtree");
+    assert_eq!(
+        acks[0],
+        PubAckReason::NotAuthorized,
+        "reason code 135 for another device's subtree"
+    );
     assert_eq!(acks[1], PubAckReason::NotAuthorized);
     assert!(
-        matches!(acks[2], PubAckReason::Success | PubAckReason::NoMatchingSubscribers),
+        matches!(
+            acks[2],
+            PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+        ),
         "own subtree allowed: {:?}",
         acks[2]
     );
     // mosquitto 2.0 grants the SUBSCRIBE but applies the read ACL on delivery: nothing of box-2 arrives.
     assert_eq!(subacks.len(), 1, "{subacks:?}");
-    assert!(received.is_empty(), "box-1 read box-2's messages: {received:?}");
+    assert!(
+        received.is_empty(),
+        "box-1 read box-2's messages: {received:?}"
+    );
 
     // box-2 saw none of it.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(h2.applied.lock().unwrap().is_empty());
     op.snapshot(Duration::from_millis(300)).await.unwrap();
     assert!(op.devices["box-2"].desired.is_none());
-    assert_eq!(op.devices["box-2"].reported.as_ref().unwrap().applied_version, 0);
+    assert_eq!(
+        op.devices["box-2"]
+            .reported
+            .as_ref()
+            .unwrap()
+            .applied_version,
+        0
+    );
 }

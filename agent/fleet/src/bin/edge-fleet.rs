@@ -15,7 +15,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Debug, Parser)]
-#[command(name = "edge-fleet", version, about = "Fleet management for edge transcoder boxes (MQTT v5)")]
+#[command(
+    name = "edge-fleet",
+    version,
+    about = "Fleet management for edge transcoder boxes (MQTT v5)"
+)]
 struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -24,7 +28,7 @@ struct Cli {
     #[arg(long, global = true, env = "EDGE_FLEET_LOG", default_value = "warn")]
     log: String,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Top,
 }
 
 #[derive(Debug, Args)]
@@ -47,7 +51,7 @@ struct Conn {
 }
 
 #[derive(Debug, Subcommand)]
-enum Cmd {
+enum Top {
     /// Create the fleet CA and issue certificates.
     #[command(subcommand)]
     Pki(PkiCmd),
@@ -180,7 +184,9 @@ impl Conn {
             .broker
             .rsplit_once(':')
             .with_context(|| format!("--broker `{}` is not HOST:PORT", self.broker))?;
-        let port: u16 = port.parse().with_context(|| format!("bad port in `{}`", self.broker))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("bad port in `{}`", self.broker))?;
         let pick = |explicit: &Option<PathBuf>, name: &str| -> anyhow::Result<PathBuf> {
             match (explicit, &self.pki) {
                 (Some(p), _) => Ok(p.clone()),
@@ -191,9 +197,16 @@ impl Conn {
         let ca = pick(&self.ca, "ca.pem")?;
         let cert = pick(&self.cert, "operator.pem")?;
         let key = pick(&self.key, "operator.key")?;
-        Operator::connect(host, port, &ca, &cert, &key, Duration::from_secs(self.connect_timeout))
-            .await
-            .context("connecting to the fleet broker")
+        Operator::connect(
+            host,
+            port,
+            &ca,
+            &cert,
+            &key,
+            Duration::from_secs(self.connect_timeout),
+        )
+        .await
+        .context("connecting to the fleet broker")
     }
 }
 
@@ -254,10 +267,16 @@ fn list_row(d: &DeviceView) -> serde_json::Value {
     })
 }
 
-async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>) -> anyhow::Result<i32> {
+async fn run(
+    cli: Cli,
+    log: tracing_subscriber::reload::Handle<
+        tracing_subscriber::EnvFilter,
+        tracing_subscriber::Registry,
+    >,
+) -> anyhow::Result<i32> {
     let json = cli.json;
     match cli.cmd {
-        Cmd::Pki(PkiCmd::Init {
+        Top::Pki(PkiCmd::Init {
             dir,
             broker_host,
             devices,
@@ -271,7 +290,7 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             }
             report_pki(json, &dir, &devices, true)?;
         }
-        Cmd::Pki(PkiCmd::Issue {
+        Top::Pki(PkiCmd::Issue {
             dir,
             devices,
             operator,
@@ -284,7 +303,7 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             }
             report_pki(json, &dir, &devices, operator)?;
         }
-        Cmd::BrokerConfig {
+        Top::BrokerConfig {
             pki,
             state,
             port,
@@ -296,14 +315,17 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             let acl = out.join("acl");
             std::fs::write(&acl, fleet::testkit::ACL)?;
             let conf = out.join("mosquitto.conf");
-            std::fs::write(&conf, fleet::testkit::render_conf(port, &bind, &pki, &state, &acl, &user))?;
+            std::fs::write(
+                &conf,
+                fleet::testkit::render_conf(port, &bind, &pki, &state, &acl, &user),
+            )?;
             if json {
                 print_json(&serde_json::json!({"conf": conf, "acl": acl}))?;
             } else {
                 println!("wrote {} and {}", conf.display(), acl.display());
             }
         }
-        Cmd::Device { config } => {
+        Top::Device { config } => {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
             struct File {
@@ -311,11 +333,13 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             }
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("reading {}", config.display()))?;
-            let f: File = toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
+            let f: File =
+                toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
             let hooks = Arc::new(fleet::standalone::StandaloneHooks::new(log));
             let shutdown = async {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
@@ -323,7 +347,7 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             };
             fleet::device::run(f.fleet, hooks, shutdown).await?;
         }
-        Cmd::List { conn, select } => {
+        Top::List { conn, select } => {
             let sel: Option<Selector> = select.as_deref().map(str::parse).transpose()?;
             let mut op = conn.connect().await?;
             let devs = op.snapshot(Duration::from_millis(300)).await?;
@@ -336,7 +360,15 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             } else {
                 println!(
                     "{:<20} {:<8} {:<10} {:<8} {:<8} {:>5} {:>5} {:>7} {:>6}",
-                    "DEVICE", "STATE", "LAST SEEN", "ENCODER", "VERSION", "CPU%", "LOAD", "STREAMS", "CONFIG"
+                    "DEVICE",
+                    "STATE",
+                    "LAST SEEN",
+                    "ENCODER",
+                    "VERSION",
+                    "CPU%",
+                    "LOAD",
+                    "STREAMS",
+                    "CONFIG"
                 );
                 for d in rows {
                     let t = d.telemetry.as_ref();
@@ -350,34 +382,42 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
                         d.version().unwrap_or("-"),
                         f(t.and_then(|t| t.system.cpu_percent)),
                         f(t.and_then(|t| t.system.load1)),
-                        t.and_then(|t| t.daemon.streams).map_or("-".into(), |s| s.to_string()),
-                        d.reported.as_ref().map_or("-".into(), |r| r.applied_version.to_string()),
+                        t.and_then(|t| t.daemon.streams)
+                            .map_or("-".into(), |s| s.to_string()),
+                        d.reported
+                            .as_ref()
+                            .map_or("-".into(), |r| r.applied_version.to_string()),
                     );
                 }
             }
         }
-        Cmd::Show { conn, device } => {
+        Top::Show { conn, device } => {
             let mut op = conn.connect().await?;
             let devs = op.snapshot(Duration::from_millis(300)).await?;
-            let d = devs.get(&device).with_context(|| format!("no device `{device}` known to the broker"))?;
+            let d = devs
+                .get(&device)
+                .with_context(|| format!("no device `{device}` known to the broker"))?;
             if json {
                 print_json(d)?;
             } else {
                 println!("{}", serde_json::to_string_pretty(d)?);
             }
         }
-        Cmd::Config(ConfigCmd::Get { conn, device }) => {
+        Top::Config(ConfigCmd::Get { conn, device }) => {
             let mut op = conn.connect().await?;
             let devs = op.snapshot(Duration::from_millis(300)).await?;
-            let d = devs.get(&device).with_context(|| format!("no device `{device}` known to the broker"))?;
-            let v = serde_json::json!({"device": device, "desired": d.desired, "reported": d.reported});
+            let d = devs
+                .get(&device)
+                .with_context(|| format!("no device `{device}` known to the broker"))?;
+            let v =
+                serde_json::json!({"device": device, "desired": d.desired, "reported": d.reported});
             if json {
                 print_json(&v)?;
             } else {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             }
         }
-        Cmd::Config(ConfigCmd::Set {
+        Top::Config(ConfigCmd::Set {
             conn,
             device,
             select,
@@ -388,8 +428,11 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
         }) => {
             let from_file: Option<RuntimeConfig> = match &file {
                 Some(f) => Some(
-                    serde_json::from_str(&std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)
-                        .with_context(|| format!("parsing {}", f.display()))?,
+                    serde_json::from_str(
+                        &std::fs::read_to_string(f)
+                            .with_context(|| format!("reading {}", f.display()))?,
+                    )
+                    .with_context(|| format!("parsing {}", f.display()))?,
                 ),
                 None => None,
             };
@@ -419,7 +462,8 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
                 let config = merge_config(base, &sets)?;
                 fleet::validate::runtime_config(&config).map_err(|e| anyhow::anyhow!(e))?;
                 let v = version.unwrap_or_else(|| t.next_version());
-                op.set_desired(&t.id, &DesiredDoc { version: v, config }).await?;
+                op.set_desired(&t.id, &DesiredDoc { version: v, config })
+                    .await?;
                 sent.push((t.id.clone(), v));
             }
             let mut failed = 0;
@@ -428,7 +472,9 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
                     serde_json::json!({"device": id, "version": v, "state": "sent"})
                 } else {
                     match op.wait_reported(&id, v, Duration::from_secs(wait)).await {
-                        Ok(Ok(_)) => serde_json::json!({"device": id, "version": v, "state": "applied"}),
+                        Ok(Ok(_)) => {
+                            serde_json::json!({"device": id, "version": v, "state": "applied"})
+                        }
                         Ok(Err(reason)) => {
                             failed += 1;
                             serde_json::json!({"device": id, "version": v, "state": "refused", "error": reason})
@@ -460,7 +506,7 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             op.disconnect().await;
             return Ok(if failed > 0 { 1 } else { 0 });
         }
-        Cmd::Cmd {
+        Top::Cmd {
             conn,
             device,
             name,
@@ -477,7 +523,12 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             };
             let mut op = conn.connect().await?;
             let r = op
-                .command(&device, &req, Duration::from_secs(expiry), Duration::from_secs(timeout))
+                .command(
+                    &device,
+                    &req,
+                    Duration::from_secs(expiry),
+                    Duration::from_secs(timeout),
+                )
                 .await
                 .with_context(|| format!("command `{}` on {device}", req.name))?;
             if json {
@@ -485,8 +536,14 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             } else if r.ok {
                 println!(
                     "ok{} {}",
-                    if r.duplicate { " (stored result of an earlier run)" } else { "" },
-                    r.result.map(|v| serde_json::to_string_pretty(&v).unwrap_or_default()).unwrap_or_default()
+                    if r.duplicate {
+                        " (stored result of an earlier run)"
+                    } else {
+                        ""
+                    },
+                    r.result
+                        .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+                        .unwrap_or_default()
                 );
             } else {
                 println!("failed: {}", r.error.as_deref().unwrap_or("?"));
@@ -494,38 +551,62 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
             op.disconnect().await;
             return Ok(if r.ok { 0 } else { 1 });
         }
-        Cmd::Watch { conn, duration } => {
+        Top::Watch { conn, duration } => {
             let mut op = conn.connect().await?;
             op.follow().await?;
             let end = duration.map(|s| std::time::Instant::now() + Duration::from_secs(s));
             loop {
-                let left = end.map_or(Duration::from_secs(3600), |e| e.saturating_duration_since(std::time::Instant::now()));
+                let left = end.map_or(Duration::from_secs(3600), |e| {
+                    e.saturating_duration_since(std::time::Instant::now())
+                });
                 if left.is_zero() {
                     break;
                 }
-                let Some(ev) = op.next_event(left).await? else { continue };
+                let Some(ev) = op.next_event(left).await? else {
+                    continue;
+                };
                 if json {
                     print_json(&ev)?;
                     continue;
                 }
                 match ev {
-                    FleetEvent::Status { device, status } => println!("{device:<20} status    {:?}", status.state),
-                    FleetEvent::Telemetry { device, telemetry: t } => println!(
+                    FleetEvent::Status { device, status } => {
+                        println!("{device:<20} status    {:?}", status.state)
+                    }
+                    FleetEvent::Telemetry {
+                        device,
+                        telemetry: t,
+                    } => println!(
                         "{device:<20} telemetry seq={} encoder={} streams={} cpu={} mem_avail={}",
                         t.seq,
                         t.daemon.encoder.as_deref().unwrap_or("-"),
                         t.daemon.streams.map_or("-".into(), |s| s.to_string()),
-                        t.system.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
-                        t.system.mem_available_bytes.map_or("-".into(), |m| format!("{}MiB", m >> 20)),
+                        t.system
+                            .cpu_percent
+                            .map_or("-".into(), |c| format!("{c:.1}%")),
+                        t.system
+                            .mem_available_bytes
+                            .map_or("-".into(), |m| format!("{}MiB", m >> 20)),
                     ),
-                    FleetEvent::Desired { device, desired } => println!("{device:<20} desired   v{}", desired.version),
+                    FleetEvent::Desired { device, desired } => {
+                        println!("{device:<20} desired   v{}", desired.version)
+                    }
                     FleetEvent::Reported { device, reported } => println!(
                         "{device:<20} reported  applied v{}{}",
                         reported.applied_version,
-                        reported.last_error.map(|e| format!(" (refused v{:?}: {})", e.version, e.reason)).unwrap_or_default()
+                        reported
+                            .last_error
+                            .map(|e| format!(" (refused v{:?}: {})", e.version, e.reason))
+                            .unwrap_or_default()
                     ),
-                    FleetEvent::Unparsable { device, topic, error } => println!("{device:<20} unparsable {topic}: {error}"),
-                    FleetEvent::CommandResult { device, result } => println!("{device:<20} result    {:?} ok={}", result.id, result.ok),
+                    FleetEvent::Unparsable {
+                        device,
+                        topic,
+                        error,
+                    } => println!("{device:<20} unparsable {topic}: {error}"),
+                    FleetEvent::CommandResult { device, result } => {
+                        println!("{device:<20} result    {:?} ok={}", result.id, result.ok)
+                    }
                 }
             }
         }
@@ -536,12 +617,17 @@ async fn run(cli: Cli, log: tracing_subscriber::reload::Handle<tracing_subscribe
 fn parse_args(args: &[String]) -> anyhow::Result<serde_json::Value> {
     match args {
         [] => Ok(serde_json::Value::Null),
-        [one] if one.trim_start().starts_with('{') => serde_json::from_str(one).context("ARGS JSON"),
+        [one] if one.trim_start().starts_with('{') => {
+            serde_json::from_str(one).context("ARGS JSON")
+        }
         kvs => {
             let mut m = serde_json::Map::new();
             for kv in kvs {
-                let (k, v) = kv.split_once('=').with_context(|| format!("argument `{kv}` is not key=value"))?;
-                let v = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("argument `{kv}` is not key=value"))?;
+                let v =
+                    serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
                 m.insert(k.into(), v);
             }
             Ok(serde_json::Value::Object(m))
@@ -559,7 +645,12 @@ fn report_pki(json: bool, dir: &Path, devices: &[String], operator: bool) -> any
     if json {
         print_json(&serde_json::json!({"dir": dir, "devices": devices, "operator": operator}))?;
     } else {
-        println!("PKI in {}: devices {:?}{}", dir.display(), devices, if operator { ", operator" } else { "" });
+        println!(
+            "PKI in {}: devices {:?}{}",
+            dir.display(),
+            devices,
+            if operator { ", operator" } else { "" }
+        );
     }
     Ok(())
 }

@@ -134,9 +134,16 @@ pub fn pki(dir: &Path, devices: &[&str]) {
 
 pub async fn operator(b: &Broker) -> Operator {
     let (ca, cert, key) = b.operator_files();
-    Operator::connect("127.0.0.1", b.port, &ca, &cert, &key, Duration::from_secs(5))
-        .await
-        .expect("operator connects")
+    Operator::connect(
+        "127.0.0.1",
+        b.port,
+        &ca,
+        &cert,
+        &key,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("operator connects")
 }
 
 /// Polls the operator's view until `f` returns Some, or panics after `timeout`.
@@ -153,7 +160,10 @@ pub async fn wait_for<T>(
             return v;
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            !left.is_zero(),
+            "timed out after {timeout:?} waiting for {what}"
+        );
         op.next_event(left.min(Duration::from_millis(200)))
             .await
             .expect("operator events");
