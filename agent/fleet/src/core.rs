@@ -416,7 +416,11 @@ impl Core {
             }
             // Redelivery of the retained document (reconnect, restart, operator retry): already in
             // force; report again so a waiting operator gets an answer.
-            if self.last_error.as_ref().is_some_and(|e| e.version == Some(doc.version)) {
+            if self
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.version == Some(doc.version))
+            {
                 self.last_error = None;
             }
             return vec![self.reported_publish(now_ms)];
@@ -728,7 +732,11 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert!(last_error(&a).is_none());
         // same version, other content: refused
-        let e = last_error(&desired(&mut c, r#"{"version":3,"config":{"session_limit":5}}"#)).unwrap();
+        let e = last_error(&desired(
+            &mut c,
+            r#"{"version":3,"config":{"session_limit":5}}"#,
+        ))
+        .unwrap();
         assert!(e.reason.contains("different config"), "{e:?}");
         // stale
         let e = last_error(&desired(&mut c, r#"{"version":2,"config":{}}"#)).unwrap();
