@@ -2,29 +2,89 @@
 //! capabilities live in their own crates (`media`, `hw`, `ppspp`, `fleet`, ...).
 
 mod cmd;
+mod config;
+mod daemon;
+mod hwsel;
+mod ingest;
+mod logging;
+mod pipeline;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "edge-agent", version, about = "Edge transcoder appliance agent")]
+#[command(
+    name = "edge-agent",
+    version,
+    about = "Edge transcoder appliance agent"
+)]
 struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `media=debug`.
-    #[arg(long, global = true, env = "EDGE_AGENT_LOG", default_value = "info")]
-    log: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `media=debug`.  Default: the config's
+    /// `agent.log_level` for `run`, `info` (or `$RUST_LOG`) otherwise.
+    #[arg(long, global = true, env = "EDGE_AGENT_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    // Each subcommand lives in its own module under `cmd/`; add new ones here and in `run` below.
+    /// Transcode a file or the built-in test source to an HLS ladder.
+    Transcode(cmd::transcode::Args),
+    /// Show the hardware of this box and the encoder that will be used.
+    Hw(cmd::hw::Args),
+    /// List the standard profiles with their on-chain IDs.
+    Profiles(cmd::profiles::Args),
+    /// Print the effective configuration (defaults, file, environment overrides).
+    Config(ConfigArgs),
+    /// Run the daemon (systemd Type=notify).
+    Run(ConfigArgs),
+    // Each further subcommand lives in its own module under `cmd/`; add it here and in `main` below.
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// Configuration file (default: /etc/edge-agent/config.toml when it exists, else embedded defaults).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+fn load_config(args: &ConfigArgs) -> anyhow::Result<config::Config> {
+    config::Config::load(args.config.as_deref(), std::env::vars())
+}
+
+fn default_filter(cli: &Option<String>) -> String {
+    cli.clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into())
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
-        .with_writer(std::io::stderr)
-        .init();
-    match cli.command {}
+    match cli.command {
+        Command::Run(args) => {
+            let cfg = load_config(&args)?;
+            let filter = cli
+                .log
+                .clone()
+                .unwrap_or_else(|| cfg.agent.log_level.clone());
+            let log = logging::init(&filter, cfg.agent.log_json)?;
+            daemon::run(cfg, args.config, log)
+        }
+        Command::Config(args) => {
+            let cfg = load_config(&args)?;
+            print!("{}", toml::to_string_pretty(&cfg)?);
+            Ok(())
+        }
+        command => {
+            logging::init(&default_filter(&cli.log), false)?;
+            match command {
+                Command::Transcode(a) => cmd::transcode::run(a),
+                Command::Hw(a) => cmd::hw::run(a),
+                Command::Profiles(a) => cmd::profiles::run(a),
+                Command::Run(_) | Command::Config(_) => unreachable!("handled above"),
+            }
+        }
+    }
 }

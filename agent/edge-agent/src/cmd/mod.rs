@@ -1,1 +1,5 @@
-//! Subcommands.
+//! Subcommands: each module has an `Args` (clap) and a `run(args) -> anyhow::Result<()>`.
+
+pub mod hw;
+pub mod profiles;
+pub mod transcode;

@@ -1,0 +1,195 @@
+//! `edge-agent run`: the daemon.  Loads the configuration, probes the hardware once, starts each subsystem
+//! as a task under one shutdown token, tells systemd when it is ready and keeps its watchdog fed.
+//!
+//! The subsystems only share [`Shared`]; none of them knows about another.
+
+pub mod sd;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::logging::LogHandle;
+
+/// The part of the configuration that can change while the daemon runs (fleet desired config, commands).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuntimeConfig {
+    pub log_level: String,
+    /// Effective concurrent-stream limit (never 0: resolved against the board/encoder limit at start).
+    pub max_sessions: u32,
+    /// Profile names of the ladder used for new streams.
+    pub ladder: Vec<String>,
+}
+
+/// Live numbers about one stream, for telemetry and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamStats {
+    pub segments_ok: u64,
+    pub segments_failed: u64,
+    /// Frames per second of the last segment (decoded input frames / wall time).
+    pub fps: f64,
+    /// Media duration / wall time of the last segment.
+    pub realtime_factor: f64,
+    pub last_error: Option<String>,
+}
+
+/// State shared by the subsystems.
+pub struct Shared {
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub started: Instant,
+    pub log: LogHandle,
+    pub runtime: watch::Sender<RuntimeConfig>,
+    pub hw: crate::hwsel::HwState,
+    pub streams: Mutex<BTreeMap<String, StreamStats>>,
+    pub segments_total: AtomicU64,
+    /// Bumped to make every stream rebuild its pipeline before its next segment (fleet `restart-pipeline`).
+    pub pipeline_generation: AtomicU64,
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    pub fn runtime(&self) -> RuntimeConfig {
+        self.runtime.borrow().clone()
+    }
+
+    pub fn active_streams(&self) -> usize {
+        self.streams.lock().unwrap().len()
+    }
+
+    /// Makes every stream rebuild its pipeline before its next segment.
+    pub fn restart_pipelines(&self) {
+        self.pipeline_generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_segment(&self, stream: &str, result: Result<(f64, f64), String>) {
+        self.segments_total.fetch_add(1, Ordering::Relaxed);
+        let mut streams = self.streams.lock().unwrap();
+        let s = streams.entry(stream.to_string()).or_default();
+        match result {
+            Ok((fps, rt)) => {
+                s.segments_ok += 1;
+                s.fps = fps;
+                s.realtime_factor = rt;
+            }
+            Err(e) => {
+                s.segments_failed += 1;
+                s.last_error = Some(e);
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(config: Config, config_path: Option<PathBuf>, log: LogHandle) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("edge-agent")
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(run_async(config, config_path, log))
+}
+
+async fn run_async(
+    config: Config,
+    config_path: Option<PathBuf>,
+    log: LogHandle,
+) -> anyhow::Result<()> {
+    let notifier = sd::Notifier::from_env();
+    std::fs::create_dir_all(&config.agent.data_dir)
+        .with_context(|| format!("creating data dir {}", config.agent.data_dir.display()))?;
+
+    let hw_cfg = config.hw.clone();
+    let hw = tokio::task::spawn_blocking(move || crate::hwsel::probe(&hw_cfg))
+        .await
+        .context("hardware probe panicked")??;
+    let max_sessions = if config.media.max_sessions > 0 {
+        config.media.max_sessions
+    } else {
+        hw.session_limit()
+    };
+    let (runtime, _) = watch::channel(RuntimeConfig {
+        log_level: config.agent.log_level.clone(),
+        max_sessions,
+        ladder: config.media.ladder.clone(),
+    });
+    let shared = std::sync::Arc::new(Shared {
+        config,
+        config_path,
+        started: Instant::now(),
+        log,
+        runtime,
+        hw,
+        streams: Mutex::new(BTreeMap::new()),
+        segments_total: AtomicU64::new(0),
+        pipeline_generation: AtomicU64::new(0),
+        shutdown: CancellationToken::new(),
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    // Subsystems.  Each returns when `shutdown` fires; an error from one stops the daemon.
+    if !shared.config.ingest.listen.is_empty() {
+        let s = shared.clone();
+        let listener = tokio::net::TcpListener::bind(&s.config.ingest.listen)
+            .await
+            .with_context(|| format!("binding ingest on {}", s.config.ingest.listen))?;
+        tracing::info!(addr = %listener.local_addr()?, "ingest listening");
+        tasks.spawn(async move { crate::ingest::serve(s, listener).await.context("ingest") });
+    }
+
+    notifier.ready("serving").ok();
+    tracing::info!(
+        encoder = %shared.hw.selection.encoder_element,
+        max_sessions,
+        "edge-agent ready"
+    );
+    if let Some(every) = notifier.watchdog_interval() {
+        let n = notifier.clone();
+        let stop = shared.shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tick.tick() => { n.watchdog_ping().ok(); }
+                }
+            }
+        });
+    }
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let outcome = tokio::select! {
+        _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
+        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+        Some(done) = tasks.join_next() => match done {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("subsystem panicked: {e}")),
+        },
+    };
+    notifier.stopping().ok();
+    shared.shutdown.cancel();
+    // Give subsystems a bounded time to return to a clean state (pipelines to NULL, sessions closed).
+    let drain = async {
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!("subsystem stopped with error: {e:#}");
+            }
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("subsystems did not stop within 10 s");
+    }
+    outcome
+}

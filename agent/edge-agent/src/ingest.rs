@@ -1,0 +1,432 @@
+//! The daemon's data path: HTTP segment ingest, one stream worker (OS thread, one long-lived media pipeline)
+//! per stream, HLS output on disk and over HTTP, health and Prometheus metrics.
+//!
+//! | route | |
+//! |---|---|
+//! | `PUT /live/{stream}/{seq}.ts` | transcode one MPEG-TS segment; answers with the renditions (JSON) or a 4xx/5xx with the error |
+//! | `DELETE /live/{stream}` | end a stream: playlists get `#EXT-X-ENDLIST`, the session is freed |
+//! | `GET /hls/{stream}/...` | the HLS output (master playlist `master.m3u8`) |
+//! | `GET /healthz` | liveness and what the box runs (JSON) |
+//! | `GET /metrics` | Prometheus text format |
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::daemon::Shared;
+
+/// A stream that receives no segment for this long is ended and its session freed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Segments a stream may have queued before the ingest answers 429.
+const QUEUE_DEPTH: usize = 4;
+
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    workers: Workers,
+    next_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Worker {
+    id: u64,
+    tx: mpsc::SyncSender<Job>,
+}
+
+type Workers = Arc<Mutex<HashMap<String, Worker>>>;
+
+struct Job {
+    seq: u64,
+    data: Bytes,
+    reply: oneshot::Sender<Result<SegmentReport, String>>,
+}
+
+/// What the ingest answers for one transcoded segment.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentReport {
+    pub stream: String,
+    pub seq: u64,
+    pub wall_ms: u64,
+    pub input_duration: f64,
+    pub renditions: Vec<RenditionReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RenditionReport {
+    pub profile: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub duration: f64,
+    pub bytes: usize,
+    pub uri: String,
+}
+
+pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let app = App {
+        shared: shared.clone(),
+        workers: Arc::new(Mutex::new(HashMap::new())),
+        next_id: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    };
+    let router = Router::new()
+        .route(
+            "/live/{stream}/{segment}",
+            put(put_segment).post(put_segment),
+        )
+        .route("/live/{stream}", axum::routing::delete(end_stream))
+        .route("/hls/{stream}/{*path}", get(get_hls))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(
+            shared.config.ingest.max_segment_bytes,
+        ))
+        .with_state(app.clone());
+    let stop = shared.shutdown.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    // Closing the job channels lets every worker finish its playlists and return its pipeline to NULL.
+    let workers: Vec<_> = app.workers.lock().unwrap().drain().collect();
+    drop(workers);
+    Ok(())
+}
+
+fn valid_stream_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": msg.into() })),
+    )
+        .into_response()
+}
+
+async fn put_segment(
+    State(app): State<App>,
+    UrlPath((stream, segment)): UrlPath<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if !valid_stream_id(&stream) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "stream id must be 1-64 characters of [A-Za-z0-9_-]",
+        );
+    }
+    let Some(seq) = segment
+        .strip_suffix(".ts")
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "segment must be named {seq}.ts with a decimal sequence number",
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        seq,
+        data: body,
+        reply,
+    };
+    if let Err(resp) = app.submit(&stream, job) {
+        return resp;
+    }
+    match answer.await {
+        Ok(Ok(report)) => axum::Json(report).into_response(),
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stream worker stopped before answering",
+        ),
+    }
+}
+
+impl App {
+    /// Hands a job to the stream's worker, starting one (within the session limit) if needed.
+    #[allow(clippy::result_large_err)]
+    fn submit(&self, stream: &str, job: Job) -> Result<(), Response> {
+        let mut workers = self.workers.lock().unwrap();
+        let job = match workers.get(stream) {
+            Some(w) => match w.tx.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::TrySendError::Full(_)) => {
+                    return Err(error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("stream {stream}: {QUEUE_DEPTH} segments already queued"),
+                    ));
+                }
+                // Cannot happen while the entry exists (a worker removes its entry before it drops its
+                // receiver), but if it did, starting a new worker is the right answer.
+                Err(mpsc::TrySendError::Disconnected(job)) => {
+                    workers.remove(stream);
+                    job
+                }
+            },
+            None => job,
+        };
+        let limit = self.shared.runtime().max_sessions as usize;
+        if workers.len() >= limit {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("session limit reached ({limit} streams)"),
+            ));
+        }
+        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let shared = self.shared.clone();
+        let name = stream.to_string();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let registry = self.workers.clone();
+        std::thread::Builder::new()
+            .name(format!("stream-{stream}"))
+            .spawn(move || stream_worker(shared, name, rx, (registry, id)))
+            .map_err(|e| {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("spawning worker: {e}"),
+                )
+            })?;
+        tx.try_send(job)
+            .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "new worker refused job"))?;
+        workers.insert(stream.to_string(), Worker { id, tx });
+        Ok(())
+    }
+}
+
+async fn end_stream(State(app): State<App>, UrlPath(stream): UrlPath<String>) -> Response {
+    match app.workers.lock().unwrap().remove(&stream) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no stream {stream}")),
+    }
+}
+
+/// One stream: owns the media pipeline (built once, rebuilt only on request or after it broke) and the
+/// HLS writer.  Runs on its own OS thread because GStreamer calls block.
+fn stream_worker(
+    shared: Arc<Shared>,
+    stream: String,
+    rx: mpsc::Receiver<Job>,
+    (registry, id): (Workers, u64),
+) {
+    let span = tracing::info_span!("stream", id = %stream);
+    let _g = span.enter();
+    let dir = shared.config.agent.data_dir.join("hls").join(&stream);
+    let mut state: Option<(u64, crate::pipeline::StreamPipeline)> = None;
+    loop {
+        let job = match rx.recv_timeout(IDLE_TIMEOUT) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Leave the registry under its lock, so no job can be queued to a worker that is leaving.
+                let mut workers = registry.lock().unwrap();
+                match rx.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => {
+                        if workers.get(&stream).is_some_and(|w| w.id == id) {
+                            workers.remove(&stream);
+                        }
+                        tracing::info!("idle for {IDLE_TIMEOUT:?}: ending stream");
+                        break;
+                    }
+                }
+            }
+            // Ended by DELETE /live/{stream} or by shutdown: the registry entry is already gone.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let generation = shared.pipeline_generation.load(Ordering::Relaxed);
+        if state.as_ref().is_some_and(|(g, _)| *g != generation) {
+            tracing::info!("restarting pipeline on request");
+            state = None;
+        }
+        if state.is_none() {
+            let rt = shared.runtime();
+            match crate::pipeline::StreamPipeline::new(&shared, &rt.ladder, &dir) {
+                Ok(p) => state = Some((generation, p)),
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    tracing::error!("cannot build pipeline: {msg}");
+                    shared.record_segment(&stream, Err(msg.clone()));
+                    let _ = job.reply.send(Err(msg));
+                    continue;
+                }
+            }
+        }
+        let (_, pipeline) = state.as_mut().expect("built above");
+        let started = Instant::now();
+        let result = pipeline.push(job.seq, &job.data);
+        match &result {
+            Ok(r) => {
+                let wall = started.elapsed().as_secs_f64().max(1e-6);
+                let frames = r.input_frames as f64;
+                shared.record_segment(&stream, Ok((frames / wall, r.report.input_duration / wall)));
+                tracing::info!(
+                    seq = job.seq,
+                    wall_ms = r.report.wall_ms,
+                    "segment transcoded"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(seq = job.seq, "segment failed: {e}");
+                shared.record_segment(&stream, Err(e.clone()));
+            }
+        }
+        let _ = job.reply.send(result.map(|r| {
+            let mut report = r.report;
+            report.stream = stream.clone();
+            report
+        }));
+    }
+    if let Some((_, mut p)) = state.take()
+        && let Err(e) = p.finish()
+    {
+        tracing::warn!("finishing playlists: {e:#}");
+    }
+    shared.streams.lock().unwrap().remove(&stream);
+}
+
+async fn get_hls(
+    State(app): State<App>,
+    UrlPath((stream, path)): UrlPath<(String, String)>,
+) -> Response {
+    if !valid_stream_id(&stream) {
+        return error(StatusCode::BAD_REQUEST, "bad stream id");
+    }
+    let Some(file) = safe_join(
+        &app.shared.config.agent.data_dir.join("hls").join(&stream),
+        &path,
+    ) else {
+        return error(StatusCode::BAD_REQUEST, "bad path");
+    };
+    let ctype = match file.extension().and_then(|e| e.to_str()) {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("ts") => "video/mp2t",
+        _ => "application/octet-stream",
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, ctype)], bytes).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            error(StatusCode::NOT_FOUND, "not found")
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Joins a URL path below `base`, refusing anything that could leave it.
+fn safe_join(base: &Path, rel: &str) -> Option<PathBuf> {
+    let mut out = base.to_path_buf();
+    for part in rel.split('/') {
+        if part.is_empty()
+            || part == "."
+            || part == ".."
+            || part.contains('\\')
+            || part.starts_with('.')
+        {
+            return None;
+        }
+        out.push(part);
+    }
+    Some(out)
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    let s = &app.shared;
+    let rt = s.runtime();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": s.started.elapsed().as_secs(),
+        "encoder": s.hw.selection_summary(),
+        "streams": s.active_streams(),
+        "max_sessions": rt.max_sessions,
+        "ladder": rt.ladder,
+    }))
+    .into_response()
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let s = &app.shared;
+    let rt = s.runtime();
+    let mut out = String::new();
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP edge_agent_info Agent version and encoder in use.\n# TYPE edge_agent_info gauge"
+    );
+    let _ = writeln!(
+        out,
+        "edge_agent_info{{version=\"{}\",encoder=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        s.hw.encoder_element()
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE edge_agent_uptime_seconds gauge\nedge_agent_uptime_seconds {}",
+        s.started.elapsed().as_secs()
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE edge_agent_max_sessions gauge\nedge_agent_max_sessions {}",
+        rt.max_sessions
+    );
+    let streams = s.streams.lock().unwrap().clone();
+    let _ = writeln!(
+        out,
+        "# TYPE edge_agent_active_streams gauge\nedge_agent_active_streams {}",
+        streams.len()
+    );
+    let _ = writeln!(out, "# TYPE edge_agent_segments_total counter");
+    for (id, st) in &streams {
+        let _ = writeln!(
+            out,
+            "edge_agent_segments_total{{stream=\"{id}\",result=\"ok\"}} {}",
+            st.segments_ok
+        );
+        let _ = writeln!(
+            out,
+            "edge_agent_segments_total{{stream=\"{id}\",result=\"error\"}} {}",
+            st.segments_failed
+        );
+    }
+    let _ = writeln!(out, "# TYPE edge_agent_realtime_factor gauge");
+    for (id, st) in &streams {
+        let _ = writeln!(
+            out,
+            "edge_agent_realtime_factor{{stream=\"{id}\"}} {:.3}",
+            st.realtime_factor
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_and_paths_are_confined() {
+        assert!(valid_stream_id("cam-1_A"));
+        assert!(!valid_stream_id(""));
+        assert!(!valid_stream_id("../etc"));
+        assert!(!valid_stream_id(&"a".repeat(65)));
+        let base = Path::new("/data/hls/s");
+        assert_eq!(
+            safe_join(base, "P360p30fps16x9/3.ts"),
+            Some(PathBuf::from("/data/hls/s/P360p30fps16x9/3.ts"))
+        );
+        for bad in ["../x", "a/../../b", "", "a//b", ".hidden", "a\\b"] {
+            assert_eq!(safe_join(base, bad), None, "{bad}");
+        }
+    }
+}

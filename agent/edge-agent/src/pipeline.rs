@@ -1,0 +1,108 @@
+//! One stream's pipeline as the binary uses it: the media engine (built once) feeding the HLS writer.
+//! Shared by `edge-agent transcode` and the daemon's stream workers, so both run the same code path.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use media::hls::{HlsMode, HlsWriter};
+use media::{EngineConfig, Transcoder};
+
+use crate::ingest::{RenditionReport, SegmentReport};
+
+pub struct StreamPipeline {
+    transcoder: Transcoder,
+    hls: HlsWriter,
+}
+
+/// One pushed segment: the report the ingest answers with, and numbers for stats.
+pub struct Pushed {
+    pub report: SegmentReport,
+    pub input_frames: usize,
+}
+
+impl StreamPipeline {
+    /// Builds the engine for `cfg` writing HLS under `out_dir`.
+    pub fn build(
+        cfg: EngineConfig,
+        out_dir: &Path,
+        mode: HlsMode,
+        segment_secs: f64,
+    ) -> anyhow::Result<Self> {
+        let transcoder = Transcoder::new(cfg).context("building the transcoding pipeline")?;
+        let hls = HlsWriter::new(out_dir, mode, segment_secs)
+            .with_context(|| format!("HLS output in {}", out_dir.display()))?;
+        Ok(Self { transcoder, hls })
+    }
+
+    /// The daemon's form: ladder names resolved against the configuration, backend from the hardware
+    /// selection, live playlists with the configured window.
+    pub fn new(
+        shared: &crate::daemon::Shared,
+        ladder: &[String],
+        out_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let set = shared.config.profile_set()?;
+        let profiles = ladder
+            .iter()
+            .map(|n| set.by_name(n).cloned())
+            .collect::<Result<Vec<_>, _>>()
+            .context("ladder")?;
+        let mut cfg = EngineConfig::new(profiles);
+        cfg.backend = shared.hw.backend();
+        let media = &shared.config.media;
+        Self::build(
+            cfg,
+            out_dir,
+            HlsMode::Live {
+                window: media.playlist_window,
+            },
+            media.segment_seconds,
+        )
+    }
+
+    /// Transcodes one segment and writes it to the HLS output.  The error string names the segment and
+    /// the element at fault; the pipeline stays usable for the next segment.
+    pub fn push(&mut self, seq: u64, data: &[u8]) -> Result<Pushed, String> {
+        let started = Instant::now();
+        let out = self
+            .transcoder
+            .push_segment(seq, data)
+            .map_err(|e| e.to_string())?;
+        self.hls
+            .write_segment(&out)
+            .map_err(|e| format!("segment {seq}: HLS output: {e}"))?;
+        let renditions = out
+            .renditions
+            .iter()
+            .map(|r| RenditionReport {
+                profile: r.profile.clone(),
+                width: r.width,
+                height: r.height,
+                fps: f64::from(r.fps.0) / f64::from(r.fps.1.max(1)),
+                duration: r.duration,
+                bytes: r.data.len(),
+                uri: format!("{}/{seq}.ts", r.profile),
+            })
+            .collect();
+        Ok(Pushed {
+            input_frames: out.stats.input_frames,
+            report: SegmentReport {
+                stream: String::new(),
+                seq,
+                wall_ms: started.elapsed().as_millis() as u64,
+                input_duration: out.stats.input_duration,
+                renditions,
+            },
+        })
+    }
+
+    /// Closes the playlists (`#EXT-X-ENDLIST` where the mode has one).
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        self.hls.finish().context("closing playlists")
+    }
+
+    pub fn master_path(&self) -> std::path::PathBuf {
+        self.hls.master_path()
+    }
+}

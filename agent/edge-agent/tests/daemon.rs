@@ -1,0 +1,290 @@
+//! The real daemon binary, end to end: systemd notify protocol (READY, watchdog, STOPPING), segment ingest
+//! over HTTP through the real GStreamer engine, a bad segment that fails alone, the session limit, HLS and
+//! metrics over HTTP, and a clean SIGTERM shutdown.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), so the test depends on no HTTP library.
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let head = String::from_utf8_lossy(&resp[..head_end]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = resp[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let nl = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+}
+
+struct Daemon {
+    child: Child,
+    notify: UnixDatagram,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(dir: &Path, max_sessions: u32) -> Daemon {
+        let port = free_port();
+        let cfg = dir.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[agent]\ndata_dir = \"{}\"\n[media]\nladder = [\"P360p30fps16x9\", \"P240p30fps16x9\"]\nmax_sessions = {max_sessions}\n[ingest]\nlisten = \"127.0.0.1:{port}\"\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let sock = dir.join("notify.sock");
+        let notify = UnixDatagram::bind(&sock).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("NOTIFY_SOCKET", &sock)
+            .env("WATCHDOG_USEC", "400000")
+            .env_remove("WATCHDOG_PID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            notify,
+            port,
+        }
+    }
+
+    fn next_notify(&self) -> String {
+        self.try_notify().expect("notify message")
+    }
+
+    fn try_notify(&self) -> Option<String> {
+        let mut buf = [0u8; 512];
+        let n = self.notify.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).to_string())
+    }
+}
+
+fn test_segments(n: usize) -> Vec<Vec<u8>> {
+    let src = media::sources::TestSource {
+        width: 640,
+        height: 360,
+        fps: 30,
+        duration: n as f64,
+        audio: true,
+        segment_secs: 1.0,
+        bitrate_kbps: 2000,
+        ..Default::default()
+    };
+    src.segments().expect("test source")
+}
+
+#[test]
+fn daemon_ingests_transcodes_serves_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = test_segments(3);
+    assert_eq!(segs.len(), 3);
+    let d = Daemon::start(dir.path(), 1);
+
+    // READY=1 only once the ingest listens; then watchdog pings at half of WATCHDOG_USEC.
+    let ready = d.next_notify();
+    assert!(ready.contains("READY=1"), "{ready}");
+    let (status, body) = http(d.port, "GET", "/healthz", b"");
+    assert_eq!(status, 200);
+    let health = json(&body);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["max_sessions"], 1);
+    let t = Instant::now();
+    let mut pings = 0;
+    while pings < 2 {
+        if d.next_notify() == "WATCHDOG=1" {
+            pings += 1;
+        }
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "watchdog pings too slow"
+    );
+
+    // Segment 0 transcodes into both renditions.
+    let (status, body) = http(d.port, "PUT", "/live/cam1/0.ts", &segs[0]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let r = json(&body);
+    assert_eq!(r["seq"], 0);
+    let rends = r["renditions"].as_array().unwrap();
+    assert_eq!(rends.len(), 2);
+    assert_eq!(rends[0]["profile"], "P360p30fps16x9");
+    assert_eq!(
+        (rends[0]["width"].as_u64(), rends[0]["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(rends[1]["height"].as_u64(), Some(240));
+
+    // A corrupt segment fails alone, with an error that names it; the next one goes through.
+    let mut corrupt = segs[1].clone();
+    let len = corrupt.len();
+    corrupt.truncate(len / 3);
+    for b in corrupt.iter_mut().skip(400).step_by(7) {
+        *b ^= 0x5a;
+    }
+    let (status, body) = http(d.port, "PUT", "/live/cam1/1.ts", &corrupt);
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    let err = json(&body)["error"].as_str().unwrap().to_string();
+    assert!(err.contains("segment 1"), "{err}");
+    let (status, body) = http(d.port, "PUT", "/live/cam1/2.ts", &segs[2]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // Empty body and bad names are refused without touching the stream.
+    let (status, _) = http(d.port, "PUT", "/live/cam1/3.ts", b"");
+    assert_eq!(status, 422);
+    let (status, _) = http(d.port, "PUT", "/live/cam1/x.ts", &segs[0]);
+    assert_eq!(status, 400);
+    let (status, _) = http(d.port, "PUT", "/live/..%2F/0.ts", &segs[0]);
+    assert_eq!(status, 400);
+
+    // One session allowed: a second stream is turned away while the first is live.
+    let (status, body) = http(d.port, "PUT", "/live/cam2/0.ts", &segs[0]);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+
+    // HLS over HTTP: the master lists both renditions; the media playlist lists 0 and 2 with a
+    // discontinuity for the failed segment 1.
+    let (status, body) = http(d.port, "GET", "/hls/cam1/master.m3u8", b"");
+    assert_eq!(status, 200);
+    let master = String::from_utf8(body).unwrap();
+    assert!(master.contains("RESOLUTION=640x360"), "{master}");
+    assert!(master.contains("P240p30fps16x9/index.m3u8"), "{master}");
+    let (status, body) = http(d.port, "GET", "/hls/cam1/P360p30fps16x9/index.m3u8", b"");
+    assert_eq!(status, 200);
+    let media_pl = String::from_utf8(body).unwrap();
+    assert!(
+        media_pl.contains("0.ts") && media_pl.contains("2.ts"),
+        "{media_pl}"
+    );
+    assert!(media_pl.contains("#EXT-X-DISCONTINUITY"), "{media_pl}");
+    let (status, body) = http(d.port, "GET", "/hls/cam1/P360p30fps16x9/2.ts", b"");
+    assert_eq!(status, 200);
+    assert_eq!(body[0], 0x47, "MPEG-TS sync byte");
+    let (status, _) = http(d.port, "GET", "/hls/cam1/..%2F..%2Fconfig.toml", b"");
+    assert!(status == 400 || status == 404, "{status}");
+
+    let (status, body) = http(d.port, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    let m = String::from_utf8(body).unwrap();
+    assert!(
+        m.contains("edge_agent_segments_total{stream=\"cam1\",result=\"ok\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("edge_agent_segments_total{stream=\"cam1\",result=\"error\"} 2"),
+        "{m}"
+    );
+    assert!(m.contains("edge_agent_active_streams 1"), "{m}");
+
+    // Ending the stream frees the session.
+    let (status, _) = http(d.port, "DELETE", "/live/cam1", b"");
+    assert_eq!(status, 204);
+    let (status, body) = http(d.port, "PUT", "/live/cam2/0.ts", &segs[0]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // SIGTERM: STOPPING=1, exit 0.
+    let mut d = d;
+    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut saw_stopping = false;
+    while Instant::now() < deadline && !saw_stopping {
+        if let Some(m) = d.try_notify() {
+            saw_stopping |= m.contains("STOPPING=1");
+        }
+    }
+    assert!(saw_stopping);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn bad_config_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[media]\nladder = [\"P360p30fps16x9\"]\nmax_sesions = 2\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_sesions"), "{err}");
+}
