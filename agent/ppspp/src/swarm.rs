@@ -258,6 +258,9 @@ pub struct Swarm {
     superseed_rr: usize,
     last_tick: Instant,
     pex_seen: HashSet<SocketAddr>,
+    /// Input was processed but its responses are not built yet: done lazily at the next
+    /// [`Swarm::poll_transmit`], so that a burst of datagrams yields coalesced ACKs and requests.
+    dirty: Option<Instant>,
 }
 
 fn us_since(origin: Instant, now: Instant) -> u64 {
@@ -297,6 +300,7 @@ impl Swarm {
             superseed_rr: 0,
             last_tick: now,
             pex_seen: HashSet::new(),
+            dirty: None,
         }
     }
 
@@ -632,10 +636,16 @@ impl Swarm {
 
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if let Some(now) = self.dirty.take() {
+            self.flush(now);
+        }
         self.out.pop_front()
     }
     /// Next event.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(now) = self.dirty.take() {
+            self.flush(now);
+        }
         self.events.pop_front()
     }
 
@@ -789,7 +799,7 @@ impl Swarm {
             }
         };
         self.process(now, from, dg);
-        self.flush(now);
+        self.dirty = Some(now);
     }
 
     fn process(&mut self, now: Instant, from: SocketAddr, dg: Datagram) {
@@ -1422,6 +1432,7 @@ impl Swarm {
 
     /// Advances timers: retransmissions, keep-alives, channel timeouts, delayed announcements.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.dirty = None;
         self.last_tick = now;
         let ids: Vec<u32> = self.channels.keys().copied().collect();
         for id in ids {

@@ -1,0 +1,300 @@
+//! `edge-agent swarm`: move content between boxes with PPSPP (RFC 7574) over UDP.
+//!
+//!   edge-agent swarm seed FILE [--bind ADDR]                      prints the swarm ID, serves until Ctrl-C
+//!   edge-agent swarm fetch SWARM_ID --peer HOST:PORT -o FILE      downloads, verifies, shows progress
+//!   edge-agent swarm live-source [--input FILE|-] [--bind ADDR]   publishes a growing stream, prints the ID
+//!   edge-agent swarm live-join SWARM_ID --peer HOST:PORT -o FILE  joins mid-stream, writes what arrives
+
+use anyhow::{Context, Result, bail};
+use ppspp::wire::HashFunc;
+use ppspp::{Event, Swarm, SwarmConfig};
+use ppspp_udp::Node;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct SwarmArgs {
+    #[command(subcommand)]
+    cmd: SwarmCmd,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum HashArg {
+    Sha1,
+    Sha256,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Local UDP address to bind.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    bind: SocketAddr,
+    /// Chunk size in bytes (all peers of a swarm must agree).
+    #[arg(long, default_value_t = 1024)]
+    chunk_size: u32,
+    /// Merkle hash function.
+    #[arg(long, value_enum, default_value_t = HashArg::Sha1)]
+    hash: HashArg,
+}
+
+impl Common {
+    fn config(&self) -> SwarmConfig {
+        SwarmConfig {
+            chunk_size: self.chunk_size,
+            hash: match self.hash {
+                HashArg::Sha1 => HashFunc::Sha1,
+                HashArg::Sha256 => HashFunc::Sha256,
+            },
+            seed: ppspp_udp::random_seed(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SwarmCmd {
+    /// Serve a file; prints its swarm ID (the Merkle root hash, hex).
+    Seed {
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Download a file by swarm ID from one or more peers.
+    Fetch {
+        swarm_id: String,
+        /// A peer to start from (more are found by PEX).
+        #[arg(long, required = true)]
+        peer: Vec<SocketAddr>,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Publish a live stream read from a file as it grows (or stdin); prints the swarm ID.
+    LiveSource {
+        #[arg(long, default_value = "-")]
+        input: String,
+        /// 32-byte Ed25519 secret seed, hex (default: random).
+        #[arg(long)]
+        key_seed: Option<String>,
+        /// Stop this many seconds after the input stops growing (0: serve until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        idle_exit: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Join a live stream mid-stream and write the chunks that arrive, in order.
+    LiveJoin {
+        swarm_id: String,
+        #[arg(long, required = true)]
+        peer: Vec<SocketAddr>,
+        /// Output file, or - for stdout.
+        #[arg(short, long, default_value = "-")]
+        output: String,
+        /// Stop after this many seconds (0: until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        duration: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("not a hex string: {s:?}");
+    }
+    Ok((0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn run(a: SwarmArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        match a.cmd {
+            SwarmCmd::Seed { file, common } => seed(file, common).await,
+            SwarmCmd::Fetch { swarm_id, peer, output, timeout, common } => {
+                fetch(swarm_id, peer, output, timeout, common).await
+            }
+            SwarmCmd::LiveSource { input, key_seed, idle_exit, common } => {
+                live_source(input, key_seed, idle_exit, common).await
+            }
+            SwarmCmd::LiveJoin { swarm_id, peer, output, duration, common } => {
+                live_join(swarm_id, peer, output, duration, common).await
+            }
+        }
+    })
+}
+
+async fn seed(file: PathBuf, common: Common) -> Result<()> {
+    let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let swarm = Swarm::new_static_seed(common.config(), &data, Instant::now());
+    let mut node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    println!("{}", hex(node.swarm_id()));
+    eprintln!("seeding {} ({} bytes) on {}", file.display(), data.len(), node.local_addr());
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            e = node.next_event() => match e {
+                Some(ev) => tracing::info!(?ev, "swarm event"),
+                None => bail!("swarm task ended"),
+            },
+        }
+    }
+    node.stop().await?;
+    Ok(())
+}
+
+async fn fetch(swarm_id: String, peers: Vec<SocketAddr>, output: PathBuf, timeout: u64, common: Common) -> Result<()> {
+    let id = unhex(&swarm_id).context("swarm id")?;
+    let swarm = Swarm::new_static_leech(common.config(), &id, Instant::now()).context("swarm id")?;
+    let mut node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    for p in &peers {
+        node.connect(*p);
+    }
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(timeout);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some((have, total)) = node.progress().await {
+                    let mb = have as f64 * common.chunk_size as f64 / 1e6;
+                    let rate = mb / t0.elapsed().as_secs_f64().max(1e-3);
+                    match total {
+                        Some(n) => eprint!("\r{have}/{n} chunks ({:.1}%), {rate:.1} MB/s   ", 100.0 * have as f64 / n.max(1) as f64),
+                        None => eprint!("\rconnecting... {:.0}s   ", t0.elapsed().as_secs_f64()),
+                    }
+                }
+                if Instant::now() > deadline {
+                    bail!("timed out after {timeout}s");
+                }
+            }
+            e = node.next_event() => match e {
+                Some(Event::Complete) => break,
+                Some(Event::BadData { peer, chunk }) => eprintln!("\npeer {peer} sent bad data (chunk {chunk}); choked"),
+                Some(ev) => tracing::debug!(?ev, "swarm event"),
+                None => bail!("swarm task ended"),
+            },
+        }
+    }
+    let data = node.content().await.context("content")?;
+    std::fs::write(&output, &data).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "\ndone: {} bytes in {:.2}s, verified against {}",
+        data.len(),
+        t0.elapsed().as_secs_f64(),
+        swarm_id
+    );
+    node.stop().await?;
+    Ok(())
+}
+
+async fn live_source(input: String, key_seed: Option<String>, idle_exit: u64, common: Common) -> Result<()> {
+    let seed: [u8; 32] = match key_seed {
+        Some(h) => unhex(&h)?.try_into().map_err(|_| anyhow::anyhow!("--key-seed must be 32 bytes"))?,
+        None => {
+            let mut s = [0u8; 32];
+            for c in s.chunks_mut(8) {
+                c.copy_from_slice(&ppspp_udp::random_seed().to_le_bytes());
+            }
+            s
+        }
+    };
+    let swarm = Swarm::new_live_source(common.config(), seed, Instant::now());
+    let node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    println!("{}", hex(node.swarm_id()));
+    eprintln!("live source on {}", node.local_addr());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    // Blocking reader: follows a growing file (like tail -f) or reads stdin.
+    std::thread::spawn(move || -> Result<()> {
+        use std::io::Read;
+        let mut r: Box<dyn Read> = if input == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(&input).with_context(|| format!("opening {input}"))?)
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                if input == "-" {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                if tx.blocking_send(Vec::new()).is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let mut last_data = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            d = rx.recv() => match d {
+                Some(d) if !d.is_empty() => { last_data = Instant::now(); node.publish(d); }
+                Some(_) => {}
+                None => { if idle_exit == 0 { tokio::signal::ctrl_c().await?; } break; }
+            },
+        }
+        if idle_exit > 0 && last_data.elapsed() > Duration::from_secs(idle_exit) {
+            break;
+        }
+    }
+    if idle_exit > 0 {
+        tokio::time::sleep(Duration::from_secs(idle_exit)).await;
+    }
+    node.stop().await?;
+    Ok(())
+}
+
+async fn live_join(swarm_id: String, peers: Vec<SocketAddr>, output: String, duration: u64, common: Common) -> Result<()> {
+    let id = unhex(&swarm_id).context("swarm id")?;
+    let swarm = Swarm::new_live_leech(common.config(), &id, Instant::now()).context("swarm id")?;
+    let mut node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    for p in &peers {
+        node.connect(*p);
+    }
+    let mut out: Box<dyn Write + Send> = if output == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::fs::File::create(&output).with_context(|| format!("creating {output}"))?)
+    };
+    let stop = async {
+        if duration == 0 {
+            std::future::pending::<()>().await
+        } else {
+            tokio::time::sleep(Duration::from_secs(duration)).await
+        }
+    };
+    tokio::pin!(stop);
+    let (mut chunks, mut skipped) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::signal::ctrl_c() => break,
+            e = node.next_event() => match e {
+                Some(Event::LiveData { data, .. }) => { out.write_all(&data)?; out.flush()?; chunks += 1; }
+                Some(Event::LiveSkipped { chunk }) => { skipped += 1; tracing::warn!(chunk, "chunk missed its deadline"); }
+                Some(ev) => tracing::debug!(?ev, "swarm event"),
+                None => bail!("swarm task ended"),
+            },
+        }
+    }
+    eprintln!("received {chunks} chunks, skipped {skipped}");
+    node.stop().await?;
+    Ok(())
+}
