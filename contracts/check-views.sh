@@ -136,8 +136,8 @@ expect "$(call BondingManager "$BONDING" "electActiveTranscoder(uint256,bytes32,
 # ---------------------------------------------------------------- JobsManager
 expect "$(call JobsManager "$JOBS" "PERC_DIVISOR()(uint256)")" 1000000 "JobsManager.PERC_DIVISOR"
 expect "$(call JobsManager "$JOBS" "verificationRate()(uint256)")" 2 "JobsManager.verificationRate"
-expect "$(call JobsManager "$JOBS" "verificationPeriod()(uint256)")" 10 "JobsManager.verificationPeriod"
-expect "$(call JobsManager "$JOBS" "verificationSlashingPeriod()(uint256)")" 10 "JobsManager.verificationSlashingPeriod"
+expect "$(call JobsManager "$JOBS" "verificationPeriod()(uint256)")" 30 "JobsManager.verificationPeriod"
+expect "$(call JobsManager "$JOBS" "verificationSlashingPeriod()(uint256)")" 30 "JobsManager.verificationSlashingPeriod"
 expect "$(call JobsManager "$JOBS" "failedVerificationSlashAmount()(uint256)")" 1 "JobsManager.failedVerificationSlashAmount"
 expect "$(call JobsManager "$JOBS" "missedVerificationSlashAmount()(uint256)")" 5000 "JobsManager.missedVerificationSlashAmount"
 expect "$(call JobsManager "$JOBS" "doubleClaimSegmentSlashAmount()(uint256)")" 30000 "JobsManager.doubleClaimSegmentSlashAmount"
@@ -150,7 +150,7 @@ JOBBLOCK=$(( END - 999 )) # mined in the block after the one END was computed fr
 expect "$job" "\"stream-1\",\"49d54ea993c717e7\",1000000000,$(lower "$B"),$(lower "$T"),$ROUND,$JOBBLOCK,$END,1000000000,$FEES,1" "JobsManager.getJob"
 claim=$(call JobsManager "$JOBS" "getClaim(uint256,uint256)(uint256,uint256,bytes32,uint256,uint256,uint256,uint8)" 0 0 | paste -sd,)
 CB=$(cut -d, -f4 <<<"$claim")
-expect "$claim" "0,9,0x1111111111111111111111111111111111111111111111111111111111111111,$CB,$(( CB + 10 )),$(( CB + 20 )),1" "JobsManager.getClaim"
+expect "$claim" "0,9,0x1111111111111111111111111111111111111111111111111111111111111111,$CB,$(( CB + 30 )),$(( CB + 60 )),1" "JobsManager.getClaim"
 expect "$(call JobsManager "$JOBS" "isVerificationRequested(uint256,uint256,uint256)(bool,bool)" 0 0 3 | paste -sd,)" "false,false" "JobsManager.isVerificationRequested"
 # challenge rule recomputed here from the chain's block hash: keccak256(uint256 cb+1, bytes32 hash, uint256 seg) % rate == 0
 h1=$("$CAST" block --rpc-url "$RPC" $(( CB + 1 )) -f hash)

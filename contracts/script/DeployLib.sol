@@ -55,8 +55,8 @@ library DeployLib {
         c.solver = solver;
         c.jobs = JobsManager.Params({
             verificationRate: 2,
-            verificationPeriod: 10,
-            verificationSlashingPeriod: 10,
+            verificationPeriod: 30,
+            verificationSlashingPeriod: 30,
             failedVerificationSlashAmount: 1,
             missedVerificationSlashAmount: 5000,
             doubleClaimSegmentSlashAmount: 30000,

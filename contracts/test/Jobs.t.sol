@@ -12,6 +12,7 @@ import {ProtocolHashes} from "../src/ProtocolHashes.sol";
 contract JobsTest is Fixture {
     uint256 constant PRICE = 10 gwei;
     uint256 constant PROFILES = 3;
+    uint256 constant WINDOWS = 60; // verificationPeriod + verificationSlashingPeriod of the dev config
 
     function startJob() internal returns (uint256 jobId) {
         register(t1, 1000 ether, 0, 500_000, PRICE);
@@ -113,8 +114,8 @@ contract JobsTest is Fixture {
         (uint256 first, uint256 last,, uint256 cb, uint256 ev, uint256 es, JobsManager.ClaimStatus st) = jobs.getClaim(jobId, 0);
         assertEq(first, 0, "first");
         assertEq(last, 9, "last");
-        assertEq(ev, cb + 10, "verification window");
-        assertEq(es, cb + 20, "slashing window");
+        assertEq(ev, cb + cfg.jobs.verificationPeriod, "verification window");
+        assertEq(es, ev + cfg.jobs.verificationSlashingPeriod, "slashing window");
         assertEq(uint256(st), uint256(JobsManager.ClaimStatus.Pending), "pending");
         vm.prank(t2);
         vm.expectRevert(JobsManager.NotJobTranscoder.selector);
@@ -407,6 +408,10 @@ contract JobsTest is Fixture {
 
     // ------------------------------------------------------------------ fees
 
+    function test_devWindows() public view {
+        assertEq(cfg.jobs.verificationPeriod + cfg.jobs.verificationSlashingPeriod, WINDOWS, "dev windows");
+    }
+
     function test_distributeFeesAndWithdraw() public {
         uint256 jobId = startJob();
         bondTo(d1, 1000 ether, t1); // half the stake from the next round on
@@ -414,12 +419,12 @@ contract JobsTest is Fixture {
         (uint256 c1,) = claim(jobId, 10, 19);
         (uint256 c2,) = claim(jobId, 20, 29);
         uint256 cb = claimBlockOf(jobId, c2);
-        uint256 end0 = claimBlockOf(jobId, c0) + 20;
+        uint256 end0 = claimBlockOf(jobId, c0) + WINDOWS;
         vm.prank(t1);
         vm.expectRevert(abi.encodeWithSelector(JobsManager.SlashingPeriodNotOver.selector, end0));
         jobs.distributeFees(jobId, c0);
+        vm.roll(cb + WINDOWS);
         nextRound(); // d1 now shares t1's earnings
-        vm.roll(cb + 20 > block.number ? cb + 20 : block.number);
         vm.prank(d1);
         vm.expectRevert(JobsManager.NotJobTranscoder.selector);
         jobs.distributeFees(jobId, c0);
@@ -459,7 +464,8 @@ contract JobsTest is Fixture {
         vm.prank(t1);
         bonding.unbond(rest);
         nextRound();
-        vm.roll(claimBlockOf(jobId, c0) + 20 > block.number ? claimBlockOf(jobId, c0) + 20 : block.number);
+        uint256 end0 = claimBlockOf(jobId, c0) + WINDOWS;
+        vm.roll(end0 > block.number ? end0 : block.number);
         vm.prank(t1);
         jobs.distributeFees(jobId, c0);
         (, uint256 fees,,,,,) = bonding.getDelegator(t1);
