@@ -1611,10 +1611,15 @@ impl Swarm {
                         cands.push((avail, c));
                     }
                 }
-                // Rarest first; ties broken by a per-peer permutation so that peers fetch different chunks.
+                // Rarest first; ties broken by a per-peer permutation of aligned 16-chunk blocks (in order
+                // inside a block) so that peers fetch different parts and DATA can carry whole bins.
                 let salt = self.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 cands.sort_unstable_by_key(|(a, c)| {
-                    (*a, (c ^ salt).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 16)
+                    (
+                        *a,
+                        ((c / 16) ^ salt).wrapping_mul(0xD6E8_FEB8_6659_FD93) >> 16,
+                        *c,
+                    )
                 });
                 self.assign(now, &needy, cands.into_iter().map(|(_, c)| c), max_out);
             }
@@ -1697,7 +1702,11 @@ impl Swarm {
     fn upload(&mut self, now: Instant) {
         let cs = self.cfg.chunk_size as usize;
         let per_dgram = {
-            let room = self.cfg.max_datagram.saturating_sub(4 + 1 + 16 + 8);
+            // Header, DATA spec and timestamp, plus room for a few INTEGRITY messages.
+            let room = self
+                .cfg
+                .max_datagram
+                .saturating_sub(4 + 1 + 16 + 8 + 6 * (1 + 16 + self.cfg.hash.len()));
             let k = (room / cs).max(1);
             1u64 << (63 - (k as u64).leading_zeros())
         };
@@ -1729,7 +1738,13 @@ impl Swarm {
                 let mut count = 1u64;
                 while count < per_dgram && c % (count * 2) == 0 {
                     let ch = &self.channels[&id];
-                    let next: Vec<u64> = ch.queue.iter().take(count as usize).copied().collect();
+                    let next: Vec<u64> = ch
+                        .queue
+                        .iter()
+                        .skip(count as usize - 1)
+                        .take(count as usize)
+                        .copied()
+                        .collect();
                     let want: Vec<u64> = (c + count..c + 2 * count).collect();
                     if next == want && want.iter().all(|x| self.chunks.contains_key(x)) {
                         count *= 2;

@@ -63,7 +63,7 @@ async fn bench_static(mb: usize, chunk: u32, maxd: usize, hash: HashFunc) -> Res
     let data = content(mb * 1_000_000, 42);
     let cfg = SwarmConfig {
         chunk_size: chunk,
-        max_datagram: maxd.max(chunk as usize + 64),
+        max_datagram: maxd.max(chunk as usize + 512),
         hash,
         max_outstanding_bytes: 4 << 20,
         ..Default::default()
