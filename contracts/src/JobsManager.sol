@@ -35,19 +35,20 @@ contract JobsManager is Manager {
         Complete
     }
 
+    /// @dev packed so that a job's first claim only updates slots job() already made non-zero
     struct Job {
         string streamId;
         string transcodingOptions; // concatenated 8-hex-character profile IDs
-        uint256 maxPricePerSegment;
         address broadcasterAddress;
         uint64 creationRound;
-        uint64 creationBlock;
-        uint64 endBlock;
+        uint32 numProfiles;
         address transcoderAddress; // set by the first claim (election)
-        uint64 numProfiles;
-        uint256 pricePerSegment; // the elected transcoder's price in the creation round
-        uint256 escrow;
-        uint256 numClaims;
+        uint64 creationBlock;
+        uint32 numClaims;
+        uint64 endBlock;
+        uint192 pricePerSegment; // the elected transcoder's price in the creation round (<= maxPricePerSegment)
+        uint128 maxPricePerSegment;
+        uint128 escrow; // <= the broadcasters' deposits, which are ETH amounts
     }
 
     struct Claim {
@@ -118,6 +119,7 @@ contract JobsManager is Manager {
     error InvalidMerkleProof();
     error SameClaim();
     error VerifierFeeTooLow(uint256 price);
+    error InvalidMaxPrice(uint256 maxPricePerSegment);
 
     constructor(Controller controller_, Params memory p) Manager(controller_) {
         // challenges and missed-verification slashes need blockhash(claimBlock + 1): keep both windows inside
@@ -170,17 +172,20 @@ contract JobsManager is Manager {
         if (bytes(streamId).length == 0) revert InvalidStreamId();
         if (!validTranscodingOptions(transcodingOptions)) revert InvalidTranscodingOptions();
         if (endBlock <= block.number || endBlock > type(uint64).max) revert InvalidEndBlock(endBlock);
+        if (maxPricePerSegment > type(uint128).max) revert InvalidMaxPrice(maxPricePerSegment);
         jobId = numJobs++;
         Job storage j = jobs[jobId];
         j.streamId = streamId;
         j.transcodingOptions = transcodingOptions;
-        j.maxPricePerSegment = maxPricePerSegment;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        j.maxPricePerSegment = uint128(maxPricePerSegment); // checked above
         j.broadcasterAddress = msg.sender;
         j.creationRound = uint64(rm.currentRound());
         j.creationBlock = uint64(block.number);
         // forge-lint: disable-next-line(unsafe-typecast)
         j.endBlock = uint64(endBlock); // checked <= type(uint64).max above
-        j.numProfiles = uint64(bytes(transcodingOptions).length / 8);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        j.numProfiles = uint32(bytes(transcodingOptions).length / 8); // calldata cannot hold 2^35 bytes
         Broadcaster storage b = broadcasters[msg.sender];
         if (endBlock > b.withdrawBlock) b.withdrawBlock = endBlock;
         emit NewJob(msg.sender, jobId, streamId, transcodingOptions, maxPricePerSegment, block.number);
@@ -210,7 +215,8 @@ contract JobsManager is Manager {
             if (t != msg.sender) revert NotElected(t);
             price = bm.activeTranscoderPrice(t, j.creationRound);
             j.transcoderAddress = t;
-            j.pricePerSegment = price;
+            // forge-lint: disable-next-line(unsafe-typecast)
+            j.pricePerSegment = uint192(price); // price <= maxPricePerSegment < 2^128
         } else {
             if (t != msg.sender) revert NotJobTranscoder();
             price = j.pricePerSegment;
@@ -219,7 +225,8 @@ contract JobsManager is Manager {
         Broadcaster storage b = broadcasters[j.broadcasterAddress];
         if (b.deposit < fees) revert InsufficientDeposit(b.deposit, fees);
         b.deposit -= fees;
-        j.escrow += fees;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        j.escrow += uint128(fees); // fees <= deposit, an ETH amount
         claimId = j.numClaims++;
         claims[jobId][claimId] = Claim({
             firstSegment: uint64(segmentRange[0]),
@@ -333,7 +340,8 @@ contract JobsManager is Manager {
         uint256 end = uint256(c.claimBlock) + verificationPeriod + verificationSlashingPeriod;
         if (block.number < end) revert SlashingPeriodNotOver(end);
         uint256 fees = _claimFees(j, c);
-        j.escrow -= fees;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        j.escrow -= uint128(fees); // fees <= escrow
         c.status = ClaimStatus.Complete;
         IBondingManager(_contract(BONDING_MANAGER)).updateTranscoderWithFees(j.transcoderAddress, fees, j.creationRound);
         emit DistributeFees(j.transcoderAddress, jobId, claimId, fees);
@@ -491,7 +499,8 @@ contract JobsManager is Manager {
         Claim storage c = claims[jobId][claimId];
         uint256 refund = _claimFees(j, c);
         c.status = ClaimStatus.Slashed;
-        j.escrow -= refund;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        j.escrow -= uint128(refund); // refund <= escrow
         broadcasters[j.broadcasterAddress].deposit += refund;
         IBondingManager(_contract(BONDING_MANAGER)).slashTranscoder(
             j.transcoderAddress, finder, slashAmount, finder == address(0) ? 0 : finderFee

@@ -80,6 +80,8 @@ contract JobsTest is Fixture {
         jobs.job(STREAM, "49d54eaz", 1, block.number + 10);
         vm.expectRevert(abi.encodeWithSelector(JobsManager.InvalidEndBlock.selector, block.number));
         jobs.job(STREAM, OPTIONS, 1, block.number);
+        vm.expectRevert(abi.encodeWithSelector(JobsManager.InvalidMaxPrice.selector, uint256(type(uint128).max) + 1));
+        jobs.job(STREAM, OPTIONS, uint256(type(uint128).max) + 1, block.number + 10);
         uint256 id = jobs.job(STREAM, "A7AC137A", 7, block.number + 10);
         vm.stopPrank();
         (string memory sid, string memory opts, uint256 maxPrice, address b,, uint256 cr, uint256 cb, uint256 eb,,,) = jobs.getJob(id);
