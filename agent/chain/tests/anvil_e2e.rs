@@ -155,6 +155,11 @@ fn bindings_drive_both_loops_on_anvil() {
         (claim.transcoder, claim.job_id, claim.claim_id),
         (t, job_id, U256::zero())
     );
+    let gas = r.gas_used.unwrap().as_u64();
+    assert!(
+        gas <= 150_000,
+        "first claimWork (with the election) used {gas} gas, above the 150k target"
+    );
     let c = n.call(
         d.jobs_manager,
         jm::get_claim(job_id, claim.claim_id),

@@ -974,6 +974,9 @@ fn err_invalid_broadcaster_signature_inputs() -> Vec<ParamType> {
 fn err_invalid_end_block_inputs() -> Vec<ParamType> {
     vec![ParamType::Uint(256)]
 }
+fn err_invalid_max_price_inputs() -> Vec<ParamType> {
+    vec![ParamType::Uint(256)]
+}
 fn err_invalid_merkle_proof_inputs() -> Vec<ParamType> {
     vec![]
 }
@@ -1101,6 +1104,11 @@ pub const ERRORS: &[ErrorDef] = &[
         name: "InvalidEndBlock",
         inputs: err_invalid_end_block_inputs,
     }, // InvalidEndBlock(uint256)
+    ErrorDef {
+        selector: [0xd7, 0xf5, 0xe7, 0xe4],
+        name: "InvalidMaxPrice",
+        inputs: err_invalid_max_price_inputs,
+    }, // InvalidMaxPrice(uint256)
     ErrorDef {
         selector: [0xb0, 0x5e, 0x92, 0xfa],
         name: "InvalidMerkleProof",
