@@ -107,6 +107,10 @@ pub(crate) fn mqtt_options(
     o.set_keep_alive(keep_alive);
     o.set_connection_timeout(5);
     o.set_max_packet_size(Some(MAX_PACKET));
+    // Small request/response messages: do not let Nagle + delayed ACK add tens of ms per round trip.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    o.set_network_options(net);
     o
 }
 

@@ -164,6 +164,8 @@ pub struct Operator {
     /// Command results that arrived before anyone waited for them, by correlation data.
     results: Vec<(Bytes, CommandResult)>,
     subscribed_all: bool,
+    /// Response topics subscribed in this connection (cleared on reconnect: the session is clean).
+    response_subs: std::collections::BTreeSet<String>,
 }
 
 impl Drop for Operator {
@@ -236,6 +238,7 @@ impl Operator {
             devices: BTreeMap::new(),
             results: Vec::new(),
             subscribed_all: false,
+            response_subs: Default::default(),
         })
     }
 
@@ -349,6 +352,7 @@ impl Operator {
                 }
                 Ok(Some(Net::Connected)) => {
                     // Reconnected with a clean session: subscriptions are gone, take them again.
+                    self.response_subs.clear();
                     if self.subscribed_all {
                         self.subscribe_all().await?;
                     }
@@ -487,10 +491,14 @@ impl Operator {
             return Err(Error::Other(format!("`{device}` is not a valid device id")));
         }
         let resp = topics::cmd_response(device, &self.requester);
-        self.client
-            .subscribe(resp.clone(), QoS::AtLeastOnce)
-            .await
-            .map_err(|e| Error::Mqtt(e.to_string()))?;
+        if !self.response_subs.contains(&resp) {
+            // The broker handles SUBSCRIBE before the PUBLISH that follows on this connection.
+            self.client
+                .subscribe(resp.clone(), QoS::AtLeastOnce)
+                .await
+                .map_err(|e| Error::Mqtt(e.to_string()))?;
+            self.response_subs.insert(resp.clone());
+        }
         let corr = Bytes::from(rand::random::<[u8; 16]>().to_vec());
         let props = PublishProperties {
             response_topic: Some(resp),
