@@ -33,6 +33,13 @@ interface Vm {
     function writeJson(string calldata json, string calldata path) external;
     function writeFile(string calldata path, string calldata data) external;
     function toString(uint256 value) external pure returns (string memory);
+    function readFile(string calldata path) external view returns (string memory);
+    function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
+    function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
+    function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+    function parseJsonBool(string calldata json, string calldata key) external pure returns (bool);
+    function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
 }
 
 abstract contract Test {
