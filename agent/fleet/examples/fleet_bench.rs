@@ -55,7 +55,9 @@ fn client(b: &Broker, id: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
 /// Baseline: an echo responder and a requester, plain rumqttc v5, QoS 1, response topic + correlation.
 async fn raw_round_trips(b: &Broker, n: usize) -> Vec<Duration> {
     let (echo, mut echo_el) = client(b, "bench-echo");
-    echo.subscribe("fleet/raw/cmd/req", QoS::AtLeastOnce).await.unwrap();
+    echo.subscribe("fleet/raw/cmd/req", QoS::AtLeastOnce)
+        .await
+        .unwrap();
     tokio::spawn(async move {
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = echo_el.poll().await {
@@ -64,14 +66,22 @@ async fn raw_round_trips(b: &Broker, n: usize) -> Vec<Duration> {
                     correlation_data: props.correlation_data,
                     ..Default::default()
                 };
-                echo.publish_with_properties(props.response_topic.unwrap(), QoS::AtLeastOnce, false, p.payload, out)
-                    .await
-                    .unwrap();
+                echo.publish_with_properties(
+                    props.response_topic.unwrap(),
+                    QoS::AtLeastOnce,
+                    false,
+                    p.payload,
+                    out,
+                )
+                .await
+                .unwrap();
             }
         }
     });
     let (req, mut el) = client(b, "bench-req");
-    req.subscribe("fleet/raw/cmd/res/bench", QoS::AtLeastOnce).await.unwrap();
+    req.subscribe("fleet/raw/cmd/res/bench", QoS::AtLeastOnce)
+        .await
+        .unwrap();
     // wait for SUBACKs
     let mut subacks = 0;
     while subacks < 1 {
@@ -89,9 +99,16 @@ async fn raw_round_trips(b: &Broker, n: usize) -> Vec<Duration> {
             message_expiry_interval: Some(30),
             ..Default::default()
         };
-        let body = serde_json::to_vec(&CommandRequest { id: format!("r{i}"), name: "ping".into(), args: serde_json::Value::Null }).unwrap();
+        let body = serde_json::to_vec(&CommandRequest {
+            id: format!("r{i}"),
+            name: "ping".into(),
+            args: serde_json::Value::Null,
+        })
+        .unwrap();
         let t0 = Instant::now();
-        req.publish_with_properties("fleet/raw/cmd/req", QoS::AtLeastOnce, false, body, props).await.unwrap();
+        req.publish_with_properties("fleet/raw/cmd/req", QoS::AtLeastOnce, false, body, props)
+            .await
+            .unwrap();
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = el.poll().await {
                 if p.properties.and_then(|p| p.correlation_data) == Some(corr.clone()) {
@@ -106,7 +123,10 @@ async fn raw_round_trips(b: &Broker, n: usize) -> Vec<Duration> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n = args.first().copied().unwrap_or(300);
     let restarts = args.get(1).copied().unwrap_or(5);
     let dir = std::env::temp_dir().join(format!("fleet-bench-{}", std::process::id()));
@@ -117,20 +137,45 @@ async fn main() {
     let raw = raw_round_trips(&b, n).await;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let dev = tokio::spawn(fleet::device::run(b.device_config("bench-1"), Arc::new(Idle), async move {
-        let _ = stop_rx.await;
-    }));
+    let dev = tokio::spawn(fleet::device::run(
+        b.device_config("bench-1"),
+        Arc::new(Idle),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     let (ca, cert, key) = b.operator_files();
-    let mut op = fleet::operator::Operator::connect("127.0.0.1", b.port, &ca, &cert, &key, Duration::from_secs(5)).await.unwrap();
+    let mut op = fleet::operator::Operator::connect(
+        "127.0.0.1",
+        b.port,
+        &ca,
+        &cert,
+        &key,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     op.follow().await.unwrap();
     while !op.devices.get("bench-1").is_some_and(|d| d.online()) {
         op.next_event(Duration::from_secs(5)).await.unwrap();
     }
     let mut fleet_rt = Vec::with_capacity(n);
     for i in 0..n {
-        let req = CommandRequest { id: format!("f{i}"), name: "ping".into(), args: serde_json::Value::Null };
+        let req = CommandRequest {
+            id: format!("f{i}"),
+            name: "ping".into(),
+            args: serde_json::Value::Null,
+        };
         let t0 = Instant::now();
-        let r = op.command("bench-1", &req, Duration::from_secs(30), Duration::from_secs(10)).await.unwrap();
+        let r = op
+            .command(
+                "bench-1",
+                &req,
+                Duration::from_secs(30),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
         fleet_rt.push(t0.elapsed());
         assert!(r.ok);
     }
@@ -139,7 +184,10 @@ async fn main() {
     println!("{raw_s}");
     println!("{fleet_s}");
     let ratio = fleet_s["p50_us"].as_f64().unwrap() / raw_s["p50_us"].as_f64().unwrap();
-    println!("{}", serde_json::json!({"bench": "fleet_vs_raw_p50_ratio", "ratio": (ratio * 100.0).round() / 100.0}));
+    println!(
+        "{}",
+        serde_json::json!({"bench": "fleet_vs_raw_p50_ratio", "ratio": (ratio * 100.0).round() / 100.0})
+    );
     drop(op);
 
     // Reconnect after broker restart (SIGTERM + start): time from "broker listening" to the device's new
@@ -148,7 +196,16 @@ async fn main() {
     for _ in 0..restarts {
         b.restart();
         let up = fleet::proto::now_ms();
-        let mut op = fleet::operator::Operator::connect("127.0.0.1", b.port, &ca, &cert, &key, Duration::from_secs(5)).await.unwrap();
+        let mut op = fleet::operator::Operator::connect(
+            "127.0.0.1",
+            b.port,
+            &ca,
+            &cert,
+            &key,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         op.follow().await.unwrap();
         let since = loop {
             if let Some(s) = op.devices.get("bench-1").and_then(|d| d.status.clone()) {
@@ -162,7 +219,10 @@ async fn main() {
     }
     let rs = stats("reconnect_after_broker_restart", times);
     println!("{rs}");
-    println!("{}", serde_json::json!({"bench": "reconnect_p99_vs_5s_budget", "ratio": (rs["p99_us"].as_f64().unwrap() / 5e6 * 1000.0).round() / 1000.0}));
+    println!(
+        "{}",
+        serde_json::json!({"bench": "reconnect_p99_vs_5s_budget", "ratio": (rs["p99_us"].as_f64().unwrap() / 5e6 * 1000.0).round() / 1000.0})
+    );
     let _ = stop_tx.send(());
     let _ = dev.await;
     drop(b);
