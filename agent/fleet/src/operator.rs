@@ -166,6 +166,9 @@ pub struct Operator {
     subscribed_all: bool,
     /// Response topics subscribed in this connection (cleared on reconnect: the session is clean).
     response_subs: std::collections::BTreeSet<String>,
+    /// Requests without a result yet, by correlation data: re-sent after a reconnect (the device answers
+    /// a repeated id with its first result, so a result produced while we were away is not lost).
+    pending: BTreeMap<Bytes, (String, Vec<u8>, Duration)>,
 }
 
 impl Drop for Operator {
@@ -239,6 +242,7 @@ impl Operator {
             results: Vec::new(),
             subscribed_all: false,
             response_subs: Default::default(),
+            pending: BTreeMap::new(),
         })
     }
 
@@ -351,10 +355,20 @@ impl Operator {
                     }
                 }
                 Ok(Some(Net::Connected)) => {
-                    // Reconnected with a clean session: subscriptions are gone, take them again.
+                    // Reconnected with a clean session: subscriptions are gone, take them again, and
+                    // ask again for every result still missing.
                     self.response_subs.clear();
                     if self.subscribed_all {
                         self.subscribe_all().await?;
+                    }
+                    let pending: Vec<_> = self
+                        .pending
+                        .iter()
+                        .map(|(c, (d, p, e))| (c.clone(), d.clone(), p.clone(), *e))
+                        .collect();
+                    for (corr, device, payload, expiry) in pending {
+                        tracing::info!(%device, "re-sending a command after reconnecting");
+                        self.publish_request(&device, payload, expiry, corr).await?;
                     }
                 }
                 Ok(Some(Net::Error(e))) => {
@@ -490,6 +504,21 @@ impl Operator {
         if !topics::valid_device_id(device) {
             return Err(Error::Other(format!("`{device}` is not a valid device id")));
         }
+        let corr = Bytes::from(rand::random::<[u8; 16]>().to_vec());
+        self.pending
+            .insert(corr.clone(), (device.to_string(), payload.clone(), expiry));
+        self.publish_request(device, payload, expiry, corr.clone())
+            .await?;
+        Ok(corr)
+    }
+
+    async fn publish_request(
+        &mut self,
+        device: &str,
+        payload: Vec<u8>,
+        expiry: Duration,
+        corr: Bytes,
+    ) -> Result<(), Error> {
         let resp = topics::cmd_response(device, &self.requester);
         if !self.response_subs.contains(&resp) {
             // The broker handles SUBSCRIBE before the PUBLISH that follows on this connection.
@@ -499,10 +528,9 @@ impl Operator {
                 .map_err(|e| Error::Mqtt(e.to_string()))?;
             self.response_subs.insert(resp.clone());
         }
-        let corr = Bytes::from(rand::random::<[u8; 16]>().to_vec());
         let props = PublishProperties {
             response_topic: Some(resp),
-            correlation_data: Some(corr.clone()),
+            correlation_data: Some(corr),
             message_expiry_interval: Some(expiry.as_secs().clamp(1, u32::MAX as u64) as u32),
             content_type: Some("application/json".into()),
             ..Default::default()
@@ -516,8 +544,7 @@ impl Operator {
                 props,
             )
             .await
-            .map_err(|e| Error::Mqtt(e.to_string()))?;
-        Ok(corr)
+            .map_err(|e| Error::Mqtt(e.to_string()))
     }
 
     pub async fn wait_result(
@@ -532,6 +559,7 @@ impl Operator {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                self.pending.remove(corr);
                 return Err(Error::Timeout(format!(
                     "no command result within {timeout:?}"
                 )));

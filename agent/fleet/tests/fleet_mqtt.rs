@@ -582,3 +582,38 @@ async fn broker_restart_device_back_within_5s_results_kept() {
         .unwrap();
     assert_eq!(r.result, Some(serde_json::json!({"restarted": 2})));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_of_a_command_running_across_a_broker_restart_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(&dir.path().join("pki"), &["box-1"]);
+    let mut b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
+    let hooks = TestHooks::new("nvenc");
+    hooks
+        .restart_delay_ms
+        .store(1500, std::sync::atomic::Ordering::Relaxed);
+    let _d = Device::start(b.device_config("box-1"), hooks.clone());
+    let mut op = operator(&b).await;
+    wait_for(&mut op, T, "online", |op| online(op, "box-1").then_some(())).await;
+    let corr = op
+        .send_command_raw(
+            "box-1",
+            serde_json::to_vec(&req("slow", "restart_pipeline", serde_json::Value::Null)).unwrap(),
+            T,
+        )
+        .await
+        .unwrap();
+    // Let the device receive it and start, then take the broker away while the command runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.restart();
+    let r = op
+        .wait_result(&corr, Duration::from_secs(15))
+        .await
+        .expect("the result arrives after the broker restart");
+    assert!(r.ok && r.id.as_deref() == Some("slow"), "{r:?}");
+    assert_eq!(
+        *hooks.restarts.lock().unwrap(),
+        1,
+        "ran once, not again for the re-sent request"
+    );
+}

@@ -22,6 +22,8 @@ pub struct TestHooks {
     pub running: Mutex<RuntimeConfig>,
     pub log_level: Mutex<String>,
     pub restarts: Mutex<u32>,
+    /// How long `restart_pipeline` takes (ms).
+    pub restart_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl TestHooks {
@@ -33,6 +35,7 @@ impl TestHooks {
             running: Mutex::new(RuntimeConfig::default()),
             log_level: Mutex::new("info".into()),
             restarts: Mutex::new(0),
+            restart_delay_ms: Default::default(),
         })
     }
 }
@@ -84,7 +87,13 @@ impl Hooks for TestHooks {
             *r += 1;
             *r
         };
-        Box::pin(async move { Ok(serde_json::json!({ "restarted": n })) })
+        let delay = self
+            .restart_delay_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            Ok(serde_json::json!({ "restarted": n }))
+        })
     }
 
     fn diagnostics(&self) -> serde_json::Value {
