@@ -85,7 +85,7 @@ pub fn root_from_peaks(f: HashFunc, peak_hashes: &[(Bin, Hash)]) -> Option<(Bin,
     let top_layer = root_layer(peak_hashes.iter().map(|(b, _)| b.chunk_count()).sum());
     while bin.layer() < top_layer {
         if bin.is_left() {
-            h = node(f, &h, &Hash::zero(f.len()));
+            h = node(f, &h, &Hash::zero(f.digest_len()));
         } else {
             let (lb, lh) = rest.pop()?;
             if lb != bin.sibling() {
@@ -126,7 +126,7 @@ impl HashStore {
             s.verified.insert(Bin::chunk(i as u64), *h);
         }
         let top = root_layer(n.max(1));
-        let zero = Hash::zero(func.len());
+        let zero = Hash::zero(func.digest_len());
         if level.is_empty() {
             level.push(zero);
         }
@@ -171,7 +171,7 @@ impl HashStore {
         let mut b = Bin::chunk(chunk);
         while b != top && b.layer() < top.layer() {
             let s = b.sibling();
-            out.push((s, self.get(s).unwrap_or(Hash::zero(self.func.len()))));
+            out.push((s, self.get(s).unwrap_or(Hash::zero(self.func.digest_len()))));
             b = b.parent();
         }
         out.reverse();

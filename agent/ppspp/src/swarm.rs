@@ -340,12 +340,12 @@ impl Swarm {
         swarm_id: &[u8],
         now: Instant,
     ) -> Result<Self, crate::Error> {
-        if swarm_id.len() != cfg.hash.len() {
+        if swarm_id.len() != cfg.hash.digest_len() {
             return Err(crate::Error::BadSwarmId(format!(
                 "{} bytes, {:?} needs {}",
                 swarm_id.len(),
                 cfg.hash,
-                cfg.hash.len()
+                cfg.hash.digest_len()
             )));
         }
         let root = Hash::from_slice(swarm_id).expect("length checked");
@@ -487,7 +487,7 @@ impl Swarm {
     fn ctx_for(&self, addressing: Addressing) -> WireCtx {
         WireCtx {
             addressing,
-            hash_len: self.cfg.hash.len(),
+            hash_len: self.cfg.hash.digest_len(),
             sig_len: 64,
         }
     }
@@ -879,7 +879,7 @@ impl Swarm {
         ch.remote_id = hs.source_channel;
         ch.ctx = WireCtx {
             addressing,
-            hash_len: self.cfg.hash.len(),
+            hash_len: self.cfg.hash.digest_len(),
             sig_len: 64,
         };
         self.send_handshake(now, id);
@@ -1706,7 +1706,7 @@ impl Swarm {
             let room = self
                 .cfg
                 .max_datagram
-                .saturating_sub(4 + 1 + 16 + 8 + 6 * (1 + 16 + self.cfg.hash.len()));
+                .saturating_sub(4 + 1 + 16 + 8 + 6 * (1 + 16 + self.cfg.hash.digest_len()));
             let k = (room / cs).max(1);
             1u64 << (63 - (k as u64).leading_zeros())
         };

@@ -113,7 +113,7 @@ impl HashFunc {
         })
     }
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Self::Sha1 => 20,
             Self::Sha224 => 28,
@@ -429,7 +429,7 @@ fn decode_handshake(r: &mut Reader<'_>, ctx: &mut WireCtx) -> Result<Handshake, 
             opt::MERKLE_HASH => {
                 let v = r.u8()?;
                 let h = HashFunc::from_u8(v).ok_or(bad(v as u64))?;
-                ctx.hash_len = h.len();
+                ctx.hash_len = h.digest_len();
                 HandshakeOption::MerkleHash(h)
             }
             opt::LIVE_SIGNATURE => {
