@@ -16,24 +16,14 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/edge-agent/config.toml";
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "EDGE_AGENT__";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub agent: AgentConfig,
     pub media: MediaConfig,
     pub hw: HwConfig,
     pub ingest: IngestConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            agent: AgentConfig::default(),
-            media: MediaConfig::default(),
-            hw: HwConfig::default(),
-            ingest: IngestConfig::default(),
-        }
-    }
+    pub fleet: Option<fleet::DeviceConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -247,6 +237,12 @@ mod tests {
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
         assert_eq!(load_str("", &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn example_config_is_the_defaults() {
+        let text = include_str!("../config.example.toml");
+        assert_eq!(load_str(text, &[]).unwrap(), Config::default());
     }
 
     #[test]

@@ -40,6 +40,8 @@ enum Command {
     Config(ConfigArgs),
     /// Run the daemon (systemd Type=notify).
     Run(ConfigArgs),
+    /// Move content between boxes over PPSPP (RFC 7574): seed, fetch, live source and join.
+    Swarm(cmd::swarm::SwarmArgs),
     // Each further subcommand lives in its own module under `cmd/`; add it here and in `main` below.
 }
 
@@ -70,7 +72,7 @@ fn main() -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| cfg.agent.log_level.clone());
             let log = logging::init(&filter, cfg.agent.log_json)?;
-            daemon::run(cfg, args.config, log)
+            daemon::run(cfg, log)
         }
         Command::Config(args) => {
             let cfg = load_config(&args)?;
@@ -83,6 +85,7 @@ fn main() -> anyhow::Result<()> {
                 Command::Transcode(a) => cmd::transcode::run(a),
                 Command::Hw(a) => cmd::hw::run(a),
                 Command::Profiles(a) => cmd::profiles::run(a),
+                Command::Swarm(a) => cmd::swarm::run(a),
                 Command::Run(_) | Command::Config(_) => unreachable!("handled above"),
             }
         }

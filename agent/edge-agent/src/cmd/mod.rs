@@ -2,4 +2,5 @@
 
 pub mod hw;
 pub mod profiles;
+pub mod swarm;
 pub mod transcode;

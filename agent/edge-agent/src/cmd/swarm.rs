@@ -109,7 +109,10 @@ fn unhex(s: &str) -> Result<Vec<u8>> {
     if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("not a hex string: {s:?}");
     }
-    Ok((0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect())
+    Ok((0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect())
 }
 
 fn hex(b: &[u8]) -> String {
@@ -117,19 +120,33 @@ fn hex(b: &[u8]) -> String {
 }
 
 pub fn run(a: SwarmArgs) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match a.cmd {
             SwarmCmd::Seed { file, common } => seed(file, common).await,
-            SwarmCmd::Fetch { swarm_id, peer, output, timeout, common } => {
-                fetch(swarm_id, peer, output, timeout, common).await
-            }
-            SwarmCmd::LiveSource { input, key_seed, idle_exit, common } => {
-                live_source(input, key_seed, idle_exit, common).await
-            }
-            SwarmCmd::LiveJoin { swarm_id, peer, output, duration, common } => {
-                live_join(swarm_id, peer, output, duration, common).await
-            }
+            SwarmCmd::Fetch {
+                swarm_id,
+                peer,
+                output,
+                timeout,
+                common,
+            } => fetch(swarm_id, peer, output, timeout, common).await,
+            SwarmCmd::LiveSource {
+                input,
+                key_seed,
+                idle_exit,
+                common,
+            } => live_source(input, key_seed, idle_exit, common).await,
+            SwarmCmd::LiveJoin {
+                swarm_id,
+                peer,
+                output,
+                duration,
+                common,
+            } => live_join(swarm_id, peer, output, duration, common).await,
         }
     })
 }
@@ -137,9 +154,16 @@ pub fn run(a: SwarmArgs) -> Result<()> {
 async fn seed(file: PathBuf, common: Common) -> Result<()> {
     let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let swarm = Swarm::new_static_seed(common.config(), &data, Instant::now());
-    let mut node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    let mut node = Node::spawn(swarm, common.bind)
+        .await
+        .with_context(|| format!("binding {}", common.bind))?;
     println!("{}", hex(node.swarm_id()));
-    eprintln!("seeding {} ({} bytes) on {}", file.display(), data.len(), node.local_addr());
+    eprintln!(
+        "seeding {} ({} bytes) on {}",
+        file.display(),
+        data.len(),
+        node.local_addr()
+    );
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -153,10 +177,19 @@ async fn seed(file: PathBuf, common: Common) -> Result<()> {
     Ok(())
 }
 
-async fn fetch(swarm_id: String, peers: Vec<SocketAddr>, output: PathBuf, timeout: u64, common: Common) -> Result<()> {
+async fn fetch(
+    swarm_id: String,
+    peers: Vec<SocketAddr>,
+    output: PathBuf,
+    timeout: u64,
+    common: Common,
+) -> Result<()> {
     let id = unhex(&swarm_id).context("swarm id")?;
-    let swarm = Swarm::new_static_leech(common.config(), &id, Instant::now()).context("swarm id")?;
-    let mut node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    let swarm =
+        Swarm::new_static_leech(common.config(), &id, Instant::now()).context("swarm id")?;
+    let mut node = Node::spawn(swarm, common.bind)
+        .await
+        .with_context(|| format!("binding {}", common.bind))?;
     for p in &peers {
         node.connect(*p);
     }
@@ -198,9 +231,16 @@ async fn fetch(swarm_id: String, peers: Vec<SocketAddr>, output: PathBuf, timeou
     Ok(())
 }
 
-async fn live_source(input: String, key_seed: Option<String>, idle_exit: u64, common: Common) -> Result<()> {
+async fn live_source(
+    input: String,
+    key_seed: Option<String>,
+    idle_exit: u64,
+    common: Common,
+) -> Result<()> {
     let seed: [u8; 32] = match key_seed {
-        Some(h) => unhex(&h)?.try_into().map_err(|_| anyhow::anyhow!("--key-seed must be 32 bytes"))?,
+        Some(h) => unhex(&h)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("--key-seed must be 32 bytes"))?,
         None => {
             let mut s = [0u8; 32];
             for c in s.chunks_mut(8) {
@@ -210,7 +250,9 @@ async fn live_source(input: String, key_seed: Option<String>, idle_exit: u64, co
         }
     };
     let swarm = Swarm::new_live_source(common.config(), seed, Instant::now());
-    let node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    let node = Node::spawn(swarm, common.bind)
+        .await
+        .with_context(|| format!("binding {}", common.bind))?;
     println!("{}", hex(node.swarm_id()));
     eprintln!("live source on {}", node.local_addr());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
@@ -261,10 +303,18 @@ async fn live_source(input: String, key_seed: Option<String>, idle_exit: u64, co
     Ok(())
 }
 
-async fn live_join(swarm_id: String, peers: Vec<SocketAddr>, output: String, duration: u64, common: Common) -> Result<()> {
+async fn live_join(
+    swarm_id: String,
+    peers: Vec<SocketAddr>,
+    output: String,
+    duration: u64,
+    common: Common,
+) -> Result<()> {
     let id = unhex(&swarm_id).context("swarm id")?;
     let swarm = Swarm::new_live_leech(common.config(), &id, Instant::now()).context("swarm id")?;
-    let mut node = Node::spawn(swarm, common.bind).await.with_context(|| format!("binding {}", common.bind))?;
+    let mut node = Node::spawn(swarm, common.bind)
+        .await
+        .with_context(|| format!("binding {}", common.bind))?;
     for p in &peers {
         node.connect(*p);
     }

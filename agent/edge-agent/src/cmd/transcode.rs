@@ -162,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => media::sources::split_file(path, segment_secs)
             .with_context(|| format!("reading {}", path.display()))?,
         None => {
-            if !(args.duration > 0.0) {
+            if args.duration.is_nan() || args.duration <= 0.0 {
                 bail!("--duration must be positive");
             }
             let src = media::sources::TestSource {

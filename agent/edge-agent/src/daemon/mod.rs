@@ -3,10 +3,10 @@
 //!
 //! The subsystems only share [`Shared`]; none of them knows about another.
 
+pub mod fleet;
 pub mod sd;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -44,7 +44,6 @@ pub struct StreamStats {
 /// State shared by the subsystems.
 pub struct Shared {
     pub config: Config,
-    pub config_path: Option<PathBuf>,
     pub started: Instant,
     pub log: LogHandle,
     pub runtime: watch::Sender<RuntimeConfig>,
@@ -89,28 +88,26 @@ impl Shared {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
-pub fn run(config: Config, config_path: Option<PathBuf>, log: LogHandle) -> anyhow::Result<()> {
+pub fn run(config: Config, log: LogHandle) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("edge-agent")
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(run_async(config, config_path, log))
+    rt.block_on(run_async(config, log))
 }
 
-async fn run_async(
-    config: Config,
-    config_path: Option<PathBuf>,
-    log: LogHandle,
-) -> anyhow::Result<()> {
+async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
     let notifier = sd::Notifier::from_env();
     std::fs::create_dir_all(&config.agent.data_dir)
         .with_context(|| format!("creating data dir {}", config.agent.data_dir.display()))?;
 
     let hw_cfg = config.hw.clone();
-    let hw = tokio::task::spawn_blocking(move || crate::hwsel::probe(&hw_cfg))
-        .await
-        .context("hardware probe panicked")??;
+    let ladder_len = config.media.ladder.len();
+    let hw =
+        tokio::task::spawn_blocking(move || crate::hwsel::probe_for_ladder(&hw_cfg, ladder_len))
+            .await
+            .context("hardware probe panicked")??;
     let max_sessions = if config.media.max_sessions > 0 {
         config.media.max_sessions
     } else {
@@ -123,7 +120,6 @@ async fn run_async(
     });
     let shared = std::sync::Arc::new(Shared {
         config,
-        config_path,
         started: Instant::now(),
         log,
         runtime,
@@ -135,6 +131,9 @@ async fn run_async(
     });
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(cfg) = shared.config.fleet.clone() {
+        fleet::spawn(&mut tasks, shared.clone(), cfg);
+    }
     // Subsystems.  Each returns when `shutdown` fires; an error from one stops the daemon.
     if !shared.config.ingest.listen.is_empty() {
         let s = shared.clone();
@@ -147,7 +146,7 @@ async fn run_async(
 
     notifier.ready("serving").ok();
     tracing::info!(
-        encoder = %shared.hw.selection.encoder_element,
+        encoder = %shared.hw.encoder_element(),
         max_sessions,
         "edge-agent ready"
     );

@@ -42,10 +42,6 @@ impl Notifier {
         ))
     }
 
-    pub fn status(&self, status: &str) -> io::Result<()> {
-        self.send(&format!("STATUS={status}"))
-    }
-
     pub fn watchdog_ping(&self) -> io::Result<()> {
         self.send("WATCHDOG=1")
     }
