@@ -66,7 +66,10 @@ pub struct PropSet {
 }
 
 fn p(name: &'static str, value: impl ToString) -> PropSet {
-    PropSet { name, value: value.to_string() }
+    PropSet {
+        name,
+        value: value.to_string(),
+    }
 }
 
 /// What an encoder needs to know about one rendition.
@@ -150,11 +153,23 @@ impl Backend {
                 }
                 v
             }
-            Backend::Va => vec![p("bitrate", e.bitrate_kbps), p("key-int-max", e.gop), p("rate-control", "cbr")],
+            Backend::Va => vec![
+                p("bitrate", e.bitrate_kbps),
+                p("key-int-max", e.gop),
+                p("rate-control", "cbr"),
+            ],
             Backend::Vaapi => {
-                vec![p("bitrate", e.bitrate_kbps), p("keyframe-period", e.gop), p("rate-control", "cbr")]
+                vec![
+                    p("bitrate", e.bitrate_kbps),
+                    p("keyframe-period", e.gop),
+                    p("rate-control", "cbr"),
+                ]
             }
-            Backend::Nvenc => vec![p("bitrate", e.bitrate_kbps), p("gop-size", e.gop), p("rc-mode", "cbr")],
+            Backend::Nvenc => vec![
+                p("bitrate", e.bitrate_kbps),
+                p("gop-size", e.gop),
+                p("rc-mode", "cbr"),
+            ],
             // nvv4l2h264enc takes bits per second
             Backend::Jetson => vec![
                 p("bitrate", u64::from(e.bitrate_kbps) * 1000),
@@ -174,17 +189,40 @@ mod tests {
 
     #[test]
     fn mapping_per_backend() {
-        let e = EncodeParams { bitrate_kbps: 3000, gop: 60 };
-        let find = |b: &Backend, n: &str| b.encoder_props(e).into_iter().find(|x| x.name == n).map(|x| x.value);
-        assert_eq!(find(&Backend::Jetson, "bitrate").as_deref(), Some("3000000"));
+        let e = EncodeParams {
+            bitrate_kbps: 3000,
+            gop: 60,
+        };
+        let find = |b: &Backend, n: &str| {
+            b.encoder_props(e)
+                .into_iter()
+                .find(|x| x.name == n)
+                .map(|x| x.value)
+        };
+        assert_eq!(
+            find(&Backend::Jetson, "bitrate").as_deref(),
+            Some("3000000")
+        );
         assert_eq!(find(&Backend::Nvenc, "gop-size").as_deref(), Some("60"));
-        assert_eq!(find(&Backend::Vaapi, "keyframe-period").as_deref(), Some("60"));
+        assert_eq!(
+            find(&Backend::Vaapi, "keyframe-period").as_deref(),
+            Some("60")
+        );
         assert_eq!(find(&Backend::Va, "key-int-max").as_deref(), Some("60"));
         let sw = Backend::default();
         assert_eq!(find(&sw, "bitrate").as_deref(), Some("3000"));
-        assert_eq!(find(&sw, "option-string").as_deref(), Some("vbv-maxrate=0:vbv-bufsize=0"));
-        for b in [sw, Backend::Va, Backend::Vaapi, Backend::Nvenc, Backend::Jetson] {
-            assert!(b.encoder_factory().contains("h264"));
+        assert_eq!(
+            find(&sw, "option-string").as_deref(),
+            Some("vbv-maxrate=0:vbv-bufsize=0")
+        );
+        for b in [
+            sw,
+            Backend::Va,
+            Backend::Vaapi,
+            Backend::Nvenc,
+            Backend::Jetson,
+        ] {
+            assert!(b.encoder_factory().contains("264enc"));
             assert!(b.decoder_factory().contains("dec"));
         }
     }
@@ -195,15 +233,33 @@ mod tests {
     #[test]
     fn mapping_applies_to_real_elements() {
         gst::init().unwrap();
-        let e = EncodeParams { bitrate_kbps: 800, gop: 60 };
+        let e = EncodeParams {
+            bitrate_kbps: 800,
+            gop: 60,
+        };
         let mut checked = 0;
-        for b in [Backend::default(), Backend::Va, Backend::Vaapi, Backend::Nvenc, Backend::Jetson] {
-            let Ok(enc) = gst::ElementFactory::make(b.encoder_factory()).build() else { continue };
+        for b in [
+            Backend::default(),
+            Backend::Va,
+            Backend::Vaapi,
+            Backend::Nvenc,
+            Backend::Jetson,
+        ] {
+            let Ok(enc) = gst::ElementFactory::make(b.encoder_factory()).build() else {
+                continue;
+            };
             for ps in b.encoder_props(e) {
-                assert!(enc.find_property(ps.name).is_some(), "{} has no {}", b.encoder_factory(), ps.name);
+                assert!(
+                    enc.find_property(ps.name).is_some(),
+                    "{} has no {}",
+                    b.encoder_factory(),
+                    ps.name
+                );
                 enc.set_property_from_str(ps.name, &ps.value);
             }
-            let dec = gst::ElementFactory::make(b.decoder_factory()).build().unwrap();
+            let dec = gst::ElementFactory::make(b.decoder_factory())
+                .build()
+                .unwrap();
             for ps in b.decoder_props() {
                 dec.set_property_from_str(ps.name, &ps.value);
             }

@@ -50,7 +50,13 @@ pub struct Layout {
 
 impl Default for Layout {
     fn default() -> Self {
-        Layout { scaler: "lanczos".into(), cascade: false, scaler_threads: 1, queue_buffers: 4, decoder_threads: 0 }
+        Layout {
+            scaler: "lanczos".into(),
+            cascade: false,
+            scaler_threads: 1,
+            queue_buffers: 4,
+            decoder_threads: 0,
+        }
     }
 }
 
@@ -75,7 +81,12 @@ fn default_watchdog_ms() -> u64 {
 
 impl EngineConfig {
     pub fn new(profiles: Vec<Profile>) -> Self {
-        EngineConfig { profiles, backend: Backend::default(), layout: Layout::default(), watchdog_ms: default_watchdog_ms() }
+        EngineConfig {
+            profiles,
+            backend: Backend::default(),
+            layout: Layout::default(),
+            watchdog_ms: default_watchdog_ms(),
+        }
     }
 }
 
@@ -91,9 +102,18 @@ pub enum BuildError {
     #[error("element {factory}: cannot create (plugin missing?): {why}")]
     Element { factory: String, why: String },
     #[error("element {element}: property {property}={value:?}: {why}")]
-    Property { element: String, property: String, value: String, why: String },
+    Property {
+        element: String,
+        property: String,
+        value: String,
+        why: String,
+    },
     #[error("cannot link {from} -> {to}: {why}")]
-    Link { from: String, to: String, why: String },
+    Link {
+        from: String,
+        to: String,
+        why: String,
+    },
     #[error("pipeline state change to {state:?} failed: {why}")]
     State { state: gst::State, why: String },
 }
@@ -103,14 +123,31 @@ pub enum BuildError {
 pub enum SegmentError {
     #[error("segment {seq}: element ts-demux: {source}")]
     Demux { seq: u64, source: TsError },
-    #[error("segment {seq}: element ts-demux: first access unit is not an IDR keyframe (segments must start with one)")]
+    #[error(
+        "segment {seq}: element ts-demux: first access unit is not an IDR keyframe (segments must start with one)"
+    )]
     NoKeyframe { seq: u64 },
     #[error("segment {seq}: element {element}: {message} ({debug})")]
-    Pipeline { seq: u64, element: String, message: String, debug: String },
+    Pipeline {
+        seq: u64,
+        element: String,
+        message: String,
+        debug: String,
+    },
     #[error("segment {seq}: element {element}: produced {got} of {expected} frames ({why})")]
-    Incomplete { seq: u64, element: String, got: usize, expected: usize, why: &'static str },
+    Incomplete {
+        seq: u64,
+        element: String,
+        got: usize,
+        expected: usize,
+        why: &'static str,
+    },
     #[error("segment {seq}: watchdog: no result after {waited_ms} ms (stuck in {stage})")]
-    Timeout { seq: u64, waited_ms: u64, stage: String },
+    Timeout {
+        seq: u64,
+        waited_ms: u64,
+        stage: String,
+    },
     #[error("segment {seq}: engine is unusable after an earlier failure to recover: {why}")]
     Broken { seq: u64, why: String },
 }
@@ -225,7 +262,10 @@ fn make(factory: &str, name: &str) -> Result<gst::Element, BuildError> {
     gst::ElementFactory::make(factory)
         .name(name)
         .build()
-        .map_err(|e| BuildError::Element { factory: factory.to_string(), why: e.to_string() })
+        .map_err(|e| BuildError::Element {
+            factory: factory.to_string(),
+            why: e.to_string(),
+        })
 }
 
 /// Set a property from its string form, with a typed error instead of a panic.
@@ -236,14 +276,21 @@ pub fn set_prop(el: &gst::Element, name: &str, value: &str) -> Result<(), BuildE
         value: value.to_string(),
         why,
     };
-    let pspec = el.find_property(name).ok_or_else(|| err("no such property".into()))?;
-    let v = gst::glib::Value::deserialize_with_pspec(value, &pspec).map_err(|e| err(e.to_string()))?;
+    let pspec = el
+        .find_property(name)
+        .ok_or_else(|| err("no such property".into()))?;
+    let v =
+        gst::glib::Value::deserialize_with_pspec(value, &pspec).map_err(|e| err(e.to_string()))?;
     el.set_property_from_value(name, &v);
     Ok(())
 }
 
 fn link(a: &gst::Element, b: &gst::Element) -> Result<(), BuildError> {
-    a.link(b).map_err(|e| BuildError::Link { from: a.name().to_string(), to: b.name().to_string(), why: e.to_string() })
+    a.link(b).map_err(|e| BuildError::Link {
+        from: a.name().to_string(),
+        to: b.name().to_string(),
+        why: e.to_string(),
+    })
 }
 
 /// Fit (w x h, pixel aspect par) into the box (bw x bh) without stretching and without upscaling;
@@ -258,7 +305,9 @@ pub fn fit_box(w: u32, h: u32, par: (i32, i32), bw: u32, bh: u32) -> (u32, u32) 
 
 /// PTS and DTS of a sample's buffer as running time in ns (DTS falls back to PTS).
 pub(crate) fn running_times(sample: &gst::Sample, buf: &gst::BufferRef) -> (u64, u64) {
-    let seg = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+    let seg = sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
     let rt = |t: Option<gst::ClockTime>| -> Option<u64> {
         let t = t?;
         match &seg {
@@ -288,7 +337,11 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 /// Choose the frames of a branch: from `input` (sorted PTS ticks, frame duration `in_dur` ticks) keep
 /// frames evenly so that at most `max_fps` frames per second remain. Returns (kept, fps, frame duration).
-pub fn select_frames(input: &[u64], in_fps: (u32, u32), max_fps: u32) -> (Vec<u64>, (u32, u32), u64) {
+pub fn select_frames(
+    input: &[u64],
+    in_fps: (u32, u32),
+    max_fps: u32,
+) -> (Vec<u64>, (u32, u32), u64) {
     let (n, d) = (u64::from(in_fps.0), u64::from(in_fps.1));
     if n <= u64::from(max_fps) * d {
         return (input.to_vec(), in_fps, 90_000 * d / n.max(1));
@@ -311,7 +364,11 @@ pub fn select_frames(input: &[u64], in_fps: (u32, u32), max_fps: u32) -> (Vec<u6
 
 /// Estimate the frame rate from sorted PTS ticks: the median step, as a reduced fraction of 90 kHz.
 pub fn estimate_fps(sorted_pts: &[u64]) -> (u32, u32) {
-    let mut steps: Vec<u64> = sorted_pts.windows(2).map(|w| w[1] - w[0]).filter(|&s| s > 0).collect();
+    let mut steps: Vec<u64> = sorted_pts
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&s| s > 0)
+        .collect();
     if steps.is_empty() {
         return (30, 1);
     }
@@ -351,7 +408,12 @@ impl Transcoder {
         let pipeline = gst::Pipeline::with_name("media-engine");
         let appsrc = gst_app::AppSrc::builder()
             .name("src")
-            .caps(&gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build())
+            .caps(
+                &gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "byte-stream")
+                    .field("alignment", "au")
+                    .build(),
+            )
             .format(gst::Format::Time)
             .is_live(false)
             .max_bytes(0)
@@ -367,21 +429,31 @@ impl Transcoder {
         }
         pipeline
             .add_many([appsrc.upcast_ref(), &parse, &dec])
-            .map_err(|e| BuildError::Link { from: "pipeline".into(), to: "src".into(), why: e.to_string() })?;
+            .map_err(|e| BuildError::Link {
+                from: "pipeline".into(),
+                to: "src".into(),
+                why: e.to_string(),
+            })?;
         link(appsrc.upcast_ref(), &parse)?;
         link(&parse, &dec)?;
 
         let shared: SharedRef = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         {
             let mut s = shared.0.lock().unwrap();
-            s.branches = (0..cfg.profiles.len()).map(|_| BranchState::default()).collect();
+            s.branches = (0..cfg.profiles.len())
+                .map(|_| BranchState::default())
+                .collect();
         }
 
         let mut branches = Vec::new();
         let mut upstream = dec.clone(); // what the next branch's tee hangs off
         let mut tees: Vec<gst::Element> = Vec::new();
         let add = |e: &gst::Element| {
-            pipeline.add(e).map_err(|err| BuildError::Link { from: "pipeline".into(), to: e.name().to_string(), why: err.to_string() })
+            pipeline.add(e).map_err(|err| BuildError::Link {
+                from: "pipeline".into(),
+                to: e.name().to_string(),
+                why: err.to_string(),
+            })
         };
         for (i, prof) in cfg.profiles.iter().enumerate() {
             // one tee per fan-out point: flat = all off the decoder, cascade = each off the previous scaler
@@ -395,7 +467,11 @@ impl Transcoder {
                 tees[0].clone()
             };
             let q = make("queue", &format!("queue{i}"))?;
-            set_prop(&q, "max-size-buffers", &cfg.layout.queue_buffers.to_string())?;
+            set_prop(
+                &q,
+                "max-size-buffers",
+                &cfg.layout.queue_buffers.to_string(),
+            )?;
             set_prop(&q, "max-size-bytes", "0")?;
             set_prop(&q, "max-size-time", "0")?;
             let scale = make("videoscale", &format!("scale{i}"))?;
@@ -404,17 +480,32 @@ impl Transcoder {
                 set_prop(&scale, "n-threads", &cfg.layout.scaler_threads.to_string())?;
             }
             let cf = make("capsfilter", &format!("size{i}"))?;
-            let enc = make(cfg.backend.encoder_factory(), &format!("enc{i}-{}", prof.name))?;
+            let enc = make(
+                cfg.backend.encoder_factory(),
+                &format!("enc{i}-{}", prof.name),
+            )?;
             let gop = prof.gop.unwrap_or(prof.fps.saturating_mul(10)).max(1);
-            for ps in cfg.backend.encoder_props(EncodeParams { bitrate_kbps: prof.bitrate_kbps, gop }) {
+            for ps in cfg.backend.encoder_props(EncodeParams {
+                bitrate_kbps: prof.bitrate_kbps,
+                gop,
+            }) {
                 set_prop(&enc, ps.name, &ps.value)?;
             }
             let outcaps = make("capsfilter", &format!("h264caps{i}"))?;
             outcaps.set_property(
                 "caps",
-                gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build(),
+                gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "byte-stream")
+                    .field("alignment", "au")
+                    .build(),
             );
-            let sink = gst_app::AppSink::builder().name(format!("sink{i}")).sync(false).build();
+            // async=false: the sinks must not wait for each other to preroll (a branch whose encoder holds frames
+            // back would otherwise block the others through the tee)
+            let sink = gst_app::AppSink::builder()
+                .name(format!("sink{i}"))
+                .sync(false)
+                .async_(false)
+                .build();
             for e in [&q, &scale, &cf, &enc, &outcaps] {
                 add(e)?;
             }
@@ -441,15 +532,19 @@ impl Transcoder {
                                 return gst::PadProbeReturn::Drop;
                             }
                             b.kept += 1;
-                            let dur = u64::from(b.fps.1) * 1_000_000_000 / u64::from(b.fps.0.max(1));
-                            buf.make_mut().set_duration(gst::ClockTime::from_nseconds(dur));
+                            let dur =
+                                u64::from(b.fps.1) * 1_000_000_000 / u64::from(b.fps.0.max(1));
+                            buf.make_mut()
+                                .set_duration(gst::ClockTime::from_nseconds(dur));
                         }
                         Some(gst::PadProbeData::Event(ev)) => {
                             if let gst::EventView::Caps(c) = ev.view() {
                                 let mut caps = c.caps().to_owned();
                                 if b.fps.0 > 0 {
-                                    caps.make_mut()
-                                        .set("framerate", gst::Fraction::new(b.fps.0 as i32, b.fps.1 as i32));
+                                    caps.make_mut().set(
+                                        "framerate",
+                                        gst::Fraction::new(b.fps.0 as i32, b.fps.1 as i32),
+                                    );
                                 }
                                 *ev = gst::event::Caps::new(&caps);
                             }
@@ -487,7 +582,11 @@ impl Transcoder {
                     })
                     .build(),
             );
-            branches.push(Branch { profile: prof.clone(), capsfilter: cf, muxer: TsMuxer::new() });
+            branches.push(Branch {
+                profile: prof.clone(),
+                capsfilter: cf,
+                muxer: TsMuxer::new(),
+            });
         }
 
         // decoded caps: decide every branch's output size (all from the decoder's size, also in cascade mode)
@@ -538,7 +637,10 @@ impl Transcoder {
                 let (m, cv) = &*sh;
                 let mut s = m.lock().unwrap();
                 if s.error.is_none() {
-                    let element = msg.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
+                    let element = msg
+                        .src()
+                        .map(|s| s.name().to_string())
+                        .unwrap_or_else(|| "pipeline".into());
                     let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
                     s.error = Some((element, e.error().to_string(), debug));
                 }
@@ -549,13 +651,27 @@ impl Transcoder {
             gst::BusSyncReply::Drop
         });
 
-        let t = Transcoder { cfg, pipeline, appsrc, branches, shared, decoder_name, last_caps: None, broken: None };
+        let t = Transcoder {
+            cfg,
+            pipeline,
+            appsrc,
+            branches,
+            shared,
+            decoder_name,
+            last_caps: None,
+            broken: None,
+        };
         t.set_state(gst::State::Playing)?;
         Ok(t)
     }
 
     fn set_state(&self, state: gst::State) -> Result<(), BuildError> {
-        self.pipeline.set_state(state).map_err(|e| BuildError::State { state, why: e.to_string() })?;
+        self.pipeline
+            .set_state(state)
+            .map_err(|e| BuildError::State {
+                state,
+                why: e.to_string(),
+            })?;
         Ok(())
     }
 
@@ -567,7 +683,10 @@ impl Transcoder {
     /// Transcode one input segment (MPEG-TS bytes) into one output segment per profile.
     pub fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError> {
         if let Some(why) = &self.broken {
-            return Err(SegmentError::Broken { seq, why: why.clone() });
+            return Err(SegmentError::Broken {
+                seq,
+                why: why.clone(),
+            });
         }
         let start = Instant::now();
         let dm = ts::demux(data).map_err(|source| SegmentError::Demux { seq, source })?;
@@ -586,20 +705,36 @@ impl Transcoder {
         result
     }
 
-    fn run_segment(&mut self, seq: u64, dm: &ts::Demuxed, start: Instant) -> Result<SegmentOutput, SegmentError> {
+    fn run_segment(
+        &mut self,
+        seq: u64,
+        dm: &ts::Demuxed,
+        start: Instant,
+    ) -> Result<SegmentOutput, SegmentError> {
         let base = dm.video[0].dts;
         // ticks relative to the first DTS, unwrapped across the 33-bit wrap
         let rel = |t: u64| -> i64 {
             let d = t.wrapping_sub(base) & ts::TS_MASK;
-            if d > ts::TS_MASK / 2 { d as i64 - (ts::TS_MASK as i64 + 1) } else { d as i64 }
+            if d > ts::TS_MASK / 2 {
+                d as i64 - (ts::TS_MASK as i64 + 1)
+            } else {
+                d as i64
+            }
         };
-        let to_pipe = |t: u64| -> u64 { (PIPE_OFFSET_NS as i64 + ticks_to_ns(rel(t).unsigned_abs()) as i64 * rel(t).signum()) as u64 };
+        let to_pipe = |t: u64| -> u64 {
+            (PIPE_OFFSET_NS as i64 + ticks_to_ns(rel(t).unsigned_abs()) as i64 * rel(t).signum())
+                as u64
+        };
         let from_pipe = |ns: u64| -> u64 {
             let r = ns as i64 - PIPE_OFFSET_NS as i64;
             let ticks = ns_to_ticks(r.unsigned_abs()) as i64 * r.signum();
             (base as i64 + ticks).rem_euclid(ts::TS_MASK as i64 + 1) as u64
         };
-        let mut pts_rel: Vec<u64> = dm.video.iter().map(|a| (rel(a.pts) + 90_000 * 1000) as u64).collect();
+        let mut pts_rel: Vec<u64> = dm
+            .video
+            .iter()
+            .map(|a| (rel(a.pts) + 90_000 * 1000) as u64)
+            .collect();
         pts_rel.sort_unstable();
         let in_fps = estimate_fps(&pts_rel);
         let in_dur_ticks = 90_000 * u64::from(in_fps.1) / u64::from(in_fps.0);
@@ -616,7 +751,8 @@ impl Transcoder {
             };
             selections.push(select_frames(&src, fps, b.profile.fps));
         }
-        let rel_to_pipe = |r: u64| -> u64 { PIPE_OFFSET_NS + ticks_to_ns(r) - ticks_to_ns(90_000 * 1000) };
+        let rel_to_pipe =
+            |r: u64| -> u64 { PIPE_OFFSET_NS + ticks_to_ns(r) - ticks_to_ns(90_000 * 1000) };
         {
             let mut s = self.shared.0.lock().unwrap();
             s.decoded = 0;
@@ -633,7 +769,10 @@ impl Transcoder {
         let caps = gst::Caps::builder("video/x-h264")
             .field("stream-format", "byte-stream")
             .field("alignment", "au")
-            .field("framerate", gst::Fraction::new(in_fps.0 as i32, in_fps.1 as i32))
+            .field(
+                "framerate",
+                gst::Fraction::new(in_fps.0 as i32, in_fps.1 as i32),
+            )
             .build();
         if self.last_caps.as_ref() != Some(&caps) {
             self.appsrc.set_caps(Some(&caps));
@@ -679,15 +818,36 @@ impl Transcoder {
                     .iter()
                     .zip(&self.branches)
                     .filter(|(b, _)| !b.eos)
-                    .map(|(b, br)| format!("{}: {} of {} frames", br.profile.name, b.frames.len(), b.keep.len()))
+                    .map(|(b, br)| {
+                        format!(
+                            "{}: {} of {} frames",
+                            br.profile.name,
+                            b.frames.len(),
+                            b.keep.len()
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ");
-                return Err(SegmentError::Timeout { seq, waited_ms: self.cfg.watchdog_ms, stage });
+                let stage = format!(
+                    "decoder: {} of {} frames; {stage}",
+                    s.decoded,
+                    dm.video.len()
+                );
+                return Err(SegmentError::Timeout {
+                    seq,
+                    waited_ms: self.cfg.watchdog_ms,
+                    stage,
+                });
             }
             s = cv.wait_timeout(s, deadline - now).unwrap().0;
         }
         if let Some((element, message, debug)) = s.error.take() {
-            return Err(SegmentError::Pipeline { seq, element, message, debug });
+            return Err(SegmentError::Pipeline {
+                seq,
+                element,
+                message,
+                debug,
+            });
         }
         let decoded = s.decoded;
         if decoded < dm.video.len() {
@@ -700,7 +860,9 @@ impl Transcoder {
             });
         }
         let audio_codec = dm.audio.first().and_then(|a| mp4a_codec(&a.pes));
-        let audio_type = dm.audio_stream_type.map(|t| (t, dm.audio_descriptors.as_slice()));
+        let audio_type = dm
+            .audio_stream_type
+            .map(|t| (t, dm.audio_descriptors.as_slice()));
         let mut renditions = Vec::with_capacity(self.branches.len());
         let branch_states: Vec<BranchState> = s.branches.iter_mut().map(std::mem::take).collect();
         drop(s);
@@ -735,7 +897,12 @@ impl Transcoder {
             let frames: Vec<EncodedFrame> = st
                 .frames
                 .iter()
-                .map(|f| EncodedFrame { pts: from_pipe(f.pts), dts: from_pipe(f.dts), key: f.key, data: &f.data })
+                .map(|f| EncodedFrame {
+                    pts: from_pipe(f.pts),
+                    dts: from_pipe(f.dts),
+                    key: f.key,
+                    data: &f.data,
+                })
                 .collect();
             let video_bytes = st.frames.iter().map(|f| f.data.len()).sum();
             let data = br.muxer.mux_segment(&frames, &dm.audio, audio_type);
@@ -775,7 +942,14 @@ impl Transcoder {
 
     fn pipeline_error(&self, seq: u64) -> Option<SegmentError> {
         let s = self.shared.0.lock().unwrap();
-        s.error.clone().map(|(element, message, debug)| SegmentError::Pipeline { seq, element, message, debug })
+        s.error
+            .clone()
+            .map(|(element, message, debug)| SegmentError::Pipeline {
+                seq,
+                element,
+                message,
+                debug,
+            })
     }
 
     /// After a good segment: flush every element back to a clean state, staying in PLAYING.
@@ -791,7 +965,9 @@ impl Transcoder {
 
     /// After a failure: cycle the same pipeline through NULL (the elements are kept).
     fn reset(&mut self) -> Result<(), String> {
-        self.pipeline.set_state(gst::State::Null).map_err(|e| format!("to NULL: {e}"))?;
+        self.pipeline
+            .set_state(gst::State::Null)
+            .map_err(|e| format!("to NULL: {e}"))?;
         {
             let mut s = self.shared.0.lock().unwrap();
             s.error = None;
@@ -800,7 +976,9 @@ impl Transcoder {
             }
         }
         self.last_caps = None;
-        self.pipeline.set_state(gst::State::Playing).map_err(|e| format!("to PLAYING: {e}"))?;
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("to PLAYING: {e}"))?;
         Ok(())
     }
 }
@@ -866,9 +1044,13 @@ mod tests {
 
     #[test]
     fn codec_strings() {
-        let au = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 1, 0x65, 0x88];
+        let au = [
+            0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 1, 0x65, 0x88,
+        ];
         assert_eq!(avc1_codec(&au).as_deref(), Some("avc1.64001f"));
-        let pes = [0, 0, 1, 0xc0, 0, 0, 0x80, 0x80, 5, 0, 0, 0, 0, 0, 0xff, 0xf1, 0x50, 0x80];
+        let pes = [
+            0, 0, 1, 0xc0, 0, 0, 0x80, 0x80, 5, 0, 0, 0, 0, 0, 0xff, 0xf1, 0x50, 0x80,
+        ];
         assert_eq!(mp4a_codec(&pes).as_deref(), Some("mp4a.40.2"));
     }
 }

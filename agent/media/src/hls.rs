@@ -27,7 +27,10 @@ pub enum HlsMode {
 #[derive(Debug, thiserror::Error)]
 pub enum HlsError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("segment {seq} has {got} renditions, the writer was set up for {want}")]
     RenditionCount { seq: u64, got: usize, want: usize },
     #[error("segment {seq} is not after the last written segment {last}")]
@@ -70,7 +73,10 @@ pub struct HlsWriter {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HlsError + '_ {
-    move |source| HlsError::Io { path: path.to_path_buf(), source }
+    move |source| HlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Write `data` to `path` atomically (temporary file in the same directory, fsync, rename).
@@ -91,7 +97,13 @@ impl HlsWriter {
     pub fn new(dir: impl Into<PathBuf>, mode: HlsMode, target_secs: f64) -> Result<Self, HlsError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(HlsWriter { dir, mode, target: target_secs.ceil().max(1.0) as u64, last_seq: None, renditions: Vec::new() })
+        Ok(HlsWriter {
+            dir,
+            mode,
+            target: target_secs.ceil().max(1.0) as u64,
+            last_seq: None,
+            renditions: Vec::new(),
+        })
     }
 
     /// Path of the master playlist.
@@ -105,11 +117,18 @@ impl HlsWriter {
             for r in &out.renditions {
                 let d = self.dir.join(&r.profile);
                 fs::create_dir_all(&d).map_err(io(&d))?;
-                self.renditions.push(RenditionState { name: r.profile.clone(), ..Default::default() });
+                self.renditions.push(RenditionState {
+                    name: r.profile.clone(),
+                    ..Default::default()
+                });
             }
         }
         if out.renditions.len() != self.renditions.len() {
-            return Err(HlsError::RenditionCount { seq: out.seq, got: out.renditions.len(), want: self.renditions.len() });
+            return Err(HlsError::RenditionCount {
+                seq: out.seq,
+                got: out.renditions.len(),
+                want: self.renditions.len(),
+            });
         }
         if let Some(last) = self.last_seq
             && out.seq <= last
@@ -131,7 +150,11 @@ impl HlsWriter {
             st.total_bytes += r.data.len() as u64;
             st.total_secs += r.duration;
             self.target = self.target.max(r.duration.round() as u64);
-            st.entries.push_back(Entry { file, duration: r.duration, discontinuity });
+            st.entries.push_back(Entry {
+                file,
+                duration: r.duration,
+                discontinuity,
+            });
             if let HlsMode::Live { window } = self.mode {
                 while st.entries.len() > window.max(1) {
                     let old = st.entries.pop_front().unwrap();
@@ -162,7 +185,11 @@ impl HlsWriter {
             match self.mode {
                 HlsMode::Live { .. } => {}
                 HlsMode::Event => m.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
-                HlsMode::Vod => m.push_str(if finished { "#EXT-X-PLAYLIST-TYPE:VOD\n" } else { "#EXT-X-PLAYLIST-TYPE:EVENT\n" }),
+                HlsMode::Vod => m.push_str(if finished {
+                    "#EXT-X-PLAYLIST-TYPE:VOD\n"
+                } else {
+                    "#EXT-X-PLAYLIST-TYPE:EVENT\n"
+                }),
             }
             for e in &st.entries {
                 if e.discontinuity {
@@ -177,7 +204,11 @@ impl HlsWriter {
         }
         let mut master = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
         for st in &self.renditions {
-            let avg = if st.total_secs > 0.0 { st.total_bytes as f64 * 8.0 / st.total_secs } else { 0.0 };
+            let avg = if st.total_secs > 0.0 {
+                st.total_bytes as f64 * 8.0 / st.total_secs
+            } else {
+                0.0
+            };
             master.push_str(&format!(
                 "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},RESOLUTION={}x{},CODECS=\"{}\",FRAME-RATE={:.3}\n{}/index.m3u8\n",
                 st.peak_bps.ceil() as u64,

@@ -9,5 +9,8 @@ pub mod sources;
 pub mod ts;
 
 pub use backend::{Backend, X264Options};
-pub use engine::{BuildError, EngineConfig, Layout, Rendition, SegmentError, SegmentOutput, SegmentStats, Transcoder};
+pub use engine::{
+    BuildError, EngineConfig, Layout, Rendition, SegmentError, SegmentOutput, SegmentStats,
+    Transcoder,
+};
 pub use profiles::{Profile, ProfileError, ProfileSet};

@@ -30,7 +30,9 @@ pub enum ProfileError {
     BadLength(String, usize),
     #[error("transcodingOptions {0:?}: not hexadecimal")]
     NotHex(String),
-    #[error("unknown profile ID {0} (not in the standard ladder nor in the configured custom profiles)")]
+    #[error(
+        "unknown profile ID {0} (not in the standard ladder nor in the configured custom profiles)"
+    )]
     UnknownId(String),
     #[error("unknown profile name {0:?}")]
     UnknownName(String),
@@ -51,8 +53,21 @@ pub fn profile_id(name: &str) -> [u8; 4] {
 
 impl Profile {
     /// Build a profile, validating its numbers.
-    pub fn new(name: &str, width: u32, height: u32, fps: u32, bitrate_kbps: u32) -> Result<Self, ProfileError> {
-        let p = Profile { name: name.to_string(), width, height, fps, bitrate_kbps, gop: None };
+    pub fn new(
+        name: &str,
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate_kbps: u32,
+    ) -> Result<Self, ProfileError> {
+        let p = Profile {
+            name: name.to_string(),
+            width,
+            height,
+            fps,
+            bitrate_kbps,
+            gop: None,
+        };
         p.validate()?;
         Ok(p)
     }
@@ -69,7 +84,12 @@ impl Profile {
 
     /// Check that the numbers make sense (non-zero, even box, sane bounds).
     pub fn validate(&self) -> Result<(), ProfileError> {
-        let bad = |why: &str| Err(ProfileError::Invalid { name: self.name.clone(), why: why.to_string() });
+        let bad = |why: &str| {
+            Err(ProfileError::Invalid {
+                name: self.name.clone(),
+                why: why.to_string(),
+            })
+        };
         if self.name.is_empty() {
             return bad("empty name");
         }
@@ -111,7 +131,14 @@ pub const STANDARD: &[(&str, u32, u32, u32, u32)] = &[
 pub fn standard_profiles() -> Vec<Profile> {
     STANDARD
         .iter()
-        .map(|&(n, w, h, f, b)| Profile { name: n.to_string(), width: w, height: h, fps: f, bitrate_kbps: b, gop: None })
+        .map(|&(n, w, h, f, b)| Profile {
+            name: n.to_string(),
+            width: w,
+            height: h,
+            fps: f,
+            bitrate_kbps: b,
+            gop: None,
+        })
         .collect()
 }
 
@@ -123,7 +150,9 @@ pub struct ProfileSet {
 
 impl Default for ProfileSet {
     fn default() -> Self {
-        ProfileSet { profiles: standard_profiles() }
+        ProfileSet {
+            profiles: standard_profiles(),
+        }
     }
 }
 
@@ -148,12 +177,18 @@ impl ProfileSet {
 
     /// Look a profile up by name.
     pub fn by_name(&self, name: &str) -> Result<&Profile, ProfileError> {
-        self.profiles.iter().find(|p| p.name == name).ok_or_else(|| ProfileError::UnknownName(name.to_string()))
+        self.profiles
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ProfileError::UnknownName(name.to_string()))
     }
 
     /// Look a profile up by ID.
     pub fn by_id(&self, id: [u8; 4]) -> Result<&Profile, ProfileError> {
-        self.profiles.iter().find(|p| p.id() == id).ok_or_else(|| ProfileError::UnknownId(hex::encode(id)))
+        self.profiles
+            .iter()
+            .find(|p| p.id() == id)
+            .ok_or_else(|| ProfileError::UnknownId(hex::encode(id)))
     }
 
     /// Parse a job's transcodingOptions (concatenated 8-hex-character IDs, optional `0x`).
@@ -214,25 +249,43 @@ mod tests {
         let set = ProfileSet::default();
         let ps = set.parse_options("49d54ea993c717e7c0a6517a").unwrap();
         let names: Vec<_> = ps.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["P720p30fps16x9", "P360p30fps16x9", "P240p30fps16x9"]);
+        assert_eq!(
+            names,
+            ["P720p30fps16x9", "P360p30fps16x9", "P240p30fps16x9"]
+        );
         assert_eq!(ps[0].width, 1280);
         assert_eq!(ps[0].bitrate_kbps, 4000);
         assert_eq!(format_options(&ps), "49d54ea993c717e7c0a6517a");
-        assert_eq!(set.parse_options("0x49D54EA9").unwrap()[0].name, "P720p30fps16x9");
+        assert_eq!(
+            set.parse_options("0x49D54EA9").unwrap()[0].name,
+            "P720p30fps16x9"
+        );
     }
 
     #[test]
     fn bad_options_are_clear_errors() {
         let set = ProfileSet::default();
-        assert_eq!(set.parse_options("49d54e").unwrap_err(), ProfileError::BadLength("49d54e".into(), 6));
-        assert_eq!(set.parse_options("").unwrap_err(), ProfileError::BadLength("".into(), 0));
-        assert_eq!(set.parse_options("zzzzzzzz").unwrap_err(), ProfileError::NotHex("zzzzzzzz".into()));
-        assert_eq!(set.parse_options("deadbeef").unwrap_err(), ProfileError::UnknownId("deadbeef".into()));
+        assert_eq!(
+            set.parse_options("49d54e").unwrap_err(),
+            ProfileError::BadLength("49d54e".into(), 6)
+        );
+        assert_eq!(
+            set.parse_options("").unwrap_err(),
+            ProfileError::BadLength("".into(), 0)
+        );
+        assert_eq!(
+            set.parse_options("zzzzzzzz").unwrap_err(),
+            ProfileError::NotHex("zzzzzzzz".into())
+        );
+        assert_eq!(
+            set.parse_options("deadbeef").unwrap_err(),
+            ProfileError::UnknownId("deadbeef".into())
+        );
     }
 
     #[test]
     fn custom_profiles_from_toml() {
-        #[derive(Deserialize)]
+        #[derive(Debug, Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Cfg {
             profiles: Vec<Profile>,
@@ -260,10 +313,23 @@ mod tests {
         );
         assert!(err.unwrap_err().to_string().contains("colour"));
         // invalid numbers are rejected with the profile name
-        let bad = Profile { name: "Tiny".into(), width: 2, height: 2, fps: 30, bitrate_kbps: 100, gop: None };
-        assert!(matches!(ProfileSet::with_custom(&[bad]), Err(ProfileError::Invalid { .. })));
+        let bad = Profile {
+            name: "Tiny".into(),
+            width: 2,
+            height: 2,
+            fps: 30,
+            bitrate_kbps: 100,
+            gop: None,
+        };
+        assert!(matches!(
+            ProfileSet::with_custom(&[bad]),
+            Err(ProfileError::Invalid { .. })
+        ));
         // a custom profile may not reuse a standard name (same ID)
         let dup = standard_profiles()[0].clone();
-        assert_eq!(ProfileSet::with_custom(&[dup]).unwrap_err(), ProfileError::Duplicate("P720p60fps16x9".into()));
+        assert_eq!(
+            ProfileSet::with_custom(&[dup]).unwrap_err(),
+            ProfileError::Duplicate("P720p60fps16x9".into())
+        );
     }
 }

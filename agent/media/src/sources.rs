@@ -21,7 +21,11 @@ pub enum SourceError {
     #[error("input {path}: {why}")]
     Input { path: String, why: String },
     #[error("element {element}: {message} ({debug})")]
-    Pipeline { element: String, message: String, debug: String },
+    Pipeline {
+        element: String,
+        message: String,
+        debug: String,
+    },
     #[error("source timed out after {0:?}")]
     Timeout(Duration),
     #[error("no H.264 video in the input")]
@@ -85,8 +89,12 @@ fn ns_ticks(ns: u64) -> u64 {
 fn collect(pipeline: &gst::Pipeline, timeout: Duration) -> Result<Elementary, SourceError> {
     let out = Arc::new(Mutex::new(Elementary::default()));
     for name in ["vsink", "asink"] {
-        let Some(el) = pipeline.by_name(name) else { continue };
-        let sink = el.downcast::<gst_app::AppSink>().map_err(|_| SourceError::Gst(format!("{name} is not an appsink")))?;
+        let Some(el) = pipeline.by_name(name) else {
+            continue;
+        };
+        let sink = el
+            .downcast::<gst_app::AppSink>()
+            .map_err(|_| SourceError::Gst(format!("{name} is not an appsink")))?;
         attach_collector(&sink, name == "vsink", out.clone());
     }
     run_to_eos(pipeline, timeout)?;
@@ -122,8 +130,12 @@ fn attach_collector(sink: &gst_app::AppSink, video: bool, out: Arc<Mutex<Element
 
 /// Run a pipeline to EOS with a watchdog; always returns it to NULL.
 pub fn run_to_eos(pipeline: &gst::Pipeline, timeout: Duration) -> Result<(), SourceError> {
-    let bus = pipeline.bus().ok_or_else(|| SourceError::Gst("no bus".into()))?;
-    pipeline.set_state(gst::State::Playing).map_err(|e| SourceError::Gst(format!("to PLAYING: {e}")))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| SourceError::Gst("no bus".into()))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| SourceError::Gst(format!("to PLAYING: {e}")))?;
     let deadline = std::time::Instant::now() + timeout;
     let res = loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -156,15 +168,22 @@ impl TestSource {
     /// Generate the elementary streams.
     pub fn elementary(&self) -> Result<Elementary, SourceError> {
         gst::init().map_err(|e| SourceError::Gst(e.to_string()))?;
-        if self.pattern.contains('!') || self.fps == 0 || self.width < 16 || self.height < 16 || self.duration <= 0.0 {
-            return Err(SourceError::Gst(format!("invalid test source settings: {self:?}")));
+        if self.pattern.contains('!')
+            || self.fps == 0
+            || self.width < 16
+            || self.height < 16
+            || self.duration <= 0.0
+        {
+            return Err(SourceError::Gst(format!(
+                "invalid test source settings: {self:?}"
+            )));
         }
         let frames = (self.duration * f64::from(self.fps)).round() as u64;
         let gop = ((self.segment_secs * f64::from(self.fps)).round() as u64).max(1);
         let mut desc = format!(
             "videotestsrc num-buffers={frames} {pat} ! video/x-raw,format=I420,width={w},height={h},framerate={f}/1 \
              ! x264enc speed-preset=veryfast bitrate={br} key-int-max={gop} option-string=scenecut=0 \
-             ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=vsink sync=false",
+             ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=vsink sync=false async=false",
             pat = self.pattern,
             w = self.width,
             h = self.height,
@@ -177,14 +196,17 @@ impl TestSource {
             desc.push_str(&format!(
                 " audiotestsrc num-buffers={abufs} samplesperbuffer=1024 wave=sine freq=440 \
                  ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=128000 ! aacparse \
-                 ! audio/mpeg,stream-format=adts ! appsink name=asink sync=false"
+                 ! audio/mpeg,stream-format=adts ! appsink name=asink sync=false async=false"
             ));
         }
         let pipeline = gst::parse::launch(&desc)
             .map_err(|e| SourceError::Gst(e.to_string()))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| SourceError::Gst("not a pipeline".into()))?;
-        collect(&pipeline, Duration::from_secs(120 + self.duration as u64 * 10))
+        collect(
+            &pipeline,
+            Duration::from_secs(120 + self.duration as u64 * 10),
+        )
     }
 
     /// Generate the segments.
@@ -197,16 +219,23 @@ impl TestSource {
 pub fn read_file(path: &Path) -> Result<Elementary, SourceError> {
     gst::init().map_err(|e| SourceError::Gst(e.to_string()))?;
     if !path.is_file() {
-        return Err(SourceError::Input { path: path.display().to_string(), why: "not a readable file".into() });
+        return Err(SourceError::Input {
+            path: path.display().to_string(),
+            why: "not a readable file".into(),
+        });
     }
     let pipeline = gst::Pipeline::with_name("file-source");
     let mk = |f: &str| {
-        gst::ElementFactory::make(f).build().map_err(|e| SourceError::Gst(format!("{f}: {e}")))
+        gst::ElementFactory::make(f)
+            .build()
+            .map_err(|e| SourceError::Gst(format!("{f}: {e}")))
     };
     let src = mk("filesrc")?;
     src.set_property("location", path.to_string_lossy().to_string());
     let pb = mk("parsebin")?;
-    pipeline.add_many([&src, &pb]).map_err(|e| SourceError::Gst(e.to_string()))?;
+    pipeline
+        .add_many([&src, &pb])
+        .map_err(|e| SourceError::Gst(e.to_string()))?;
     src.link(&pb).map_err(|e| SourceError::Gst(e.to_string()))?;
     let got_video = Arc::new(Mutex::new(false));
     let weak = pipeline.downgrade();
@@ -217,9 +246,9 @@ pub fn read_file(path: &Path) -> Result<Elementary, SourceError> {
         let name = caps.as_ref().and_then(|c| c.structure(0)).map(|s| s.name().to_string()).unwrap_or_default();
         let desc = if name == "video/x-h264" && pipeline.by_name("vsink").is_none() {
             *gv.lock().unwrap() = true;
-            "h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=vsink sync=false"
+            "h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=vsink sync=false async=false"
         } else if name == "audio/mpeg" && pipeline.by_name("asink").is_none() {
-            "aacparse ! audio/mpeg,stream-format=adts ! appsink name=asink sync=false"
+            "aacparse ! audio/mpeg,stream-format=adts ! appsink name=asink sync=false async=false"
         } else {
             "fakesink sync=false"
         };
@@ -238,7 +267,9 @@ pub fn read_file(path: &Path) -> Result<Elementary, SourceError> {
         if name != "vsink" && name != "asink" {
             return;
         }
-        let Ok(sink) = el.clone().downcast::<gst_app::AppSink>() else { return };
+        let Ok(sink) = el.clone().downcast::<gst_app::AppSink>() else {
+            return;
+        };
         attach_collector(&sink, name == "vsink", out2.clone());
     });
     run_to_eos(&pipeline, Duration::from_secs(600)).map_err(|e| SourceError::Input {
@@ -270,7 +301,12 @@ pub fn segment(es: &Elementary, secs: f64) -> Result<Vec<Vec<u8>>, SourceError> 
     let target = (secs * 90_000.0) as u64;
     let mut pts_sorted: Vec<u64> = es.video.iter().map(|a| a.pts).collect();
     pts_sorted.sort_unstable();
-    let frame = pts_sorted.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(3000).max(1);
+    let frame = pts_sorted
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .min()
+        .unwrap_or(3000)
+        .max(1);
     // cut points (index into decode order) at keyframes
     let mut cuts = vec![0usize];
     let mut seg_start = es.video[0].pts;
@@ -293,9 +329,20 @@ pub fn segment(es: &Elementary, secs: f64) -> Result<Vec<Vec<u8>>, SourceError> 
             audio.push(ts::audio_pes(es.audio[ai].0, &es.audio[ai].1));
             ai += 1;
         }
-        let frames: Vec<EncodedFrame> =
-            aus.iter().map(|a| EncodedFrame { pts: a.pts, dts: a.dts, key: a.key, data: &a.data }).collect();
-        let at = if es.audio.is_empty() { None } else { Some((ts::STREAM_TYPE_AAC_ADTS, &[][..])) };
+        let frames: Vec<EncodedFrame> = aus
+            .iter()
+            .map(|a| EncodedFrame {
+                pts: a.pts,
+                dts: a.dts,
+                key: a.key,
+                data: &a.data,
+            })
+            .collect();
+        let at = if es.audio.is_empty() {
+            None
+        } else {
+            Some((ts::STREAM_TYPE_AAC_ADTS, &[][..]))
+        };
         out.push(mux.mux_segment(&frames, &audio, at));
     }
     Ok(out)

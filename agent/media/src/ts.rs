@@ -27,8 +27,15 @@ pub enum TsError {
     Truncated { len: usize },
     #[error("lost sync: no 0x47 sync byte at byte offset {offset}")]
     LostSync { offset: usize },
-    #[error("continuity counter jump on PID {pid:#x} at packet {packet}: expected {expected}, got {got} (packets lost or corrupt)")]
-    Continuity { pid: u16, packet: usize, expected: u8, got: u8 },
+    #[error(
+        "continuity counter jump on PID {pid:#x} at packet {packet}: expected {expected}, got {got} (packets lost or corrupt)"
+    )]
+    Continuity {
+        pid: u16,
+        packet: usize,
+        expected: u8,
+        got: u8,
+    },
     #[error("no PAT/PMT found")]
     NoProgram,
     #[error("no video stream: the program carries only stream types {0:02x?} (audio-only?)")]
@@ -40,7 +47,10 @@ pub enum TsError {
     #[error("malformed PES on PID {pid:#x}: {why}")]
     BadPes { pid: u16, why: &'static str },
     #[error("malformed {table}: {why}")]
-    BadTable { table: &'static str, why: &'static str },
+    BadTable {
+        table: &'static str,
+        why: &'static str,
+    },
 }
 
 /// One H.264 access unit (Annex-B bytes) with its 90 kHz timestamps.
@@ -138,7 +148,11 @@ pub fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     }
     let mut out = Vec::with_capacity(starts.len());
     for (k, &s) in starts.iter().enumerate() {
-        let mut e = if k + 1 < starts.len() { starts[k + 1] - 3 } else { data.len() };
+        let mut e = if k + 1 < starts.len() {
+            starts[k + 1] - 3
+        } else {
+            data.len()
+        };
         while e > s && data[e - 1] == 0 && k + 1 < starts.len() {
             e -= 1;
         }
@@ -166,19 +180,37 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
 
     let finish_video = |buf: Vec<u8>, pid: u16, out: &mut Demuxed| -> Result<(), TsError> {
         let (pts, dts, off) = parse_pes_header(&buf, pid)?;
-        let pts = pts.ok_or(TsError::BadPes { pid, why: "video PES without PTS" })?;
+        let pts = pts.ok_or(TsError::BadPes {
+            pid,
+            why: "video PES without PTS",
+        })?;
         let payload = buf[off..].to_vec();
         if payload.is_empty() {
-            return Err(TsError::BadPes { pid, why: "empty video PES" });
+            return Err(TsError::BadPes {
+                pid,
+                why: "empty video PES",
+            });
         }
-        out.video.push(VideoAu { pts, dts: dts.unwrap_or(pts), key: has_idr(&payload), data: payload });
+        out.video.push(VideoAu {
+            pts,
+            dts: dts.unwrap_or(pts),
+            key: has_idr(&payload),
+            data: payload,
+        });
         Ok(())
     };
     let finish_audio = |buf: Vec<u8>, pid: u16, out: &mut Demuxed| -> Result<(), TsError> {
         let (pts, _, _) = parse_pes_header(&buf, pid)?;
-        let pts = pts.ok_or(TsError::BadPes { pid, why: "audio PES without PTS" })?;
+        let pts = pts.ok_or(TsError::BadPes {
+            pid,
+            why: "audio PES without PTS",
+        })?;
         let declared = u16::from_be_bytes([buf[4], buf[5]]) as usize;
-        let pes = if declared != 0 { buf[..declared + 6].to_vec() } else { buf };
+        let pes = if declared != 0 {
+            buf[..declared + 6].to_vec()
+        } else {
+            buf
+        };
         out.audio.push(AudioPes { pts, pes });
         Ok(())
     };
@@ -199,7 +231,10 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
             let alen = pkt[4] as usize;
             off = 5 + alen;
             if off > PACKET {
-                return Err(TsError::BadPes { pid, why: "adaptation field longer than the packet" });
+                return Err(TsError::BadPes {
+                    pid,
+                    why: "adaptation field longer than the packet",
+                });
             }
         }
         let has_payload = afc & 0b01 != 0;
@@ -208,7 +243,12 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
                 let expected = (prev + 1) & 0x0f;
                 // a repeated packet (same counter) is allowed once by the standard
                 if counter != expected && counter != prev {
-                    return Err(TsError::Continuity { pid, packet: n, expected, got: counter });
+                    return Err(TsError::Continuity {
+                        pid,
+                        packet: n,
+                        expected,
+                        got: counter,
+                    });
                 }
             }
             cc.insert(pid, counter);
@@ -217,9 +257,17 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
         }
         let payload = &pkt[off..];
         if pid == PID_PAT && pusi {
-            let p = payload.get(1 + payload[0] as usize..).ok_or(TsError::BadTable { table: "PAT", why: "pointer past end" })?;
+            let p = payload
+                .get(1 + payload[0] as usize..)
+                .ok_or(TsError::BadTable {
+                    table: "PAT",
+                    why: "pointer past end",
+                })?;
             if p.len() < 8 || p[0] != 0 {
-                return Err(TsError::BadTable { table: "PAT", why: "not a PAT section" });
+                return Err(TsError::BadTable {
+                    table: "PAT",
+                    why: "not a PAT section",
+                });
             }
             let slen = ((usize::from(p[1] & 0x0f)) << 8) | usize::from(p[2]);
             let end = (3 + slen).saturating_sub(4).min(p.len());
@@ -236,9 +284,17 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
             continue;
         }
         if Some(pid) == pmt_pid && pusi {
-            let p = payload.get(1 + payload[0] as usize..).ok_or(TsError::BadTable { table: "PMT", why: "pointer past end" })?;
+            let p = payload
+                .get(1 + payload[0] as usize..)
+                .ok_or(TsError::BadTable {
+                    table: "PMT",
+                    why: "pointer past end",
+                })?;
             if p.len() < 12 || p[0] != 2 {
-                return Err(TsError::BadTable { table: "PMT", why: "not a PMT section" });
+                return Err(TsError::BadTable {
+                    table: "PMT",
+                    why: "not a PMT section",
+                });
             }
             let slen = ((usize::from(p[1] & 0x0f)) << 8) | usize::from(p[2]);
             let end = (3 + slen).saturating_sub(4).min(p.len());
@@ -252,7 +308,9 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
                 let ilen = ((usize::from(p[i + 3] & 0x0f)) << 8) | usize::from(p[i + 4]);
                 let desc = p.get(i + 5..i + 5 + ilen).unwrap_or(&[]).to_vec();
                 match st {
-                    0x01 | 0x02 | 0x10 | 0x1b | 0x24 | 0x42 | 0xea if v.is_none() => v = Some((epid, st)),
+                    0x01 | 0x02 | 0x10 | 0x1b | 0x24 | 0x42 | 0xea if v.is_none() => {
+                        v = Some((epid, st))
+                    }
                     0x03 | 0x04 | 0x0f | 0x11 | 0x81 if a.is_none() => a = Some((epid, st, desc)),
                     _ => {}
                 }
@@ -324,7 +382,11 @@ pub fn crc32_mpeg(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b) << 24;
         for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
         }
     }
     crc
@@ -355,14 +417,20 @@ impl TsMuxer {
     }
 
     fn section_packet(pid: u16, cc: &mut u8, section: &[u8], out: &mut Vec<u8>) {
-        let mut pkt = vec![0x47, 0x40 | (pid >> 8) as u8, pid as u8, 0x10 | (*cc & 0x0f), 0];
+        let mut pkt = vec![
+            0x47,
+            0x40 | (pid >> 8) as u8,
+            pid as u8,
+            0x10 | (*cc & 0x0f),
+            0,
+        ];
         *cc = (*cc + 1) & 0x0f;
         pkt.extend_from_slice(section);
         pkt.resize(PACKET, 0xff);
         out.extend_from_slice(&pkt);
     }
 
-    fn psi(&mut self, audio: Option<(u8, &[u8])>, out: &mut Vec<u8>) {
+    fn psi(&mut self, has_video: bool, audio: Option<(u8, &[u8])>, out: &mut Vec<u8>) {
         // PAT: program 1 -> PMT PID
         let mut pat = vec![0x00, 0xb0, 0, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01];
         pat.extend_from_slice(&[0xe0 | (PID_PMT >> 8) as u8, PID_PMT as u8]);
@@ -374,8 +442,17 @@ impl TsMuxer {
         Self::section_packet(PID_PAT, &mut self.cc_pat, &pat, out);
         // PMT
         let mut pmt = vec![0x02, 0xb0, 0, 0x00, 0x01, 0xc1, 0x00, 0x00];
-        pmt.extend_from_slice(&[0xe0 | (PID_VIDEO >> 8) as u8, PID_VIDEO as u8, 0xf0, 0x00]);
-        pmt.extend_from_slice(&[STREAM_TYPE_H264, 0xe0 | (PID_VIDEO >> 8) as u8, PID_VIDEO as u8, 0xf0, 0x00]);
+        let pcr_pid = if has_video { PID_VIDEO } else { PID_AUDIO };
+        pmt.extend_from_slice(&[0xe0 | (pcr_pid >> 8) as u8, pcr_pid as u8, 0xf0, 0x00]);
+        if has_video {
+            pmt.extend_from_slice(&[
+                STREAM_TYPE_H264,
+                0xe0 | (PID_VIDEO >> 8) as u8,
+                PID_VIDEO as u8,
+                0xf0,
+                0x00,
+            ]);
+        }
         if let Some((st, desc)) = audio {
             let dl = desc.len().min(0x3ff);
             pmt.extend_from_slice(&[st, 0xe0 | (PID_AUDIO >> 8) as u8, PID_AUDIO as u8]);
@@ -391,7 +468,14 @@ impl TsMuxer {
     }
 
     /// Split a PES into TS packets. `pcr` and `rai` go in the first packet's adaptation field.
-    fn packetize(pid: u16, cc: &mut u8, pes: &[u8], pcr: Option<u64>, rai: bool, out: &mut Vec<u8>) {
+    fn packetize(
+        pid: u16,
+        cc: &mut u8,
+        pes: &[u8],
+        pcr: Option<u64>,
+        rai: bool,
+        out: &mut Vec<u8>,
+    ) {
         let mut rest = pes;
         let mut first = true;
         while !rest.is_empty() {
@@ -439,7 +523,12 @@ impl TsMuxer {
             }
             let take = (PACKET - 4 - af.len()).min(rest.len());
             let afc = if af.is_empty() { 0x10 } else { 0x30 };
-            out.extend_from_slice(&[0x47, if first { 0x40 } else { 0 } | (pid >> 8) as u8, pid as u8, afc | (*cc & 0x0f)]);
+            out.extend_from_slice(&[
+                0x47,
+                if first { 0x40 } else { 0 } | (pid >> 8) as u8,
+                pid as u8,
+                afc | (*cc & 0x0f),
+            ]);
             *cc = (*cc + 1) & 0x0f;
             out.extend_from_slice(&af);
             out.extend_from_slice(&rest[..take]);
@@ -450,7 +539,9 @@ impl TsMuxer {
 
     fn video_pes(f: &EncodedFrame) -> Vec<u8> {
         let aud: &[u8] = &[0, 0, 0, 1, 9, 0xf0];
-        let has_aud = nal_units(f.data).next().is_some_and(|n| !n.is_empty() && n[0] & 0x1f == 9);
+        let has_aud = nal_units(f.data)
+            .next()
+            .is_some_and(|n| !n.is_empty() && n[0] & 0x1f == 9);
         let with_dts = f.dts != f.pts;
         let hlen = if with_dts { 10 } else { 5 };
         let body = f.data.len() + if has_aud { 0 } else { aud.len() };
@@ -472,17 +563,40 @@ impl TsMuxer {
     }
 
     /// Mux one segment: PAT/PMT, then video frames and audio PES interleaved by decode time.
+    /// The PMT lists H.264 video unless the segment has no video frames but has audio.
     /// Audio PES bytes are copied unchanged.
-    pub fn mux_segment(&mut self, video: &[EncodedFrame], audio: &[AudioPes], audio_type: Option<(u8, &[u8])>) -> Vec<u8> {
+    pub fn mux_segment(
+        &mut self,
+        video: &[EncodedFrame],
+        audio: &[AudioPes],
+        audio_type: Option<(u8, &[u8])>,
+    ) -> Vec<u8> {
         let mut out = Vec::new();
-        let audio_type = if audio.is_empty() && audio_type.is_none() { None } else { audio_type.or(Some((STREAM_TYPE_AAC_ADTS, &[][..]))) };
-        self.psi(audio_type, &mut out);
+        let audio_type = if audio.is_empty() && audio_type.is_none() {
+            None
+        } else {
+            audio_type.or(Some((STREAM_TYPE_AAC_ADTS, &[][..])))
+        };
+        // an audio-only segment (only sources make those) gets no video stream in its PMT
+        self.psi(
+            !video.is_empty() || audio_type.is_none(),
+            audio_type,
+            &mut out,
+        );
         let (mut vi, mut ai) = (0, 0);
         // compare on unwrapped differences relative to the first video DTS to survive the 33-bit wrap
-        let base = video.first().map(|f| f.dts).or(audio.first().map(|a| a.pts)).unwrap_or(0);
+        let base = video
+            .first()
+            .map(|f| f.dts)
+            .or(audio.first().map(|a| a.pts))
+            .unwrap_or(0);
         let rel = |t: u64| -> i64 {
             let d = t.wrapping_sub(base) & TS_MASK;
-            if d > TS_MASK / 2 { d as i64 - (TS_MASK as i64 + 1) } else { d as i64 }
+            if d > TS_MASK / 2 {
+                d as i64 - (TS_MASK as i64 + 1)
+            } else {
+                d as i64
+            }
         };
         while vi < video.len() || ai < audio.len() {
             let take_video = match (video.get(vi), audio.get(ai)) {
@@ -494,10 +608,24 @@ impl TsMuxer {
                 let f = &video[vi];
                 let pes = Self::video_pes(f);
                 let pcr = f.dts.wrapping_sub(9000) & TS_MASK; // 100 ms before decode time
-                Self::packetize(PID_VIDEO, &mut self.cc_video, &pes, Some(pcr), f.key, &mut out);
+                Self::packetize(
+                    PID_VIDEO,
+                    &mut self.cc_video,
+                    &pes,
+                    Some(pcr),
+                    f.key,
+                    &mut out,
+                );
                 vi += 1;
             } else {
-                Self::packetize(PID_AUDIO, &mut self.cc_audio, &audio[ai].pes, None, false, &mut out);
+                Self::packetize(
+                    PID_AUDIO,
+                    &mut self.cc_audio,
+                    &audio[ai].pes,
+                    None,
+                    false,
+                    &mut out,
+                );
                 ai += 1;
             }
         }
@@ -514,14 +642,17 @@ pub fn audio_pes(pts: u64, payload: &[u8]) -> AudioPes {
     pes.extend_from_slice(&[0x80, 0x80, 5]);
     write_ts(2, pts, &mut pes);
     pes.extend_from_slice(payload);
-    AudioPes { pts: pts & TS_MASK, pes }
+    AudioPes {
+        pts: pts & TS_MASK,
+        pes,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(pts: u64, key: bool, n: usize) -> Vec<u8> {
+    fn frame(key: bool, n: usize) -> Vec<u8> {
         let mut d = vec![0, 0, 0, 1, if key { 0x65 } else { 0x41 }];
         d.extend((0..n).map(|i| (i % 251) as u8 | 1));
         d
@@ -529,13 +660,22 @@ mod tests {
 
     #[test]
     fn mux_demux_roundtrip_keeps_audio_unchanged() {
-        let frames: Vec<Vec<u8>> = (0..10).map(|i| frame(i, i == 0, 300 + i as usize * 97)).collect();
+        let frames: Vec<Vec<u8>> = (0..10)
+            .map(|i| frame(i == 0, 300 + i as usize * 97))
+            .collect();
         let enc: Vec<EncodedFrame> = frames
             .iter()
             .enumerate()
-            .map(|(i, d)| EncodedFrame { pts: 9000 + 3003 * i as u64 + 3003, dts: 9000 + 3003 * i as u64, key: i == 0, data: d })
+            .map(|(i, d)| EncodedFrame {
+                pts: 9000 + 3003 * i as u64 + 3003,
+                dts: 9000 + 3003 * i as u64,
+                key: i == 0,
+                data: d,
+            })
             .collect();
-        let audio: Vec<AudioPes> = (0..5).map(|i| audio_pes(9000 + 1920 * i, &vec![0xaa; 200 + i as usize])).collect();
+        let audio: Vec<AudioPes> = (0..5)
+            .map(|i| audio_pes(9000 + 1920 * i, &vec![0xaa; 200 + i as usize]))
+            .collect();
         let mut mux = TsMuxer::new();
         let ts = mux.mux_segment(&enc, &audio, Some((STREAM_TYPE_AAC_ADTS, &[])));
         assert_eq!(ts.len() % PACKET, 0);
@@ -555,30 +695,52 @@ mod tests {
 
     #[test]
     fn timestamps_wrap() {
-        let d = frame(0, true, 10);
-        let enc = [EncodedFrame { pts: TS_MASK - 10, dts: TS_MASK - 10, key: true, data: &d }];
+        let d = frame(true, 10);
+        let enc = [EncodedFrame {
+            pts: TS_MASK - 10,
+            dts: TS_MASK - 10,
+            key: true,
+            data: &d,
+        }];
         let ts = TsMuxer::new().mux_segment(&enc, &[], None);
         assert_eq!(demux(&ts).unwrap().video[0].pts, TS_MASK - 10);
     }
 
     #[test]
     fn bad_inputs() {
-        let d = frame(0, true, 5000);
-        let enc = [EncodedFrame { pts: 100, dts: 100, key: true, data: &d }];
+        let d = frame(true, 5000);
+        let enc = [EncodedFrame {
+            pts: 100,
+            dts: 100,
+            key: true,
+            data: &d,
+        }];
         let audio = [audio_pes(100, &[1, 2, 3])];
         let ts = TsMuxer::new().mux_segment(&enc, &audio, Some((STREAM_TYPE_AAC_ADTS, &[])));
         assert_eq!(demux(&[]).unwrap_err(), TsError::Empty);
-        assert_eq!(demux(&ts[..ts.len() - 50]).unwrap_err(), TsError::Truncated { len: ts.len() - 50 });
+        assert_eq!(
+            demux(&ts[..ts.len() - 50]).unwrap_err(),
+            TsError::Truncated { len: ts.len() - 50 }
+        );
         let mut bad = ts.clone();
         bad[PACKET * 3] = 0;
-        assert_eq!(demux(&bad).unwrap_err(), TsError::LostSync { offset: PACKET * 3 });
+        assert_eq!(
+            demux(&bad).unwrap_err(),
+            TsError::LostSync { offset: PACKET * 3 }
+        );
         // drop one video packet in the middle: continuity error
         let mut lost = ts[..PACKET * 4].to_vec();
         lost.extend_from_slice(&ts[PACKET * 5..]);
-        assert!(matches!(demux(&lost).unwrap_err(), TsError::Continuity { pid: 0x100, .. }));
+        assert!(matches!(
+            demux(&lost).unwrap_err(),
+            TsError::Continuity { pid: 0x100, .. }
+        ));
         // audio only
         let a = TsMuxer::new().mux_segment(&[], &audio, Some((STREAM_TYPE_AAC_ADTS, &[])));
-        assert_eq!(demux(&a).unwrap_err(), TsError::NoVideo(vec![STREAM_TYPE_AAC_ADTS]));
+        assert_eq!(
+            demux(&a).unwrap_err(),
+            TsError::NoVideo(vec![STREAM_TYPE_AAC_ADTS])
+        );
         // PAT/PMT only: zero frames
         let z = TsMuxer::new().mux_segment(&[], &[], None);
         assert_eq!(demux(&z).unwrap_err(), TsError::NoFrames);

@@ -19,12 +19,21 @@ fn ladder() -> Vec<Profile> {
     let set = ProfileSet::default();
     // 640x360 input: P360p30fps16x9 (same size), P240p30fps16x9, P144p30fps16x9, and a 720p box that must
     // not upscale
-    set.parse_options("93c717e7c0a6517afca40bf949d54ea9").unwrap()
+    set.parse_options("93c717e7c0a6517afca40bf949d54ea9")
+        .unwrap()
 }
 
 #[test]
 fn ladder_with_audio_to_hls() {
-    let src = TestSource { width: 640, height: 360, fps: 30, duration: 8.0, audio: true, bitrate_kbps: 3000, ..Default::default() };
+    let src = TestSource {
+        width: 640,
+        height: 360,
+        fps: 30,
+        duration: 8.0,
+        audio: true,
+        bitrate_kbps: 3000,
+        ..Default::default()
+    };
     let es = src.elementary().unwrap();
     let segs = media::sources::segment(&es, 2.0).unwrap();
     assert_eq!(segs.len(), 4);
@@ -55,21 +64,40 @@ fn ladder_with_audio_to_hls() {
             assert_eq!((r.width, r.height), want, "{}", p.name);
             assert_eq!(r.fps, (30, 1));
             assert_eq!(r.frames, 60);
-            assert!((r.duration - out.stats.input_duration).abs() <= frame, "{} vs {}", r.duration, out.stats.input_duration);
-            assert!(r.codecs.starts_with("avc1.") && r.codecs.ends_with(",mp4a.40.2"), "{}", r.codecs);
+            assert!(
+                (r.duration - out.stats.input_duration).abs() <= frame,
+                "{} vs {}",
+                r.duration,
+                out.stats.input_duration
+            );
+            assert!(
+                r.codecs.starts_with("avc1.") && r.codecs.ends_with(",mp4a.40.2"),
+                "{}",
+                r.codecs
+            );
             // the output is a self-contained segment: keyframe first, same first PTS, audio PES unchanged
             let o = ts::demux(&r.data).unwrap();
-            assert!(o.video[0].key, "rendition {} segment {seq} starts with a keyframe", p.name);
+            assert!(
+                o.video[0].key,
+                "rendition {} segment {seq} starts with a keyframe",
+                p.name
+            );
             assert_eq!(o.video.len(), 60);
             let in_first = input.video.iter().map(|a| a.pts).min().unwrap();
             let out_first = o.video.iter().map(|a| a.pts).min().unwrap();
-            assert!(in_first.abs_diff(out_first) <= 1, "PTS {in_first} vs {out_first}");
+            assert!(
+                in_first.abs_diff(out_first) <= 1,
+                "PTS {in_first} vs {out_first}"
+            );
             assert_eq!(o.audio, input.audio, "audio carried unchanged");
             // decodes back at the stated size, with its audio
             let f = dir.path().join(format!("{}-{seq}.ts", p.name));
             std::fs::write(&f, &r.data).unwrap();
             let d = common::decode_ts(&f, true);
-            assert_eq!((d.frames, d.width as u32, d.height as u32), (60, r.width, r.height));
+            assert_eq!(
+                (d.frames, d.width as u32, d.height as u32),
+                (60, r.width, r.height)
+            );
             assert!(d.audio_buffers > 50, "audio decodes: {}", d.audio_buffers);
             video_bytes[k] += r.video_bytes;
             seconds[k] += r.duration;
@@ -87,7 +115,12 @@ fn ladder_with_audio_to_hls() {
         if p.name == "P720p30fps16x9" {
             assert!(ratio <= 1.15, "{}: {kbps:.0} kbit/s", p.name);
         } else {
-            assert!((0.85..=1.15).contains(&ratio), "{}: {kbps:.0} kbit/s vs {}", p.name, p.bitrate_kbps);
+            assert!(
+                (0.85..=1.15).contains(&ratio),
+                "{}: {kbps:.0} kbit/s vs {}",
+                p.name,
+                p.bitrate_kbps
+            );
         }
     }
 
@@ -107,15 +140,32 @@ fn ladder_with_audio_to_hls() {
         .filter(|s| s["codec_type"] == "video")
         .map(|s| (s["width"].as_i64().unwrap(), s["height"].as_i64().unwrap()))
         .collect();
-    assert!(sizes.contains(&(426, 240)) && sizes.contains(&(256, 144)), "{sizes:?}");
-    let dur: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        sizes.contains(&(426, 240)) && sizes.contains(&(256, 144)),
+        "{sizes:?}"
+    );
+    let dur: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((dur - 8.0).abs() < 0.2, "duration {dur}");
 
     gst::init().unwrap();
     let uri = format!("file://{}", hls.master_path().display());
-    let play = gst::ElementFactory::make("playbin").property("uri", &uri).build().unwrap();
-    play.set_property("video-sink", gst::ElementFactory::make("fakesink").build().unwrap());
-    play.set_property("audio-sink", gst::ElementFactory::make("fakesink").build().unwrap());
+    let play = gst::ElementFactory::make("playbin")
+        .property("uri", &uri)
+        .build()
+        .unwrap();
+    play.set_property(
+        "video-sink",
+        gst::ElementFactory::make("fakesink").build().unwrap(),
+    );
+    play.set_property(
+        "audio-sink",
+        gst::ElementFactory::make("fakesink").build().unwrap(),
+    );
     let pipeline = play.downcast::<gst::Pipeline>().unwrap();
-    media::sources::run_to_eos(&pipeline, Duration::from_secs(60)).expect("hlsdemux plays the playlist to the end");
+    media::sources::run_to_eos(&pipeline, Duration::from_secs(60))
+        .expect("hlsdemux plays the playlist to the end");
 }

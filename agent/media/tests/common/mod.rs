@@ -22,16 +22,21 @@ pub struct Decoded {
 pub fn decode_ts(path: &Path, with_audio: bool) -> Decoded {
     gst::init().unwrap();
     let mut desc = format!(
-        "filesrc location={} ! tsdemux name=d  d. ! queue ! h264parse ! avdec_h264 ! appsink name=v sync=false",
+        "filesrc location={} ! tsdemux name=d  d. ! queue ! h264parse ! avdec_h264 ! appsink name=v sync=false async=false",
         path.display()
     );
     if with_audio {
-        desc.push_str(" d. ! queue ! aacparse ! avdec_aac ! appsink name=a sync=false");
+        desc.push_str(" d. ! queue ! aacparse ! avdec_aac ! appsink name=a sync=false async=false");
     }
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let pipeline = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let out = Arc::new(Mutex::new(Decoded::default()));
     for name in ["v", "a"] {
-        let Some(sink) = pipeline.by_name(name) else { continue };
+        let Some(sink) = pipeline.by_name(name) else {
+            continue;
+        };
         let sink = sink.downcast::<gst_app::AppSink>().unwrap();
         let out = out.clone();
         sink.set_callbacks(
@@ -53,17 +58,28 @@ pub fn decode_ts(path: &Path, with_audio: bool) -> Decoded {
         );
     }
     media::sources::run_to_eos(&pipeline, Duration::from_secs(60)).unwrap();
-    let o = out.lock().unwrap().clone();
-    o
+    out.lock().unwrap().clone()
 }
 
 /// ffprobe a file or playlist, returning its JSON (streams and format).
 pub fn ffprobe(path: &Path) -> serde_json::Value {
     let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe runs (apt package ffmpeg)");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -1,0 +1,350 @@
+//! Bad segments, unusual shapes and rates, and the file sources, on real pipelines.
+
+mod common;
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use media::engine::SegmentError;
+use media::sources::{self, TestSource};
+use media::ts::{self, TsError};
+use media::{EngineConfig, Profile, Transcoder};
+
+fn small(fps: u32, w: u32, h: u32, audio: bool, secs: f64) -> Vec<Vec<u8>> {
+    TestSource {
+        width: w,
+        height: h,
+        fps,
+        duration: secs,
+        audio,
+        bitrate_kbps: 1500,
+        ..Default::default()
+    }
+    .segments()
+    .unwrap()
+}
+
+/// A real MPEG-2 video TS made by ffmpeg (not H.264).
+fn mpeg2_segment() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("m2v.ts");
+    let st = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-frames:v",
+            "10",
+        ])
+        .args(["-c:v", "mpeg2video", "-f", "mpegts"])
+        .arg(&f)
+        .status()
+        .expect("ffmpeg runs (apt package ffmpeg)");
+    assert!(st.success());
+    std::fs::read(&f).unwrap()
+}
+
+/// A real audio-only TS (AAC) made by GStreamer's mpegtsmux.
+fn audio_only_segment() -> Vec<u8> {
+    gst::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("aac.ts");
+    let p = gst::parse::launch(&format!(
+        "audiotestsrc num-buffers=50 ! audioconvert ! avenc_aac ! aacparse ! mpegtsmux ! filesink location={}",
+        f.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    sources::run_to_eos(&p, Duration::from_secs(30)).unwrap();
+    std::fs::read(&f).unwrap()
+}
+
+#[test]
+fn bad_segments_error_clearly_and_the_stream_goes_on() {
+    let good = small(30, 320, 240, true, 4.0);
+    assert_eq!(good.len(), 2);
+    let profiles = vec![
+        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+        Profile::new("small", 160, 120, 30, 200).unwrap(),
+    ];
+    let mut t = Transcoder::new(EngineConfig::new(profiles)).unwrap();
+    t.push_segment(0, &good[0]).unwrap();
+
+    let g = &good[1];
+    // truncated in the middle of a packet
+    let truncated = &g[..g.len() / 2 + 7];
+    // corrupt: garbage over the middle, sync bytes included
+    let mut corrupt = g.clone();
+    let mid = corrupt.len() / 2;
+    for (i, b) in corrupt[mid..mid + 2000].iter_mut().enumerate() {
+        *b = (i * 37 % 251) as u8;
+    }
+    // corrupt payload with intact TS framing: the decoder has to notice
+    let mut payload_corrupt = g.clone();
+    let mut packets = 0;
+    for pkt in payload_corrupt.chunks_mut(188).skip(3) {
+        let pid = (u16::from(pkt[1] & 0x1f) << 8) | u16::from(pkt[2]);
+        if pid == 0x100 && pkt[1] & 0x40 == 0 && pkt[3] & 0x30 == 0x10 {
+            for b in &mut pkt[4..] {
+                *b ^= 0x5a;
+            }
+            packets += 1;
+            if packets > 40 {
+                break;
+            }
+        }
+    }
+    // zero frames: PAT/PMT only
+    let dm = ts::demux(g).unwrap();
+    let zero = ts::TsMuxer::new().mux_segment(&[], &[], None);
+    assert!(!dm.audio.is_empty());
+    let audio_only = audio_only_segment();
+    let mpeg2 = mpeg2_segment();
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("truncated", truncated.to_vec()),
+        ("corrupt", corrupt),
+        ("zero-frames", zero),
+        ("audio-only", audio_only),
+        ("not-h264", mpeg2),
+    ];
+    let mut seq = 1;
+    for (what, data) in cases {
+        let err = match t.push_segment(seq, &data) {
+            Ok(_) => panic!("{what}: transcoded without an error"),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        eprintln!("{what}: {msg}");
+        assert_eq!(err.seq(), seq);
+        assert!(
+            msg.starts_with(&format!("segment {seq}: element ")),
+            "{what}: {msg}"
+        );
+        match what {
+            "empty" => assert!(matches!(
+                err,
+                SegmentError::Demux {
+                    source: TsError::Empty,
+                    ..
+                }
+            )),
+            "truncated" => assert!(matches!(
+                err,
+                SegmentError::Demux {
+                    source: TsError::Truncated { .. },
+                    ..
+                }
+            )),
+            "corrupt" => assert!(matches!(
+                err,
+                SegmentError::Demux {
+                    source: TsError::LostSync { .. } | TsError::Continuity { .. },
+                    ..
+                }
+            )),
+            "zero-frames" => assert!(matches!(
+                err,
+                SegmentError::Demux {
+                    source: TsError::NoFrames,
+                    ..
+                }
+            )),
+            "audio-only" => assert!(matches!(
+                err,
+                SegmentError::Demux {
+                    source: TsError::NoVideo(_),
+                    ..
+                }
+            )),
+            "not-h264" => assert!(matches!(
+                err,
+                SegmentError::Demux {
+                    source: TsError::NotH264(0x02),
+                    ..
+                }
+            )),
+            _ => unreachable!(),
+        }
+        // the stream goes on: the next good segment transcodes completely
+        seq += 1;
+        let out = t
+            .push_segment(seq, g)
+            .unwrap_or_else(|e| panic!("after {what}: {e}"));
+        assert_eq!(out.seq, seq);
+        assert!(out.renditions.iter().all(|r| r.frames == 60));
+        seq += 1;
+    }
+    // Damage inside the H.264 slice data with intact TS and NAL framing is concealed by the decoder (as by
+    // any player): the segment still yields every frame of every rendition, and they decode.
+    let out = match t.push_segment(seq, &payload_corrupt) {
+        Ok(o) => o,
+        Err(e) => panic!("payload-corrupt: {e}"),
+    };
+    assert!(packets > 40);
+    let dir = tempfile::tempdir().unwrap();
+    for r in &out.renditions {
+        assert_eq!(r.frames, 60);
+        let f = dir.path().join(format!("{}.ts", r.profile));
+        std::fs::write(&f, &r.data).unwrap();
+        assert_eq!(common::decode_ts(&f, true).frames, 60);
+    }
+}
+
+#[test]
+fn portrait_odd_and_no_audio() {
+    // portrait phone video without audio, into landscape boxes
+    let segs = small(30, 360, 640, false, 2.0);
+    let profiles = vec![
+        Profile::new("P240p30fps16x9", 426, 240, 30, 600).unwrap(),
+        Profile::new("P720p30fps16x9", 1280, 720, 30, 4000).unwrap(),
+    ];
+    let mut t = Transcoder::new(EngineConfig::new(profiles)).unwrap();
+    let out = t.push_segment(7, &segs[0]).unwrap();
+    assert!(!out.stats.has_audio);
+    let sizes: Vec<_> = out.renditions.iter().map(|r| (r.width, r.height)).collect();
+    // 360x640 fit into 426x240 -> 135x240 -> even 136x240; into 1280x720 -> not upscaled: 360x640
+    assert_eq!(sizes, [(136, 240), (360, 640)]);
+    let dir = tempfile::tempdir().unwrap();
+    for r in &out.renditions {
+        assert!(!r.codecs.contains("mp4a"));
+        let o = ts::demux(&r.data).unwrap();
+        assert!(
+            o.audio.is_empty() && o.audio_stream_type.is_none(),
+            "no audio stream in the output"
+        );
+        let f = dir.path().join(format!("{}.ts", r.profile));
+        std::fs::write(&f, &r.data).unwrap();
+        let d = common::decode_ts(&f, false);
+        assert_eq!(
+            (d.width as u32, d.height as u32, d.frames),
+            (r.width, r.height, 60)
+        );
+    }
+
+    // unusual size, not a multiple of 16 (350x262, aspect 1.336) into a 4:3 box: even, aspect kept
+    let segs = small(30, 350, 262, false, 1.0);
+    let mut t = Transcoder::new(EngineConfig::new(vec![
+        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+    ]))
+    .unwrap();
+    let out = t.push_segment(0, &segs[0]).unwrap();
+    let r = &out.renditions[0];
+    assert_eq!((r.width % 2, r.height % 2), (0, 0));
+    assert!(r.width <= 320 && r.height <= 240);
+    let ar_in = 350.0 / 262.0;
+    let ar_out = f64::from(r.width) / f64::from(r.height);
+    assert!((ar_in - ar_out).abs() < 0.02, "{ar_in} vs {ar_out}");
+}
+
+#[test]
+fn sixty_fps_into_thirty_drops_evenly() {
+    let segs = small(60, 640, 360, true, 4.0);
+    assert_eq!(segs.len(), 2);
+    let profiles = vec![
+        Profile::new("P360p30fps16x9", 640, 360, 30, 1200).unwrap(),
+        Profile::new("P360p60", 640, 360, 60, 2000).unwrap(),
+        // a 120 fps profile must not raise the rate above the input's 60
+        Profile::new("P240p120", 426, 240, 120, 800).unwrap(),
+    ];
+    let mut t = Transcoder::new(EngineConfig::new(profiles)).unwrap();
+    for (i, s) in segs.iter().enumerate() {
+        let out = t.push_segment(i as u64, s).unwrap();
+        assert_eq!(out.stats.input_fps, (60, 1));
+        assert_eq!(out.stats.input_frames, 120);
+        let [r30, r60, r120] = &out.renditions[..] else {
+            panic!()
+        };
+        assert_eq!((r30.fps, r30.frames), ((30, 1), 60));
+        assert_eq!((r60.fps, r60.frames), ((60, 1), 120));
+        assert_eq!((r120.fps, r120.frames), ((60, 1), 120));
+        for r in &out.renditions {
+            assert!(
+                (r.duration - out.stats.input_duration).abs() <= 1.0 / 60.0,
+                "{} {}",
+                r.duration,
+                out.stats.input_duration
+            );
+        }
+        let mut pts: Vec<u64> = ts::demux(&r30.data)
+            .unwrap()
+            .video
+            .iter()
+            .map(|a| a.pts)
+            .collect();
+        pts.sort_unstable();
+        assert!(
+            pts.windows(2).all(|w| w[1] - w[0] == 3000),
+            "evenly spaced at 1/30 s"
+        );
+    }
+}
+
+#[test]
+fn file_sources_mp4_and_ts() {
+    gst::init().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("in.mp4");
+    let tsf = dir.path().join("in.ts");
+    for (file, mux) in [(&mp4, "mp4mux name=m"), (&tsf, "mpegtsmux name=m")] {
+        let p = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=150 ! video/x-raw,width=320,height=180,framerate=30/1 ! x264enc key-int-max=30 speed-preset=ultrafast ! h264parse ! queue ! {mux} ! filesink location={} \
+             audiotestsrc num-buffers=240 samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! audioconvert ! avenc_aac ! aacparse ! queue ! m.",
+            file.display()
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        sources::run_to_eos(&p, Duration::from_secs(60)).unwrap();
+    }
+    let mut t = Transcoder::new(EngineConfig::new(vec![
+        Profile::new("P144p30fps16x9", 256, 144, 30, 400).unwrap(),
+    ]))
+    .unwrap();
+    for f in [&mp4, &tsf] {
+        let segs = sources::split_file(f, 2.0).unwrap();
+        // 5 s with a keyframe every second: cuts at 2 s and 4 s
+        assert_eq!(segs.len(), 3, "{}", f.display());
+        let mut frames = 0;
+        for (i, s) in segs.iter().enumerate() {
+            let d = ts::demux(s).unwrap();
+            assert!(d.video[0].key);
+            assert!(!d.audio.is_empty(), "audio kept from {}", f.display());
+            frames += d.video.len();
+            let out = t.push_segment(i as u64, s).unwrap();
+            assert_eq!(out.renditions[0].frames, d.video.len());
+        }
+        assert_eq!(frames, 150);
+    }
+    // a file without H.264 and a missing file are clear errors
+    let err = sources::split_file(&dir.path().join("missing.ts"), 2.0).unwrap_err();
+    assert!(err.to_string().contains("missing.ts"), "{err}");
+    let m2v = dir.path().join("m2v.ts");
+    std::fs::write(&m2v, mpeg2_segment()).unwrap();
+    assert!(matches!(
+        sources::split_file(&m2v, 2.0),
+        Err(sources::SourceError::NoVideo)
+    ));
+}
+
+#[test]
+fn bad_config_is_a_typed_build_error() {
+    let mut cfg = EngineConfig::new(vec![
+        Profile::new("P144p30fps16x9", 256, 144, 30, 400).unwrap(),
+    ]);
+    cfg.layout.scaler = "no-such-method".into();
+    let err = Transcoder::new(cfg).err().unwrap();
+    assert!(
+        err.to_string().contains("scale0") && err.to_string().contains("method"),
+        "{err}"
+    );
+    let err = Transcoder::new(EngineConfig::new(vec![])).err().unwrap();
+    assert!(matches!(err, media::BuildError::NoProfiles));
+}
