@@ -68,7 +68,10 @@ pub struct RenditionReport {
     pub height: u32,
     pub fps: f64,
     pub duration: f64,
+    /// Size of the MPEG-TS segment.
     pub bytes: usize,
+    /// Size of the H.264 elementary stream alone (for bitrate against the profile).
+    pub video_bytes: usize,
     pub uri: String,
 }
 

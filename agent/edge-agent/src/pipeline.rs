@@ -82,6 +82,7 @@ impl StreamPipeline {
                 fps: f64::from(r.fps.0) / f64::from(r.fps.1.max(1)),
                 duration: r.duration,
                 bytes: r.data.len(),
+                video_bytes: r.video_bytes,
                 uri: format!("{}/{seq}.ts", r.profile),
             })
             .collect();
