@@ -130,8 +130,8 @@ expect "$(call BondingManager "$BONDING" "getTotalBonded()(uint256)")" "$STAKE" 
 expect "$(call BondingManager "$BONDING" "getTranscoderPoolSize()(uint256)")" 1 "BondingManager.getTranscoderPoolSize"
 expect "$(lower "$(call BondingManager "$BONDING" "getFirstTranscoderInPool()(address)")")" "$(lower "$T")" "BondingManager.getFirstTranscoderInPool"
 expect "$(call BondingManager "$BONDING" "getNextTranscoderInPool(address)(address)" "$T")" 0x0000000000000000000000000000000000000000 "BondingManager.getNextTranscoderInPool"
-expect "$(lower "$(call BondingManager "$BONDING" "electActiveTranscoder(uint256,bytes32,uint256)(address)" 1gwei "$bh" "$ROUND")")" "$(lower "$T")" "BondingManager.electActiveTranscoder"
-expect "$(call BondingManager "$BONDING" "electActiveTranscoder(uint256,bytes32,uint256)(address)" 999999999 "$bh" "$ROUND")" 0x0000000000000000000000000000000000000000 "BondingManager.electActiveTranscoder(too cheap)"
+expect "$(lower "$(call BondingManager "$BONDING" "electActiveTranscoder(uint256,bytes32,uint256)(address,uint256)" 1gwei "$bh" "$ROUND" | paste -sd,)")" "$(lower "$T"),1000000000" "BondingManager.electActiveTranscoder"
+expect "$(call BondingManager "$BONDING" "electActiveTranscoder(uint256,bytes32,uint256)(address,uint256)" 999999999 "$bh" "$ROUND" | paste -sd,)" 0x0000000000000000000000000000000000000000,0 "BondingManager.electActiveTranscoder(too cheap)"
 
 # ---------------------------------------------------------------- JobsManager
 expect "$(call JobsManager "$JOBS" "PERC_DIVISOR()(uint256)")" 1000000 "JobsManager.PERC_DIVISOR"

@@ -75,6 +75,9 @@ contract BondingManager is Manager {
     mapping(uint256 => address[]) private activeList;
     mapping(uint256 => mapping(address => bool)) private active;
     mapping(uint256 => uint256) private totalActiveStake;
+    // per round, in activeList order: (pricePerSegment << 128) | stake, one slot per transcoder so that an
+    // election reads one cold slot per active transcoder (stake 0 once slashed)
+    mapping(uint256 => uint256[]) private activeTerms;
 
     event TranscoderUpdate(address indexed transcoder, uint256 rewardCut, uint256 feeShare, uint256 pricePerSegment);
     event TranscoderEvicted(address indexed transcoder);
@@ -142,7 +145,9 @@ contract BondingManager is Manager {
         currentRoundInitialized
     {
         if (_rounds().currentRoundLocked()) revert RoundLocked();
-        if (rewardCut > PERC_DIVISOR || feeShare > PERC_DIVISOR) revert InvalidParameter();
+        if (rewardCut > PERC_DIVISOR || feeShare > PERC_DIVISOR || pricePerSegment > type(uint128).max) {
+            revert InvalidParameter();
+        }
         Delegator storage del = delegators[msg.sender];
         if (del.delegateAddress != msg.sender || del.bondedAmount == 0) revert NotSelfBonded();
         Transcoder storage t = transcoders[msg.sender];
@@ -260,6 +265,8 @@ contract BondingManager is Manager {
             ep.rewardCut = tr.rewardCut;
             ep.feeShare = tr.feeShare;
             ep.pricePerSegment = tr.pricePerSegment;
+            // price < 2^128 (checked in transcoder()); stake <= the token supply
+            activeTerms[round].push((tr.pricePerSegment << 128) | stake);
             total += stake;
             t = nextInPool[t];
         }
@@ -331,38 +338,46 @@ contract BondingManager is Manager {
         if (active[cr][transcoderAddr]) {
             active[cr][transcoderAddr] = false;
             totalActiveStake[cr] -= earningsPools[transcoderAddr][cr].totalStake;
+            address[] storage list = activeList[cr];
+            for (uint256 i = 0; i < list.length; i++) {
+                if (list[i] == transcoderAddr) {
+                    activeTerms[cr][i] = (activeTerms[cr][i] >> 128) << 128; // no stake: never elected again
+                    break;
+                }
+            }
         }
         emit TranscoderSlashed(transcoderAddr, finder, penalty, finderReward);
     }
 
     /// @notice stake-weighted pick among the round's active transcoders whose price is <= maxPricePerSegment:
     /// r = uint256(keccak256(abi.encodePacked(seed))) % eligibleStake, then the first transcoder (in active-set
-    /// order) whose cumulative eligible stake exceeds r. address(0) when none is eligible.
+    /// order) whose cumulative eligible stake exceeds r. Returns it with its price in that round, or
+    /// (address(0), 0) when none is eligible. Slashed transcoders are not eligible.
     function electActiveTranscoder(uint256 maxPricePerSegment, bytes32 seed, uint256 round)
         external
         view
-        returns (address)
+        returns (address elected, uint256 pricePerSegment)
     {
-        address[] storage list = activeList[round];
-        uint256 n = list.length;
+        uint256[] storage terms = activeTerms[round];
+        uint256 n = terms.length;
+        uint256[] memory cache = new uint256[](n);
         uint256 total;
         for (uint256 i = 0; i < n; i++) {
-            address t = list[i];
-            if (active[round][t] && earningsPools[t][round].pricePerSegment <= maxPricePerSegment) {
-                total += earningsPools[t][round].totalStake;
-            }
+            uint256 e = terms[i];
+            cache[i] = e;
+            if (e >> 128 <= maxPricePerSegment) total += e & type(uint128).max;
         }
-        if (total == 0) return address(0);
+        if (total == 0) return (address(0), 0);
         uint256 r = uint256(keccak256(abi.encodePacked(seed))) % total;
         uint256 cum;
         for (uint256 i = 0; i < n; i++) {
-            address t = list[i];
-            if (active[round][t] && earningsPools[t][round].pricePerSegment <= maxPricePerSegment) {
-                cum += earningsPools[t][round].totalStake;
-                if (r < cum) return t;
+            uint256 e = cache[i];
+            if (e >> 128 <= maxPricePerSegment) {
+                cum += e & type(uint128).max;
+                if (r < cum) return (activeList[round][i], e >> 128);
             }
         }
-        return address(0); // unreachable
+        return (address(0), 0); // unreachable
     }
 
     // ------------------------------------------------------------------ views

@@ -13,7 +13,7 @@ interface IBondingManager {
     function electActiveTranscoder(uint256 maxPricePerSegment, bytes32 seed, uint256 round)
         external
         view
-        returns (address);
+        returns (address transcoder, uint256 pricePerSegment);
     function activeTranscoderPrice(address transcoder, uint256 round) external view returns (uint256);
     function updateTranscoderWithFees(address transcoder, uint256 fees, uint256 round) external;
     function slashTranscoder(address transcoder, address finder, uint256 slashAmount, uint256 finderFee) external;

@@ -210,10 +210,9 @@ contract JobsManager is Manager {
             if (block.number > uint256(j.creationBlock) + 256) revert ElectionWindowOver(j.creationBlock);
             bytes32 seed = IRoundsManager(_contract(ROUNDS_MANAGER)).blockHash(j.creationBlock);
             IBondingManager bm = IBondingManager(_contract(BONDING_MANAGER));
-            t = bm.electActiveTranscoder(j.maxPricePerSegment, seed, j.creationRound);
+            (t, price) = bm.electActiveTranscoder(j.maxPricePerSegment, seed, j.creationRound);
             if (t == address(0)) revert NoEligibleTranscoder();
             if (t != msg.sender) revert NotElected(t);
-            price = bm.activeTranscoderPrice(t, j.creationRound);
             j.transcoderAddress = t;
             // forge-lint: disable-next-line(unsafe-typecast)
             j.pricePerSegment = uint192(price); // price <= maxPricePerSegment < 2^128

@@ -44,6 +44,9 @@ contract BondingTest is Fixture {
         vm.prank(t3);
         vm.expectRevert(BondingManager.InvalidParameter.selector);
         bonding.transcoder(0, 1_000_001, 1);
+        vm.prank(t3);
+        vm.expectRevert(BondingManager.InvalidParameter.selector);
+        bonding.transcoder(0, 0, uint256(type(uint128).max) + 1);
     }
 
     function test_boundedPoolEvictsSmallest() public {
@@ -235,12 +238,12 @@ contract BondingTest is Fixture {
 
     function test_electionNoEligibleTranscoder() public {
         uint256 r = rounds.currentRound();
-        assertEq(bonding.electActiveTranscoder(100, bytes32(uint256(1)), r), address(0), "empty set");
+        assertEq(elect(100, bytes32(uint256(1)), r), address(0), "empty set");
         register(t1, 100 ether, 0, 0, 50);
         nextRound();
         r = rounds.currentRound();
-        assertEq(bonding.electActiveTranscoder(49, bytes32(uint256(1)), r), address(0), "all too expensive");
-        assertEq(bonding.electActiveTranscoder(50, bytes32(uint256(1)), r), t1, "price == max is eligible");
+        assertEq(elect(49, bytes32(uint256(1)), r), address(0), "all too expensive");
+        assertEq(elect(50, bytes32(uint256(1)), r), t1, "price == max is eligible");
     }
 
     function test_withdrawFeesNothing() public {
@@ -279,7 +282,7 @@ contract BondingTest is Fixture {
         for (uint256 i = 0; i < set.length; i++) {
             if (bonding.activeTranscoderPrice(set[i], r) <= maxPrice) total += bonding.transcoderTotalStake(set[i]);
         }
-        address got = bonding.electActiveTranscoder(maxPrice, seed, r);
+        address got = elect(maxPrice, seed, r);
         if (total == 0) {
             assertEq(got, address(0), "none eligible");
             return;
@@ -296,6 +299,8 @@ contract BondingTest is Fixture {
             }
         }
         assertEq(got, want, "reference pick");
+        (, uint256 price) = bonding.electActiveTranscoder(maxPrice, seed, r);
+        assertEq(price, bonding.activeTranscoderPrice(got, r), "price of the elected in that round");
         assertTrue(bonding.activeTranscoderPrice(got, r) <= maxPrice, "winner eligible");
     }
 
@@ -307,7 +312,7 @@ contract BondingTest is Fixture {
         uint256 r = rounds.currentRound();
         uint256 wins1;
         for (uint256 i = 0; i < 400; i++) {
-            if (bonding.electActiveTranscoder(1, keccak256(abi.encode(i)), r) == t1) wins1++;
+            if (elect(1, keccak256(abi.encode(i)), r) == t1) wins1++;
         }
         assertTrue(wins1 > 260 && wins1 < 340, string.concat("t1 wins ", _u(wins1), " of 400"));
     }

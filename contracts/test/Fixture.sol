@@ -78,6 +78,10 @@ abstract contract Fixture is Test {
         jobs.deposit{value: amount}();
     }
 
+    function elect(uint256 maxPrice, bytes32 seed, uint256 round) internal view returns (address t) {
+        (t,) = bonding.electActiveTranscoder(maxPrice, seed, round);
+    }
+
     // ------------------------------------------------------------------ receipts and trees
 
     function dataHash(uint256 seg) internal pure returns (bytes32) {

@@ -134,7 +134,7 @@ contract JobsTest is Fixture {
         uint256 jobId = startJob();
         (,,, address b,,,uint256 cb,,,,) = jobs.getJob(jobId);
         b;
-        address elected = bonding.electActiveTranscoder(PRICE, rounds.blockHash(cb), rounds.currentRound());
+        address elected = elect(PRICE, rounds.blockHash(cb), rounds.currentRound());
         address other = elected == t1 ? t2 : t1;
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(JobsManager.NotElected.selector, elected));
@@ -229,6 +229,7 @@ contract JobsTest is Fixture {
         assertEq(escrow, 0, "escrow emptied");
         assertTrue(!bonding.isRegisteredTranscoder(t1), "out of the pool");
         assertTrue(!bonding.isActiveTranscoder(t1, rounds.currentRound()), "out of the active set");
+        assertEq(elect(PRICE, bytes32(uint256(7)), rounds.currentRound()), address(0), "never elected again");
     }
 
     function test_verifyNotChallengedSegment() public {
