@@ -104,10 +104,22 @@ pub fn elect_active_transcoder(max_price_per_segment: U256, seed: H256, round: U
     )
 }
 
+/// Return values of `electActiveTranscoder(uint256,bytes32,uint256)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectActiveTranscoderOutput {
+    pub elected: Address,
+    pub price_per_segment: U256,
+}
+
 /// Decodes the return data of `electActiveTranscoder(uint256,bytes32,uint256)`.
-pub fn decode_elect_active_transcoder(data: &[u8]) -> Result<Address, AbiError> {
-    let mut t = abi::decode(&[ParamType::Address], data)?;
-    abi::next(&mut t)
+pub fn decode_elect_active_transcoder(
+    data: &[u8],
+) -> Result<ElectActiveTranscoderOutput, AbiError> {
+    let mut t = abi::decode(&[ParamType::Address, ParamType::Uint(256)], data)?;
+    Ok(ElectActiveTranscoderOutput {
+        elected: abi::next(&mut t)?,
+        price_per_segment: abi::next(&mut t)?,
+    })
 }
 
 /// Selector of `getActiveTranscoders(uint256)`.
