@@ -137,6 +137,13 @@ impl Broker {
         self.spawn();
     }
 
+    /// Starts again after [`Broker::stop`], on the same port with the same state.
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

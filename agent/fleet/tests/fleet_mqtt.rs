@@ -617,3 +617,110 @@ async fn result_of_a_command_running_across_a_broker_restart_is_not_lost() {
         "ran once, not again for the re-sent request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_buffered_within_bound_while_offline() {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    pki(&dir.path().join("pki"), &["box-1"]);
+    let mut b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
+    let mut cfg = b.device_config("box-1");
+    cfg.telemetry_interval_s = 1;
+    cfg.telemetry_buffer = 3;
+    let _d = Device::start(cfg, TestHooks::new("x264"));
+
+    // A watcher with a persistent session (the broker keeps its subscription across the restart), so it
+    // cannot miss the flush however fast the device comes back.
+    let (ca, cert, key) = b.operator_files();
+    let tls = fleet::tls::client_config(&ca, &cert, &key).unwrap();
+    let mut o = MqttOptions::new("telemetry-watcher", "127.0.0.1", b.port);
+    o.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(tls),
+    ));
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(600));
+    let (c, mut el) = AsyncClient::new(o, 10);
+    c.subscribe(fleet::topics::telemetry("box-1"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    c.subscribe(fleet::topics::status("box-1"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    // (seq, ts) for telemetry; (0, since_ms) for an online status.
+                    if p.topic.ends_with(b"/telemetry") {
+                        let t: fleet::proto::Telemetry =
+                            serde_json::from_slice(&p.payload).unwrap();
+                        let _ = tx.send((t.seq, t.ts_ms));
+                    } else if let Ok(st) =
+                        serde_json::from_slice::<fleet::proto::Status>(&p.payload)
+                    {
+                        if let Some(since) = st.since_ms {
+                            let _ = tx.send((0, since));
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let mut before = 0;
+    while before < 2 {
+        before = before.max(tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap().0);
+    }
+
+    let down = fleet::proto::now_ms();
+    b.stop();
+    tokio::time::sleep(Duration::from_millis(5000)).await;
+    b.start_again();
+    let up = fleet::proto::now_ms();
+    // Samples measured while offline are those stamped after the broker went down and before the
+    // device's new session began (its online status' since_ms).
+    let mut samples = Vec::new();
+    let mut reconnected = None;
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            Ok(Some((0, since))) if since >= up => reconnected = Some(since),
+            Ok(Some((0, _))) => {}
+            Ok(Some((seq, ts))) => {
+                samples.push((seq, ts));
+                if reconnected.is_some_and(|r| ts > r + 1500) {
+                    break;
+                }
+            }
+            _ => continue,
+        }
+    }
+    let reconnected = reconnected.expect("device reconnected");
+    let mut offline_samples: Vec<u64> = samples
+        .iter()
+        .filter(|(_, ts)| *ts > down && *ts < reconnected)
+        .map(|(seq, _)| *seq)
+        .collect();
+    watcher.abort();
+    offline_samples.sort();
+    offline_samples.dedup();
+    assert_eq!(
+        offline_samples.len(),
+        3,
+        "exactly the bound: {offline_samples:?}"
+    );
+    assert!(
+        offline_samples.windows(2).all(|w| w[1] == w[0] + 1),
+        "{offline_samples:?}"
+    );
+    assert!(
+        offline_samples[0] > before + 1,
+        "older samples were dropped first: before={before} {offline_samples:?}"
+    );
+}
