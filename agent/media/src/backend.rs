@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Options of the software encoder (x264enc). Defaults mirror `ffmpeg -preset veryfast`.
+/// Options of the software encoder (x264enc). Defaults: x264 veryfast, CBR with a 600 ms VBV (x264enc's
+/// default buffer), scene-cut off so keyframes come only at segment starts and every `gop` frames; this is
+/// what `ffmpeg -preset veryfast -b:v K -maxrate K -bufsize 0.6K -sc_threshold 0` does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct X264Options {
@@ -29,9 +31,9 @@ impl Default for X264Options {
             speed_preset: "veryfast".into(),
             tune: String::new(),
             threads: 0,
-            vbv: false,
-            vbv_ms: 1000,
-            option_string: String::new(),
+            vbv: true,
+            vbv_ms: 600,
+            option_string: "scenecut=0".into(),
         }
     }
 }
@@ -211,9 +213,16 @@ mod tests {
         assert_eq!(find(&Backend::Va, "key-int-max").as_deref(), Some("60"));
         let sw = Backend::default();
         assert_eq!(find(&sw, "bitrate").as_deref(), Some("3000"));
+        assert_eq!(find(&sw, "option-string").as_deref(), Some("scenecut=0"));
+        assert_eq!(find(&sw, "vbv-buf-capacity").as_deref(), Some("600"));
+        let abr = Backend::Software(X264Options {
+            vbv: false,
+            option_string: "me=dia".into(),
+            ..Default::default()
+        });
         assert_eq!(
-            find(&sw, "option-string").as_deref(),
-            Some("vbv-maxrate=0:vbv-bufsize=0")
+            find(&abr, "option-string").as_deref(),
+            Some("vbv-maxrate=0:vbv-bufsize=0:me=dia")
         );
         for b in [
             sw,

@@ -5,7 +5,8 @@
 //!                                     ├─ queue ! [rate probe] ! videoscale ! capsfilter ! encoder ! appsink   (rendition 1)
 //!                                     └─ ...
 //! ```
-//! (with `cascade`, rendition i scales the output of rendition i-1 instead of the decoder's output).
+//! (with [`Topology::FanLargest`], the default, the largest rendition scales the decoded frames and the
+//! others scale its output through a tee after its capsfilter; [`Topology::Chain`] chains them by size).
 //!
 //! Per segment: the segment is demuxed in Rust ([`crate::ts`]), its access units are pushed into the appsrc,
 //! then EOS; every encoder drains; the appsinks collect the encoded frames; then one flush (flush-start +
@@ -31,15 +32,32 @@ use crate::ts::{self, EncodedFrame, TsError, TsMuxer};
 /// Offset added to every timestamp inside the pipeline, so DTS of reordered frames stay positive.
 const PIPE_OFFSET_NS: u64 = 10_000_000_000;
 
-/// Branch layout knobs (what the benchmark tunes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Where each rendition's scaler takes its frames from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    /// Every rendition scales the decoded frames.
+    Direct,
+    /// The rendition with the largest box scales the decoded frames; every rendition whose box fits in it
+    /// scales that rendition's frames (e.g. 1080 -> 720, then 720 -> 480 and 720 -> 360).
+    FanLargest,
+    /// Each rendition scales the next larger one's frames (1080 -> 720 -> 480 -> 360).
+    Chain,
+}
+
+/// Branch layout knobs (what the benchmark tunes; see /work/notes/pipeline-tuning.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Layout {
     /// videoscale `method` (nearest-neighbour, bilinear, 4-tap, lanczos, bilinear2, sinc, hermite, spline,
     /// catrom, mitchell).
     pub scaler: String,
-    /// Scale each rendition from the previous (larger) one instead of from the decoded frames.
-    pub cascade: bool,
+    /// videoscale `chroma-resampler` (nearest, linear, cubic, lanczos); GStreamer's default is linear.
+    pub chroma_resampler: String,
+    /// videoscale `envelope` (filter size; lanczos at exact 3x needs 3).
+    pub envelope: f64,
+    /// Which frames each scaler takes.
+    pub topology: Topology,
     /// videoscale `n-threads` (0 = one per core).
     pub scaler_threads: u32,
     /// Frames a branch queue may hold.
@@ -51,8 +69,10 @@ pub struct Layout {
 impl Default for Layout {
     fn default() -> Self {
         Layout {
-            scaler: "lanczos".into(),
-            cascade: false,
+            scaler: "catrom".into(),
+            chroma_resampler: "cubic".into(),
+            envelope: 2.0,
+            topology: Topology::FanLargest,
             scaler_threads: 1,
             queue_buffers: 4,
             decoder_threads: 0,
@@ -60,8 +80,37 @@ impl Default for Layout {
     }
 }
 
+/// For each profile, the profile whose scaled frames it scales (None = the decoded frames).
+pub fn scale_parents(profiles: &[Profile], topology: Topology) -> Vec<Option<usize>> {
+    let area = |p: &Profile| u64::from(p.width) * u64::from(p.height);
+    let fits = |c: &Profile, p: &Profile| c.width <= p.width && c.height <= p.height;
+    let mut order: Vec<usize> = (0..profiles.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(area(&profiles[i])));
+    let mut parents = vec![None; profiles.len()];
+    match topology {
+        Topology::Direct => {}
+        Topology::FanLargest => {
+            let top = order[0];
+            for &i in &order[1..] {
+                if fits(&profiles[i], &profiles[top]) && profiles[i].fps <= profiles[top].fps {
+                    parents[i] = Some(top);
+                }
+            }
+        }
+        Topology::Chain => {
+            for w in order.windows(2) {
+                let (p, c) = (w[0], w[1]);
+                if fits(&profiles[c], &profiles[p]) && profiles[c].fps <= profiles[p].fps {
+                    parents[c] = Some(p);
+                }
+            }
+        }
+    }
+    parents
+}
+
 /// Engine configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     /// The renditions, in the job's order (output order follows it).
@@ -335,6 +384,9 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// A branch's frame selection: kept PTS (ticks), output frame rate, output frame duration (ticks).
+pub type Selection = (Vec<u64>, (u32, u32), u64);
+
 /// Choose the frames of a branch: from `input` (sorted PTS ticks, frame duration `in_dur` ticks) keep
 /// frames evenly so that at most `max_fps` frames per second remain. Returns (kept, fps, frame duration).
 pub fn select_frames(
@@ -445,9 +497,7 @@ impl Transcoder {
                 .collect();
         }
 
-        let mut branches = Vec::new();
-        let mut upstream = dec.clone(); // what the next branch's tee hangs off
-        let mut tees: Vec<gst::Element> = Vec::new();
+        let parents = scale_parents(&cfg.profiles, cfg.layout.topology);
         let add = |e: &gst::Element| {
             pipeline.add(e).map_err(|err| BuildError::Link {
                 from: "pipeline".into(),
@@ -455,18 +505,24 @@ impl Transcoder {
                 why: err.to_string(),
             })
         };
-        for (i, prof) in cfg.profiles.iter().enumerate() {
-            // one tee per fan-out point: flat = all off the decoder, cascade = each off the previous scaler
-            let tee = if i == 0 || cfg.layout.cascade {
-                let t = make("tee", &format!("tee{i}"))?;
-                add(&t)?;
-                link(&upstream, &t)?;
-                tees.push(t.clone());
-                t
-            } else {
-                tees[0].clone()
-            };
-            let q = make("queue", &format!("queue{i}"))?;
+        let dec_tee = make("tee", "tee-decoded")?;
+        add(&dec_tee)?;
+        link(&dec, &dec_tee)?;
+        // build parents before children: each branch ends its scaling in a tee its children hang off
+        let mut order: Vec<usize> = (0..cfg.profiles.len()).collect();
+        order.sort_by_key(|&i| {
+            let mut depth = 0;
+            let mut p = parents[i];
+            while let Some(q) = p {
+                depth += 1;
+                p = parents[q];
+            }
+            depth
+        });
+        let mut scaled_tees: Vec<Option<gst::Element>> = vec![None; cfg.profiles.len()];
+        let mut built: Vec<Option<Branch>> = (0..cfg.profiles.len()).map(|_| None).collect();
+        let queue = |name: String| -> Result<gst::Element, BuildError> {
+            let q = make("queue", &name)?;
             set_prop(
                 &q,
                 "max-size-buffers",
@@ -474,12 +530,24 @@ impl Transcoder {
             )?;
             set_prop(&q, "max-size-bytes", "0")?;
             set_prop(&q, "max-size-time", "0")?;
+            Ok(q)
+        };
+        for &i in &order {
+            let prof = &cfg.profiles[i];
+            let tee = match parents[i] {
+                None => dec_tee.clone(),
+                Some(p) => scaled_tees[p].clone().expect("parents are built first"),
+            };
+            let q = queue(format!("queue{i}"))?;
             let scale = make("videoscale", &format!("scale{i}"))?;
             set_prop(&scale, "method", &cfg.layout.scaler)?;
-            if scale.find_property("n-threads").is_some() {
-                set_prop(&scale, "n-threads", &cfg.layout.scaler_threads.to_string())?;
-            }
+            set_prop(&scale, "chroma-resampler", &cfg.layout.chroma_resampler)?;
+            set_prop(&scale, "envelope", &cfg.layout.envelope.to_string())?;
+            set_prop(&scale, "add-borders", "false")?;
+            set_prop(&scale, "n-threads", &cfg.layout.scaler_threads.to_string())?;
             let cf = make("capsfilter", &format!("size{i}"))?;
+            let scaled_tee = make("tee", &format!("tee-scaled{i}"))?;
+            let encq = queue(format!("queue-enc{i}"))?;
             let enc = make(
                 cfg.backend.encoder_factory(),
                 &format!("enc{i}-{}", prof.name),
@@ -499,24 +567,26 @@ impl Transcoder {
                     .field("alignment", "au")
                     .build(),
             );
-            // async=false: the sinks must not wait for each other to preroll (a branch whose encoder holds frames
-            // back would otherwise block the others through the tee)
+            // async=false: the sinks must not wait for each other to preroll (a branch whose encoder holds
+            // frames back would otherwise block the others through the tee)
             let sink = gst_app::AppSink::builder()
                 .name(format!("sink{i}"))
                 .sync(false)
                 .async_(false)
                 .build();
-            for e in [&q, &scale, &cf, &enc, &outcaps] {
+            for e in [&q, &scale, &cf, &scaled_tee, &encq, &enc, &outcaps] {
                 add(e)?;
             }
             add(sink.upcast_ref())?;
             link(&tee, &q)?;
             link(&q, &scale)?;
             link(&scale, &cf)?;
-            link(&cf, &enc)?;
+            link(&cf, &scaled_tee)?;
+            link(&scaled_tee, &encq)?;
+            link(&encq, &enc)?;
             link(&enc, &outcaps)?;
             link(&outcaps, sink.upcast_ref())?;
-            upstream = cf.clone();
+            scaled_tees[i] = Some(scaled_tee);
 
             // frame-rate probe: drop the frames this branch does not keep, state the branch's frame rate
             let sh = shared.clone();
@@ -582,14 +652,20 @@ impl Transcoder {
                     })
                     .build(),
             );
-            branches.push(Branch {
+            built[i] = Some(Branch {
                 profile: prof.clone(),
                 capsfilter: cf,
                 muxer: TsMuxer::new(),
             });
         }
+        let branches: Vec<Branch> = built
+            .into_iter()
+            .map(|b| b.expect("every branch built"))
+            .collect();
 
-        // decoded caps: decide every branch's output size (all from the decoder's size, also in cascade mode)
+        // decoded caps: decide every branch's output size (always from the decoder's size, whatever the
+        // topology) and pin the colorimetry to the input's, so that videoscale never converts the colour
+        // matrix (untagged input: GStreamer guesses by frame size, BT.601 for SD and BT.709 for HD)
         let sh = shared.clone();
         let boxes: Vec<(u32, u32)> = cfg.profiles.iter().map(|p| (p.width, p.height)).collect();
         let filters: Vec<gst::Element> = branches.iter().map(|b| b.capsfilter.clone()).collect();
@@ -609,6 +685,11 @@ impl Transcoder {
                                 .and_then(|s| s.get::<gst::Fraction>("pixel-aspect-ratio").ok())
                                 .map(|f| (f.numer(), f.denom()))
                                 .unwrap_or((1, 1));
+                            let colorimetry = s
+                                .and_then(|s| s.get::<String>("colorimetry").ok())
+                                .unwrap_or_else(|| {
+                                    if h >= 720 { "bt709" } else { "bt601" }.to_string()
+                                });
                             let mut st = sh.0.lock().unwrap();
                             for (i, (bw, bh)) in boxes.iter().enumerate() {
                                 let (ow, oh) = fit_box(w, h, par, *bw, *bh);
@@ -620,6 +701,7 @@ impl Transcoder {
                                         .field("width", ow as i32)
                                         .field("height", oh as i32)
                                         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                                        .field("colorimetry", colorimetry.as_str())
                                         .build(),
                                 );
                             }
@@ -741,16 +823,25 @@ impl Transcoder {
         let input_duration =
             (pts_rel.last().unwrap() - pts_rel.first().unwrap() + in_dur_ticks) as f64 / 90_000.0;
 
-        // per-branch frame selection (cascade: a subset of the parent's frames)
-        let mut selections: Vec<(Vec<u64>, (u32, u32), u64)> = Vec::new();
-        for (i, b) in self.branches.iter().enumerate() {
-            let (src, fps) = if self.cfg.layout.cascade && i > 0 {
-                (selections[i - 1].0.clone(), selections[i - 1].1)
-            } else {
-                (pts_rel.clone(), in_fps)
-            };
-            selections.push(select_frames(&src, fps, b.profile.fps));
+        // per-branch frame selection (a branch scaling another's output selects from that one's frames)
+        let parents = scale_parents(&self.cfg.profiles, self.cfg.layout.topology);
+        let mut selections: Vec<Option<Selection>> = vec![None; self.branches.len()];
+        while selections.iter().any(Option::is_none) {
+            for i in 0..self.branches.len() {
+                if selections[i].is_some() {
+                    continue;
+                }
+                let (src, fps) = match parents[i] {
+                    None => (pts_rel.clone(), in_fps),
+                    Some(p) => match &selections[p] {
+                        Some(sel) => (sel.0.clone(), sel.1),
+                        None => continue,
+                    },
+                };
+                selections[i] = Some(select_frames(&src, fps, self.branches[i].profile.fps));
+            }
         }
+        let selections: Vec<Selection> = selections.into_iter().flatten().collect();
         let rel_to_pipe =
             |r: u64| -> u64 { PIPE_OFFSET_NS + ticks_to_ns(r) - ticks_to_ns(90_000 * 1000) };
         {
