@@ -46,6 +46,8 @@ pub struct SimNode {
     pub corrupt_from_len: Option<usize>,
     /// Node is offline until this time (joins later).
     pub joins_at: Duration,
+    /// Node goes offline (stops receiving and ticking) at this time.
+    pub leaves_at: Option<Duration>,
     /// Addresses this node connects to when it joins.
     pub connect_to: Vec<SocketAddr>,
     joined: bool,
@@ -109,6 +111,7 @@ impl SimNet {
             events: Vec::new(),
             corrupt_from_len: None,
             joins_at: Duration::ZERO,
+            leaves_at: None,
             connect_to: Vec::new(),
             joined: false,
             uplink_free: self.start,
@@ -211,6 +214,9 @@ impl SimNet {
             // Next instant: a delivery or a node timer.
             let mut next = self.queue.peek().map(|r| r.0.at);
             for n in &self.nodes {
+                if n.leaves_at.is_some_and(|l| self.start + l <= self.now) {
+                    continue;
+                }
                 if !n.joined {
                     let j = self.start + n.joins_at;
                     next = Some(next.map_or(j, |x| x.min(j)));
@@ -228,7 +234,10 @@ impl SimNet {
             self.now = self.now.max(next);
             while self.queue.peek().is_some_and(|r| r.0.at <= self.now) {
                 let Reverse(f) = self.queue.pop().unwrap();
-                if self.start + self.nodes[f.dst].joins_at > self.now {
+                let n = &self.nodes[f.dst];
+                if self.start + n.joins_at > self.now
+                    || n.leaves_at.is_some_and(|l| self.start + l <= self.now)
+                {
                     continue; // offline
                 }
                 self.delivered += 1;
@@ -238,7 +247,10 @@ impl SimNet {
                     .handle_datagram(now, f.src, &f.payload);
             }
             for i in 0..self.nodes.len() {
-                if self.start + self.nodes[i].joins_at > self.now {
+                let n = &self.nodes[i];
+                if self.start + n.joins_at > self.now
+                    || n.leaves_at.is_some_and(|l| self.start + l <= self.now)
+                {
                     continue;
                 }
                 if self.nodes[i]

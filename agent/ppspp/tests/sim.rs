@@ -309,3 +309,53 @@ fn live_stream_peers_join_mid_stream() {
         "source upload {ratio:.2}x one stream for 6 peers"
     );
 }
+
+#[test]
+fn keepalives_hold_idle_channels_and_dead_peers_time_out() {
+    let data = content(20_000, 13);
+    let mut net = SimNet::new(SimConfig::default(), Instant::now());
+    let base = SwarmConfig {
+        keepalive: Duration::from_secs(2),
+        channel_timeout: Duration::from_secs(7),
+        pex: false,
+        ..cfg(0)
+    };
+    let ls = static_swarm(&mut net, &data, 1, base);
+    let l = ls[0];
+    assert!(net.run(Duration::from_secs(10), |n| n.nodes[l].swarm.is_complete()));
+    // Idle for 5 channel timeouts: keep-alives keep both ends up.
+    let idle_until = net.elapsed() + Duration::from_secs(35);
+    net.run(idle_until, |_| false);
+    for i in [0, l] {
+        assert_eq!(
+            net.nodes[i].swarm.peers().len(),
+            1,
+            "node {i} lost its idle channel"
+        );
+        assert!(
+            !net.nodes[i]
+                .events
+                .iter()
+                .any(|(_, e)| matches!(e, Event::Disconnected { .. }))
+        );
+    }
+    // The seeder disappears: the leecher closes the channel after the timeout.
+    let gone = net.elapsed();
+    net.nodes[0].leaves_at = Some(gone);
+    net.run(gone + Duration::from_secs(10), |_| false);
+    let disc: Vec<_> = net.nodes[l]
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            Event::Disconnected { reason, .. } => Some((*t, *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(disc.len(), 1, "{disc:?}");
+    assert_eq!(disc[0].1, "timeout");
+    assert!(
+        disc[0].0 >= gone + Duration::from_secs(5) && disc[0].0 <= gone + Duration::from_secs(9),
+        "{disc:?}"
+    );
+    assert!(net.nodes[l].swarm.peers().is_empty());
+}
