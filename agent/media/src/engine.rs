@@ -1088,6 +1088,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn transcoder_can_move_to_a_worker_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Transcoder>();
+    }
+
+    #[test]
+    fn topologies() {
+        let p = |w, h| Profile::new("x", w, h, 30, 1000).unwrap();
+        let ladder = [p(640, 360), p(1280, 720), p(854, 480)];
+        assert_eq!(scale_parents(&ladder, Topology::Direct), [None, None, None]);
+        assert_eq!(
+            scale_parents(&ladder, Topology::FanLargest),
+            [Some(1), None, Some(1)]
+        );
+        assert_eq!(
+            scale_parents(&ladder, Topology::Chain),
+            [Some(2), None, Some(1)]
+        );
+        // a box that does not fit in the largest one (portrait custom profile) scales the decoded frames
+        let mixed = [p(1280, 720), p(360, 640)];
+        assert_eq!(scale_parents(&mixed, Topology::FanLargest), [None, None]);
+    }
+
+    #[test]
     fn fit_box_keeps_aspect_and_never_upscales() {
         assert_eq!(fit_box(1920, 1080, (1, 1), 1280, 720), (1280, 720));
         assert_eq!(fit_box(1920, 1080, (1, 1), 426, 240), (426, 240));
