@@ -43,7 +43,12 @@ fn bind_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 impl Node {
     /// Binds `bind` and runs `swarm` on it in a tokio task.
-    pub async fn spawn(swarm: Swarm, bind: SocketAddr) -> std::io::Result<Node> {
+    pub async fn spawn(mut swarm: Swarm, bind: SocketAddr) -> std::io::Result<Node> {
+        let unix_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        swarm.set_wall_clock(Instant::now(), unix_us);
         let sock = bind_socket(bind)?;
         let local = sock.local_addr()?;
         let swarm_id = swarm.swarm_id().to_vec();

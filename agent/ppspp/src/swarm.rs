@@ -261,6 +261,8 @@ pub struct Swarm {
     /// Input was processed but its responses are not built yet: done lazily at the next
     /// [`Swarm::poll_transmit`], so that a burst of datagrams yields coalesced ACKs and requests.
     dirty: Option<Instant>,
+    /// Wall-clock µs at `origin` (0 unless [`Swarm::set_wall_clock`] was called).
+    epoch_us: u64,
 }
 
 fn us_since(origin: Instant, now: Instant) -> u64 {
@@ -301,6 +303,7 @@ impl Swarm {
             last_tick: now,
             pex_seen: HashSet::new(),
             dirty: None,
+            epoch_us: 0,
         }
     }
 
@@ -394,6 +397,19 @@ impl Swarm {
             Content::LiveLeech { key, play: None },
             store,
         ))
+    }
+
+    /// Anchors protocol timestamps (DATA timestamps, signed munro times) to wall-clock time: `unix_us` is
+    /// the time since the Unix epoch, in µs, at `now`. Without it timestamps count from the swarm's creation,
+    /// which is valid for LEDBAT (only delay differences matter) but other implementations such as libswift
+    /// expect wall-clock microseconds. The I/O driver calls this; the core never reads a clock.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_us: u64) {
+        let since = us_since(self.origin, now);
+        self.epoch_us = unix_us.saturating_sub(since);
+    }
+
+    fn timestamp(&self, now: Instant) -> u64 {
+        self.epoch_us.wrapping_add(us_since(self.origin, now))
     }
 
     pub fn swarm_id(&self) -> &[u8] {
@@ -555,12 +571,20 @@ impl Swarm {
             source_channel: id,
             options: self.my_options(ch.ctx.addressing),
         };
-        let mut msgs = vec![Message::Handshake(hs)];
-        if ch.state == ChanState::Established {
-            msgs.extend(self.have_messages(ch.ctx.addressing));
-        }
+        let msgs = vec![Message::Handshake(hs)];
+        // The responder announces what it has right after its handshake, in a datagram of its own
+        // (libswift, for one, does not act on HAVE carried in the handshake reply).
+        let haves = if ch.state == ChanState::Established {
+            self.have_messages(ch.ctx.addressing)
+        } else {
+            Vec::new()
+        };
         let dst_chan = ch.remote_id;
         self.emit_datagram(now, id, dst_chan, msgs);
+        if let Some(ch) = self.channels.get_mut(&id) {
+            ch.pending.extend(haves);
+        }
+        self.dirty.get_or_insert(now);
     }
 
     /// HAVE messages for everything we hold (and may serve).
@@ -678,7 +702,7 @@ impl Swarm {
     pub fn publish(&mut self, now: Instant, data: &[u8]) -> Result<(), crate::Error> {
         let cs = self.cfg.chunk_size as usize;
         let per = self.cfg.chunks_per_munro;
-        let ts = us_since(self.origin, now);
+        let ts = self.timestamp(now);
         let Content::LiveSource {
             key,
             partial,
@@ -1079,7 +1103,10 @@ impl Swarm {
                 timestamp,
                 data,
             } => {
-                let delay = us_since(self.origin, now).wrapping_sub(timestamp);
+                let delay = self
+                    .epoch_us
+                    .wrapping_add(us_since(self.origin, now))
+                    .wrapping_sub(timestamp);
                 ch.pending.push(Message::Ack {
                     spec,
                     delay_sample: delay,
@@ -1719,7 +1746,7 @@ impl Swarm {
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
-        let ts = us_since(self.origin, now);
+        let ts = self.timestamp(now);
         while !ids.is_empty() {
             ids.retain(|id| {
                 let c = &self.channels[id];
