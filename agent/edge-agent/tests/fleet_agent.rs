@@ -117,12 +117,12 @@ async fn edge_agent_run_is_a_fleet_device() {
         .await
         .unwrap()
         .expect("applied by the daemon");
-    let t = wait_for(&mut op, "session limit in telemetry", |op| {
+    let t = wait_for(&mut op, "config version 1 in telemetry", |op| {
         let t = op.devices.get("agent-1")?.telemetry.clone()?;
-        (t.daemon.session_limit == Some(1)).then_some(t)
+        (t.config_version == Some(1)).then_some(t)
     })
     .await;
-    assert_eq!(t.config_version, Some(1));
+    assert_eq!(t.daemon.session_limit, Some(1));
     // The daemon refuses what it cannot do; the old config stays.
     let bad_ladder = RuntimeConfig {
         ladder: Some(vec!["P9999p".into()]),
@@ -219,6 +219,7 @@ async fn edge_agent_run_is_a_fleet_device() {
     })
     .await;
     assert!(t0.elapsed() < Duration::from_secs(5));
+    let respawned = fleet::proto::now_ms();
     let mut agent = spawn_agent(&cfg, &log);
     wait_for(&mut op, "online again", |op| {
         op.devices
@@ -229,7 +230,9 @@ async fn edge_agent_run_is_a_fleet_device() {
     .await;
     let t = wait_for(&mut op, "persisted config back in force", |op| {
         let t = op.devices.get("agent-1")?.telemetry.clone()?;
-        (t.daemon.session_limit == Some(1) && t.agent_uptime_s < 30).then_some(t)
+        // a sample of the new process (not the retained one of the killed process)
+        (t.ts_ms > respawned && t.config_version == Some(1) && t.daemon.session_limit == Some(1))
+            .then_some(t)
     })
     .await;
     assert_eq!(t.daemon.encoder.as_deref(), Some(enc.as_str()));

@@ -18,35 +18,45 @@ use fleet::proto::{DaemonSnapshot, EncoderInfo, RuntimeConfig as Desired};
 
 use super::Shared;
 
-/// Encoder family name used by fleet selectors (`encoder=nvenc`) for a GStreamer element.
-pub fn encoder_api(element: &str) -> String {
-    let e = element.to_ascii_lowercase();
-    let api = if e.starts_with("nv") {
-        "nvenc"
-    } else if e.starts_with("vaapi") || e.starts_with("va") {
-        "vaapi"
-    } else if e.starts_with("v4l2") {
-        "v4l2"
-    } else if e.starts_with("qsv") || e.starts_with("msdk") {
-        "qsv"
-    } else if e.starts_with("x264") {
-        "x264"
-    } else if e.starts_with("x265") {
-        "x265"
-    } else {
-        return e;
-    };
-    api.to_string()
+/// Encoder family name used by fleet selectors (`encoder=nvenc`).
+pub fn kind_api(kind: &hw::EncoderKind) -> &'static str {
+    match kind {
+        hw::EncoderKind::Va | hw::EncoderKind::Vaapi => "vaapi",
+        hw::EncoderKind::Nvenc => "nvenc",
+        hw::EncoderKind::JetsonV4l2 => "v4l2",
+        hw::EncoderKind::Software => "x264",
+    }
 }
 
-fn codec_of(element: &str) -> &'static str {
-    if element.contains("265") || element.contains("hevc") {
-        "h265"
-    } else if element.contains("av1") {
-        "av1"
-    } else {
-        "h264"
-    }
+/// The usable encoders of the inventory, with their driver and session cap.
+fn inventory_encoders(inv: &hw::Inventory) -> Vec<EncoderInfo> {
+    inv.encoders
+        .iter()
+        .filter(|e| e.usable)
+        .map(|e| {
+            let driver = match e.kind {
+                hw::EncoderKind::Va | hw::EncoderKind::Vaapi => {
+                    (!inv.drivers.render_nodes.is_empty())
+                        .then(|| inv.drivers.render_nodes.join(", "))
+                }
+                hw::EncoderKind::Nvenc => inv.drivers.nvidia.clone(),
+                hw::EncoderKind::JetsonV4l2 => inv.drivers.tegra.clone(),
+                hw::EncoderKind::Software => None,
+            };
+            EncoderInfo {
+                element: e.element.clone(),
+                api: kind_api(&e.kind).to_string(),
+                codec: "h264".into(),
+                hardware: e.kind != hw::EncoderKind::Software,
+                driver,
+                max_sessions: inv
+                    .sessions
+                    .iter()
+                    .find(|l| l.element == e.element)
+                    .and_then(|l| l.max),
+            }
+        })
+        .collect()
 }
 
 pub struct DaemonHooks {
@@ -63,8 +73,6 @@ impl Hooks for DaemonHooks {
     fn snapshot(&self) -> DaemonSnapshot {
         let s = &self.shared;
         let rt = s.runtime();
-        let element = s.hw.encoder_element().to_string();
-        let limit = s.hw.session_limit();
         let (n, fps, rtf) = {
             let streams = s.streams.lock().unwrap();
             let n = streams.len() as u32;
@@ -77,18 +85,10 @@ impl Hooks for DaemonHooks {
                 .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
             (n, fps, rtf)
         };
-        let board = Some(s.config.hw.board.clone()).filter(|b| !b.is_empty() && b != "auto");
         DaemonSnapshot {
-            board,
-            encoders: vec![EncoderInfo {
-                api: encoder_api(&element),
-                codec: codec_of(&element).into(),
-                hardware: !element.starts_with("x26"),
-                driver: None,
-                max_sessions: Some(limit),
-                element: element.clone(),
-            }],
-            encoder: Some(encoder_api(&element)),
+            board: Some(s.hw.selection.board.clone()).filter(|b| !b.is_empty()),
+            encoders: inventory_encoders(&s.hw.inventory),
+            encoder: Some(kind_api(&s.hw.selection.kind).to_string()),
             streams: Some(n),
             sessions: Some(n),
             session_limit: Some(rt.max_sessions),
@@ -124,8 +124,8 @@ impl Hooks for DaemonHooks {
             next.log_level = l.clone();
         }
         if let Some(e) = &c.encoder {
-            let current = encoder_api(s.hw.encoder_element());
-            if &current != e {
+            let current = kind_api(&s.hw.selection.kind);
+            if current != e {
                 if at_startup {
                     tracing::warn!(
                         wanted = %e, selected = %current,
@@ -170,6 +170,7 @@ impl Hooks for DaemonHooks {
             "streams": *s.streams.lock().unwrap(),
             "segments_total": s.segments_total.load(Ordering::Relaxed),
             "hw": s.hw.selection_summary(),
+            "inventory": s.hw.inventory,
             "agent_uptime_s": s.started.elapsed().as_secs(),
         })
     }
@@ -196,11 +197,9 @@ mod tests {
 
     #[test]
     fn encoder_families() {
-        assert_eq!(encoder_api("nvh264enc"), "nvenc");
-        assert_eq!(encoder_api("vah264enc"), "vaapi");
-        assert_eq!(encoder_api("vaapih264enc"), "vaapi");
-        assert_eq!(encoder_api("v4l2h264enc"), "v4l2");
-        assert_eq!(encoder_api("x264enc"), "x264");
-        assert_eq!(codec_of("nvh265enc"), "h265");
+        assert_eq!(kind_api(&hw::EncoderKind::Nvenc), "nvenc");
+        assert_eq!(kind_api(&hw::EncoderKind::Va), "vaapi");
+        assert_eq!(kind_api(&hw::EncoderKind::Vaapi), "vaapi");
+        assert_eq!(kind_api(&hw::EncoderKind::Software), "x264");
     }
 }
