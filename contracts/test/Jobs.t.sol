@@ -285,6 +285,40 @@ contract JobsTest is Fixture {
         jobs.verify(jobId, claimId, seg, "x", [dataHash(seg + 1), tdHash(seg)], sigFor(BKEY, STREAM, seg), proof);
     }
 
+    /// @notice (r, s, v) of a 65-byte signature
+    function splitSig(bytes memory sig) internal pure returns (bytes32 r, bytes32 s, uint8 v) {
+        assembly {
+            r := mload(add(sig, 32))
+            s := mload(add(sig, 64))
+        }
+        v = uint8(sig[64]);
+    }
+
+    function test_verifyRefusesMalleableAndBadV() public {
+        uint256 jobId = startJob();
+        (uint256 claimId, bytes32[] memory leaves) = claim(jobId, 0, 15);
+        uint256 cb = claimBlockOf(jobId, claimId);
+        vm.roll(cb + 2);
+        uint256 seg = findSegment(cb, 0, 15, true);
+        bytes memory proof = merkleProof(leaves, seg);
+        (bytes32 r, bytes32 s, uint8 v) = splitSig(sigFor(BKEY, STREAM, seg));
+        // the same signature with s' = n - s and v flipped recovers the same key: refused
+        uint256 n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141;
+        bytes memory other = abi.encodePacked(r, bytes32(n - uint256(s)), v == 27 ? uint8(28) : uint8(27));
+        vm.prank(t1);
+        vm.expectRevert(ProtocolHashes.InvalidSignatureS.selector);
+        jobs.verify(jobId, claimId, seg, "x", [dataHash(seg), tdHash(seg)], other, proof);
+        other = abi.encodePacked(r, s, uint8(29));
+        vm.prank(t1);
+        vm.expectRevert(abi.encodeWithSelector(ProtocolHashes.InvalidSignatureV.selector, uint8(29)));
+        jobs.verify(jobId, claimId, seg, "x", [dataHash(seg), tdHash(seg)], other, proof);
+        // v in {0, 1} is read as {27, 28}; the proof then fails since the leaf hashes the signature as sent
+        other = abi.encodePacked(r, s, v - 27);
+        vm.prank(t1);
+        vm.expectRevert(JobsManager.InvalidMerkleProof.selector);
+        jobs.verify(jobId, claimId, seg, "x", [dataHash(seg), tdHash(seg)], other, proof);
+    }
+
     function test_verifyGuards() public {
         uint256 jobId = startJob();
         (uint256 claimId, bytes32[] memory leaves) = claim(jobId, 0, 15);
