@@ -241,6 +241,7 @@ where
     });
     let mut shutdown = std::pin::pin!(shutdown);
     let mut queue: std::collections::VecDeque<Action> = Default::default();
+    let mut failures: u64 = 0;
 
     loop {
         tokio::select! {
@@ -252,9 +253,17 @@ where
                 }
                 Net::Disconnected(e) => {
                     if core.connected() {
+                        failures = 0;
                         tracing::warn!(device = %id, error = %e, "fleet broker connection lost");
                     } else {
-                        tracing::debug!(device = %id, error = %e, "fleet broker unreachable");
+                        failures += 1;
+                        // Say it at the first failure and then at 10, 100, 1000... (a refused
+                        // certificate must be visible without flooding the journal).
+                        if is_power_of_ten(failures) {
+                            tracing::warn!(device = %id, error = %e, failures, "fleet broker unreachable; retrying with backoff");
+                        } else {
+                            tracing::debug!(device = %id, error = %e, "fleet broker unreachable");
+                        }
                     }
                     core.disconnected_event();
                 }
@@ -330,6 +339,16 @@ where
         net_task.abort();
     }
     Ok(())
+}
+
+fn is_power_of_ten(mut n: u64) -> bool {
+    if n == 0 {
+        return false;
+    }
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
 }
 
 fn publish(client: &AsyncClient, o: Outgoing) {
@@ -486,4 +505,13 @@ fn tail_str(s: &str, max: usize) -> &str {
         i += 1;
     }
     &s[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn powers_of_ten() {
+        let p: Vec<u64> = (0..=1000).filter(|n| super::is_power_of_ten(*n)).collect();
+        assert_eq!(p, vec![1, 10, 100, 1000]);
+    }
 }
