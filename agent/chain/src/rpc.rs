@@ -238,3 +238,43 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, RpcError> {
         b = &b[size + 2..];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(Rpc::new("http://127.0.0.1:8545").is_ok());
+        assert!(Rpc::new("http://127.0.0.1:8545/rpc").is_ok());
+        for bad in [
+            "https://127.0.0.1:8545",
+            "127.0.0.1:8545",
+            "http://localhost",
+        ] {
+            assert!(matches!(Rpc::new(bad), Err(RpcError::Url(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connection_refused_is_a_transport_error() {
+        // bind then drop: a port nobody listens on
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let rpc = Rpc::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        assert!(matches!(rpc.chain_id(), Err(RpcError::Io(_))));
+    }
+
+    #[test]
+    fn chunked_bodies() {
+        assert_eq!(
+            dechunk(b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").unwrap(),
+            b"abcdef"
+        );
+        assert!(dechunk(b"9\r\nabc\r\n").is_err());
+        assert!(dechunk(b"zz\r\n").is_err());
+    }
+}
