@@ -32,10 +32,11 @@ log() { printf '[transcode] %s\n' "$*" >&2; }
 # The input.  testsrc2 (colour bars, moving gradient line, counters) blended at 35 % with a scrolling film-grain
 # texture (uniform noise, blurred, 90 px/s pan) plus 3 % temporal noise: every frame has detail that moves, so
 # motion search and the rate control have real work, unlike plain bars.  Encoded once with libx264 fast at
-# 10 Mbit/s, 2 threads (deterministic for a given ffmpeg/x264 build), tagged BT.709 (as real HD sources are; an
+# 10 Mbit/s, ONE x264 thread (with 2 threads x264's output differs run to run; with 1 it is byte-identical
+# for a given ffmpeg/x264 build, checked with md5), tagged BT.709 (as real HD sources are; an
 # untagged source makes GStreamer guess BT.601 for SD renditions and convert the matrix, see the notes).
 SRC_RECIPE='testsrc2=s=1920x1080:r=30:d=10[a];color=c=gray:s=2560x1080:r=30:d=10,noise=alls=80:allf=u,gblur=sigma=1.0,crop=1920:1080:x='"'"'mod(t*90\,640)'"'"':y=0[b];[a][b]blend=all_mode=normal:all_opacity=0.35,noise=alls=3:allf=t+u,format=yuv420p[v]'
-SRC_ENC='-c:v libx264 -preset fast -b:v 10M -maxrate 12M -bufsize 20M -g 60 -threads 2 -colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv'
+SRC_ENC='-c:v libx264 -preset fast -b:v 10M -maxrate 12M -bufsize 20M -g 60 -threads 1 -colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv'
 SRC=$OUT/source-1080p30-10s.ts
 recipe_id() { printf '%s|%s|%s' "$SRC_RECIPE" "$SRC_ENC" "$(ffmpeg -version | head -1)" | sha256sum | cut -c1-16; }
 ensure_source() {
@@ -81,18 +82,20 @@ run_gst_raw() { # DIR: one tee after the decoder, one videoscale (lanczos) per r
 }
 
 # The tuned layout: scale 1080->720 once, fan the 720p frames out to the 720p encoder and to the 480p and 360p
-# scalers (cascade), Catmull-Rom luma with a cubic (not the default linear) chroma resampler, one queue per
-# branch so decode, each scaler and each encoder run in their own threads, and x264 motion search "dia"
-# instead of veryfast's "hex" (every other x264 setting as above).
-TUNED_SCALER=${TUNED_SCALER:-videoscale method=catrom chroma-resampler=cubic}
+# scalers (cascade: no scaler reads 1080p twice, no 3x step), Catmull-Rom luma with a cubic/lanczos chroma
+# resampler instead of the default linear one (lanczos chroma on the 1080->720 step, whose 720p rendition has
+# the least PSNR headroom), one queue per branch so decode, each scaler and each encoder run in their own
+# threads, and x264 motion search "dia" instead of veryfast's "hex" (every other x264 setting as above).
+TUNED_SCALER_720=${TUNED_SCALER_720:-videoscale method=catrom chroma-resampler=lanczos}
+TUNED_SCALER_SD=${TUNED_SCALER_SD:-videoscale method=catrom chroma-resampler=cubic}
 TUNED_X264=${TUNED_X264:-:me=dia}
 run_gst_tuned() { # DIR
   local d=$1
   # shellcheck disable=SC2046
-  X264_EXTRA=$TUNED_X264 gst-launch-1.0 -q $DEC ! queue ! $TUNED_SCALER ! $(caps 1280 720) ! tee name=a \
+  gst-launch-1.0 -q $DEC ! queue ! $TUNED_SCALER_720 ! $(caps 1280 720) ! tee name=a \
     a. ! queue ! $(X264_EXTRA=$TUNED_X264 x264 3000) ! $(sink "$d/720.ts") \
-    a. ! queue ! $TUNED_SCALER ! $(caps 854 480) ! queue ! $(X264_EXTRA=$TUNED_X264 x264 1500) ! $(sink "$d/480.ts") \
-    a. ! queue ! $TUNED_SCALER ! $(caps 640 360) ! queue ! $(X264_EXTRA=$TUNED_X264 x264 800) ! $(sink "$d/360.ts") </dev/null
+    a. ! queue ! $TUNED_SCALER_SD ! $(caps 854 480) ! queue ! $(X264_EXTRA=$TUNED_X264 x264 1500) ! $(sink "$d/480.ts") \
+    a. ! queue ! $TUNED_SCALER_SD ! $(caps 640 360) ! queue ! $(X264_EXTRA=$TUNED_X264 x264 800) ! $(sink "$d/360.ts") </dev/null
 }
 
 agent_ready() {
