@@ -348,3 +348,33 @@ fn bad_config_is_a_typed_build_error() {
     let err = Transcoder::new(EngineConfig::new(vec![])).err().unwrap();
     assert!(matches!(err, media::BuildError::NoProfiles));
 }
+
+#[test]
+fn every_topology_transcodes() {
+    use media::engine::Topology;
+    let segs = small(30, 640, 360, true, 2.0);
+    for topology in [Topology::Direct, Topology::FanLargest, Topology::Chain] {
+        let mut cfg = EngineConfig::new(vec![
+            Profile::new("P360p30fps16x9", 640, 360, 30, 1200).unwrap(),
+            Profile::new("P240p30fps16x9", 426, 240, 30, 600).unwrap(),
+            Profile::new("P144p30fps16x9", 256, 144, 30, 400).unwrap(),
+        ]);
+        cfg.layout.topology = topology;
+        cfg.layout.scaler = "lanczos".into();
+        cfg.layout.envelope = 3.0;
+        let mut t = Transcoder::new(cfg).unwrap();
+        let out = t
+            .push_segment(0, &segs[0])
+            .unwrap_or_else(|e| panic!("{topology:?}: {e}"));
+        let shapes: Vec<_> = out
+            .renditions
+            .iter()
+            .map(|r| (r.width, r.height, r.frames))
+            .collect();
+        assert_eq!(
+            shapes,
+            [(640, 360, 60), (426, 240, 60), (256, 144, 60)],
+            "{topology:?}"
+        );
+    }
+}
