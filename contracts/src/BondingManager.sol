@@ -313,7 +313,8 @@ contract BondingManager is Manager {
     }
 
     /// @notice JobsManager: burn `slashAmount` millionths of the transcoder's own bond; `finderFee` millionths
-    /// of the penalty go to `finder` (when not zero). The transcoder leaves the pool and the current active set.
+    /// of the penalty go to `finder` (when not zero). The transcoder leaves the pool and the current active set
+    /// (no reward, never elected); the round's total active stake is unchanged, so the others' rewards are too.
     function slashTranscoder(address transcoderAddr, address finder, uint256 slashAmount, uint256 finderFee)
         external
         onlyContract(JOBS_MANAGER)
@@ -336,8 +337,8 @@ contract BondingManager is Manager {
         }
         if (inPool[transcoderAddr]) _resign(transcoderAddr);
         if (active[cr][transcoderAddr]) {
+            // totalActiveStake stays: it is the denominator of the round's rewards, some possibly minted already
             active[cr][transcoderAddr] = false;
-            totalActiveStake[cr] -= earningsPools[transcoderAddr][cr].totalStake;
             address[] storage list = activeList[cr];
             for (uint256 i = 0; i < list.length; i++) {
                 if (list[i] == transcoderAddr) {

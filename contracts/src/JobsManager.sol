@@ -275,7 +275,7 @@ contract JobsManager is Manager {
     }
 
     /// @notice the Verifier's answer. A failure refunds the claim's escrow to the broadcaster and slashes the
-    /// transcoder by failedVerificationSlashAmount.
+    /// transcoder by failedVerificationSlashAmount (only the slash when the fees were already distributed).
     function receiveVerification(uint256 jobId, uint256 claimId, uint256 segmentNumber, bool result)
         external
         onlyContract(VERIFIER)
@@ -290,8 +290,14 @@ contract JobsManager is Manager {
             return;
         }
         emit FailedVerification(j.transcoderAddress, jobId, claimId, segmentNumber);
-        if (claims[jobId][claimId].status == ClaimStatus.Pending) {
+        ClaimStatus status = claims[jobId][claimId].status;
+        if (status == ClaimStatus.Pending) {
             _slashClaim(j, jobId, claimId, address(0), failedVerificationSlashAmount);
+        } else if (status == ClaimStatus.Complete) {
+            // the answer came after the fees were distributed: nothing left to refund, the slash still applies
+            IBondingManager(_contract(BONDING_MANAGER)).slashTranscoder(
+                j.transcoderAddress, address(0), failedVerificationSlashAmount, 0
+            );
         }
     }
 

@@ -232,6 +232,40 @@ contract JobsTest is Fixture {
         assertEq(elect(PRICE, bytes32(uint256(7)), rounds.currentRound()), address(0), "never elected again");
     }
 
+    function test_lateFailedVerificationStillSlashes() public {
+        uint256 jobId = startJob();
+        (uint256 claimId, bytes32[] memory leaves) = claim(jobId, 0, 15);
+        uint256 cb = claimBlockOf(jobId, claimId);
+        vm.roll(cb + 2);
+        uint256 seg = findSegment(cb, 0, 15, true);
+        verifySeg(jobId, claimId, leaves, 0, seg);
+        vm.roll(cb + WINDOWS);
+        vm.prank(t1);
+        jobs.distributeFees(jobId, claimId);
+        uint256 stakeBefore = selfBond(t1);
+        vm.prank(solver);
+        verifier.callback(0, keccak256("mismatch"));
+        assertEq(selfBond(t1), stakeBefore - stakeBefore * cfg.jobs.failedVerificationSlashAmount / 1e6, "slashed");
+        assertEq(uint256(statusOf(jobId, claimId)), uint256(JobsManager.ClaimStatus.Complete), "fees stay paid");
+        (uint256 dep,) = jobs.broadcasters(broadcaster);
+        assertEq(dep, 1 ether - 16 * PROFILES * PRICE, "nothing to refund");
+    }
+
+    function test_slashMidRoundKeepsOthersRewards() public {
+        register(t2, 1000 ether, 0, 0, PRICE * 2); // active, but too expensive for the job
+        uint256 jobId = startJob();
+        vm.prank(t1);
+        bonding.reward();
+        claim(jobId, 0, 9);
+        claim(jobId, 9, 12);
+        vm.prank(finder);
+        jobs.doubleClaimSegmentSlash(jobId, 0, 1, 9);
+        assertTrue(!bonding.isActiveTranscoder(t1, rounds.currentRound()), "t1 out");
+        vm.prank(t2);
+        bonding.reward(); // its share of the round is unchanged by t1's slash
+        assertEq(minter.currentMintedTokens(), minter.currentMintableTokens(), "both halves minted, no more");
+    }
+
     function test_verifyNotChallengedSegment() public {
         uint256 jobId = startJob();
         (uint256 claimId, bytes32[] memory leaves) = claim(jobId, 0, 15);
