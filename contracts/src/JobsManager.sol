@@ -100,6 +100,7 @@ contract JobsManager is Manager {
     error NoSuchClaim(uint256 jobId, uint256 claimId);
     error JobInactive(uint256 endBlock);
     error ElectionWindowOver(uint256 creationBlock);
+    error ElectionTooEarly(uint256 creationBlock);
     error NoEligibleTranscoder();
     error NotElected(address elected);
     error NotJobTranscoder();
@@ -207,8 +208,10 @@ contract JobsManager is Manager {
         address t = j.transcoderAddress;
         uint256 price;
         if (t == address(0)) {
+            // the seed is the creation block's hash: known from the next block on, for 256 blocks
+            if (block.number <= j.creationBlock) revert ElectionTooEarly(j.creationBlock);
             if (block.number > uint256(j.creationBlock) + 256) revert ElectionWindowOver(j.creationBlock);
-            bytes32 seed = IRoundsManager(_contract(ROUNDS_MANAGER)).blockHash(j.creationBlock);
+            bytes32 seed = blockhash(j.creationBlock);
             IBondingManager bm = IBondingManager(_contract(BONDING_MANAGER));
             (t, price) = bm.electActiveTranscoder(j.maxPricePerSegment, seed, j.creationRound);
             if (t == address(0)) revert NoEligibleTranscoder();

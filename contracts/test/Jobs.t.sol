@@ -160,7 +160,7 @@ contract JobsTest is Fixture {
         (,,,,,, uint256 cb,,,,) = jobs.getJob(jobId);
         vm.roll(cb);
         vm.prank(t1);
-        vm.expectRevert(abi.encodeWithSelector(RoundsManager.BlockHashUnavailable.selector, cb));
+        vm.expectRevert(abi.encodeWithSelector(JobsManager.ElectionTooEarly.selector, cb));
         jobs.claimWork(jobId, [uint256(0), uint256(1)], bytes32(0));
         vm.roll(cb + 257);
         vm.prank(t1);
