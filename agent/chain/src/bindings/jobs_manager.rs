@@ -962,6 +962,9 @@ fn err_claim_not_pending_inputs() -> Vec<ParamType> {
 fn err_deposit_locked_inputs() -> Vec<ParamType> {
     vec![ParamType::Uint(256)]
 }
+fn err_election_too_early_inputs() -> Vec<ParamType> {
+    vec![ParamType::Uint(256)]
+}
 fn err_election_window_over_inputs() -> Vec<ParamType> {
     vec![ParamType::Uint(256)]
 }
@@ -1084,6 +1087,11 @@ pub const ERRORS: &[ErrorDef] = &[
         name: "DepositLocked",
         inputs: err_deposit_locked_inputs,
     }, // DepositLocked(uint256)
+    ErrorDef {
+        selector: [0xa2, 0xe9, 0x28, 0xd7],
+        name: "ElectionTooEarly",
+        inputs: err_election_too_early_inputs,
+    }, // ElectionTooEarly(uint256)
     ErrorDef {
         selector: [0x41, 0xd4, 0xa4, 0x78],
         name: "ElectionWindowOver",
