@@ -97,6 +97,9 @@ impl Devnet {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // one deploy at a time in this process: concurrent forge runs would share contracts/{cache,out,broadcast}
+        static DEPLOY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _serial = DEPLOY.lock().unwrap_or_else(|e| e.into_inner());
         let o = Command::new(contracts.join("deploy.sh"))
             .args(["--rpc-url", &net.url, "--out"])
             .arg(&out)
