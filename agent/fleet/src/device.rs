@@ -333,7 +333,13 @@ where
         publish(&client, core.offline_publish(now_ms()));
         stopping.store(true, Ordering::SeqCst);
         let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_secs(2), net_task).await;
+        // Bounded: a dead broker must not hold the daemon's shutdown (the Last Will then says offline).
+        if tokio::time::timeout(Duration::from_secs(5), net_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(device = %id, "offline status not confirmed sent within 5 s");
+        }
     } else {
         stopping.store(true, Ordering::SeqCst);
         net_task.abort();

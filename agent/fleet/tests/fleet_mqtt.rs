@@ -93,15 +93,25 @@ async fn presence_last_will_on_kill9_and_back_online() {
     .await;
     // A clean stop says offline itself (with a timestamp, unlike the Last Will).
     nix_term(&child);
-    child.wait().unwrap();
-    wait_for(&mut op, T, "clean offline", |op| {
-        op.devices
+    let status = child.wait().unwrap();
+    let end = Instant::now() + T;
+    loop {
+        let clean = op
+            .devices
             .get("box-1")
             .and_then(|d| d.status.as_ref())
-            .filter(|s| s.state == Presence::Offline && s.ts_ms.is_some())
-            .map(|_| ())
-    })
-    .await;
+            .is_some_and(|s| s.state == Presence::Offline && s.ts_ms.is_some());
+        if clean {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no clean offline after SIGTERM (exit {status}); device log:\n{}\nbroker log:\n{}",
+            std::fs::read_to_string(dir.path().join("box-1.log")).unwrap_or_default(),
+            b.log()
+        );
+        op.next_event(Duration::from_millis(200)).await.unwrap();
+    }
     eprintln!("last will after kill -9: {lw:?}");
 }
 
