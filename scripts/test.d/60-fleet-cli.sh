@@ -8,7 +8,7 @@ cargo build -q --locked -p fleet --bin edge-fleet
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/edge-fleet
 W=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 fail() { echo "60-fleet-cli: $*" >&2; for f in "$W"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 
