@@ -239,3 +239,37 @@ async fn edge_agent_run_is_a_fleet_device() {
     agent.kill().unwrap();
     agent.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_fleet_config_is_reported_and_the_daemon_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    make_pki(&pki, &["agent-1"]).unwrap();
+    let b = Broker::start(&pki, &dir.path().join("broker"));
+    let cfg = write_config(&b, dir.path(), "agent-1");
+    // Not provisioned yet: the certificate file does not exist.
+    std::fs::remove_file(pki.join("agent-1.pem")).unwrap();
+    let log = dir.path().join("agent.log");
+    let mut agent = spawn_agent(&cfg, &log);
+    let end = Instant::now() + T;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("fleet management disabled") {
+            assert!(
+                text.contains("agent-1.pem"),
+                "the error names the file: {text}"
+            );
+            break;
+        }
+        assert!(agent.try_wait().unwrap().is_none(), "daemon exited: {text}");
+        assert!(Instant::now() < end, "no fleet error logged: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(agent.try_wait().unwrap().is_none(), "daemon still serving");
+    Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(agent.wait().unwrap().success(), "clean exit on SIGTERM");
+}

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use anyhow::Context;
 use fleet::device::{BoxFuture, Hooks};
 use fleet::proto::{DaemonSnapshot, EncoderInfo, RuntimeConfig as Desired};
 
@@ -176,7 +175,9 @@ impl Hooks for DaemonHooks {
     }
 }
 
-/// Starts the fleet subsystem; it stops when the daemon's shutdown token fires.
+/// Starts the fleet subsystem; it stops when the daemon's shutdown token fires.  A fleet config that
+/// cannot work (missing or bad certificate, invalid values) is logged as an error and leaves the box
+/// transcoding without fleet management rather than stopping the daemon (first boot before provisioning).
 pub fn spawn(
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     shared: Arc<Shared>,
@@ -185,9 +186,15 @@ pub fn spawn(
     let stop = shared.shutdown.clone();
     let hooks = Arc::new(DaemonHooks::new(shared));
     tasks.spawn(async move {
-        fleet::device::run(cfg, hooks, async move { stop.cancelled().await })
-            .await
-            .context("fleet")
+        let stopped = stop.clone();
+        if let Err(e) =
+            fleet::device::run(cfg, hooks, async move { stopped.cancelled().await }).await
+        {
+            tracing::error!(error = %e, "fleet management disabled");
+            // Returning would end the daemon (a finished subsystem stops it): wait for shutdown.
+            stop.cancelled().await;
+        }
+        Ok(())
     });
 }
 
