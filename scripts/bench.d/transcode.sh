@@ -82,20 +82,21 @@ run_gst_raw() { # DIR: one tee after the decoder, one videoscale (lanczos) per r
 }
 
 # The tuned layout: scale 1080->720 once, fan the 720p frames out to the 720p encoder and to the 480p and 360p
-# scalers (cascade: no scaler reads 1080p twice, no 3x step), Catmull-Rom luma with a cubic/lanczos chroma
-# resampler instead of the default linear one (lanczos chroma on the 1080->720 step, whose 720p rendition has
-# the least PSNR headroom), one queue per branch so decode, each scaler and each encoder run in their own
-# threads, and x264 motion search "dia" instead of veryfast's "hex" (every other x264 setting as above).
-TUNED_SCALER_720=${TUNED_SCALER_720:-videoscale method=catrom chroma-resampler=lanczos}
+# scalers (cascade: no scaler reads 1080p twice, no 3x step), lanczos (1.5x step) / Catmull-Rom (SD steps) luma
+# with a lanczos/cubic chroma resampler instead of the default linear one, one queue per branch so decode, each
+# scaler and each encoder run in their own threads, and x264 motion search "dia" instead of veryfast's "hex" for
+# 480p/360p (720p keeps "hex": dia cost it 0.08 dB, more than its headroom).  Every other x264 setting as above.
+TUNED_SCALER_720=${TUNED_SCALER_720:-videoscale method=lanczos chroma-resampler=lanczos}
 TUNED_SCALER_SD=${TUNED_SCALER_SD:-videoscale method=catrom chroma-resampler=cubic}
-TUNED_X264=${TUNED_X264:-:me=dia}
+TUNED_X264_720=${TUNED_X264_720:-}
+TUNED_X264_SD=${TUNED_X264_SD:-:me=dia}
 run_gst_tuned() { # DIR
   local d=$1
   # shellcheck disable=SC2046
   gst-launch-1.0 -q $DEC ! queue ! $TUNED_SCALER_720 ! $(caps 1280 720) ! tee name=a \
-    a. ! queue ! $(X264_EXTRA=$TUNED_X264 x264 3000) ! $(sink "$d/720.ts") \
-    a. ! queue ! $TUNED_SCALER_SD ! $(caps 854 480) ! queue ! $(X264_EXTRA=$TUNED_X264 x264 1500) ! $(sink "$d/480.ts") \
-    a. ! queue ! $TUNED_SCALER_SD ! $(caps 640 360) ! queue ! $(X264_EXTRA=$TUNED_X264 x264 800) ! $(sink "$d/360.ts") </dev/null
+    a. ! queue ! $(X264_EXTRA=$TUNED_X264_720 x264 3000) ! $(sink "$d/720.ts") \
+    a. ! queue ! $TUNED_SCALER_SD ! $(caps 854 480) ! queue ! $(X264_EXTRA=$TUNED_X264_SD x264 1500) ! $(sink "$d/480.ts") \
+    a. ! queue ! $TUNED_SCALER_SD ! $(caps 640 360) ! queue ! $(X264_EXTRA=$TUNED_X264_SD x264 800) ! $(sink "$d/360.ts") </dev/null
 }
 
 agent_ready() {
