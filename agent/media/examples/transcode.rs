@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use media::hls::{HlsMode, HlsWriter};
 use media::sources::{self, TestSource};
-use media::{Backend, EngineConfig, Layout, Profile, ProfileSet, Transcoder, X264Options};
+use media::{Backend, EngineConfig, Layout, Profile, ProfileSet, TranscoderPool, X264Options};
 
 #[derive(Parser)]
 struct Cli {
@@ -57,6 +57,9 @@ struct Args {
     /// Layout as TOML inline table fields, e.g. 'scaler="lanczos"' (see media::Layout).
     #[arg(long)]
     layout: Option<String>,
+    /// Engines working on consecutive segments at once (media::TranscoderPool).
+    #[arg(long, default_value_t = 1)]
+    engines: usize,
     #[arg(long)]
     json: bool,
     #[arg(long)]
@@ -82,6 +85,43 @@ fn parse_ladder(s: &str, gop: Option<u32>) -> Result<Vec<Profile>> {
             Ok(p)
         })
         .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle(
+    r: Result<media::SegmentOutput, media::SegmentError>,
+    hls: &mut HlsWriter,
+    ok: &mut usize,
+    failed: &mut usize,
+    media_secs: &mut f64,
+    lat: &mut Vec<f64>,
+    json: bool,
+) -> Result<()> {
+    match r {
+        Ok(out) => {
+            *ok += 1;
+            *media_secs += out.stats.input_duration;
+            let ms = out.stats.wall.as_secs_f64() * 1000.0;
+            lat.push(ms);
+            hls.write_segment(&out)?;
+            if json {
+                let r: Vec<_> = out
+                    .renditions
+                    .iter()
+                    .map(|r| serde_json::json!({"profile": r.profile, "width": r.width, "height": r.height, "frames": r.frames, "bytes": r.data.len()}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"seq": out.seq, "wall_ms": ms, "renditions": r})
+                );
+            }
+        }
+        Err(e) => {
+            *failed += 1;
+            eprintln!("{e}");
+        }
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -110,36 +150,36 @@ fn main() -> Result<()> {
         cfg.layout = toml::from_str::<Layout>(l).context("--layout")?;
     }
     let _ = a.software;
-    let mut engine = Transcoder::new(cfg).context("building the pipeline")?;
+    let mut pool = TranscoderPool::new(cfg, a.engines).context("building the pipelines")?;
     let mut hls = HlsWriter::new(&a.out, HlsMode::Vod, a.segment_seconds)?;
     let start = Instant::now();
-    let (mut ok, mut failed, mut media_secs) = (0, 0, 0.0);
+    let (mut ok, mut failed, mut media_secs) = (0usize, 0usize, 0.0f64);
     let mut lat = Vec::new();
-    for (seq, seg) in segments.iter().enumerate() {
-        match engine.push_segment(seq as u64, seg) {
-            Ok(out) => {
-                ok += 1;
-                media_secs += out.stats.input_duration;
-                let ms = out.stats.wall.as_secs_f64() * 1000.0;
-                lat.push(ms);
-                hls.write_segment(&out)?;
-                if a.json {
-                    let r: Vec<_> = out
-                        .renditions
-                        .iter()
-                        .map(|r| serde_json::json!({"profile": r.profile, "width": r.width, "height": r.height, "frames": r.frames, "bytes": r.data.len()}))
-                        .collect();
-                    println!(
-                        "{}",
-                        serde_json::json!({"seq": seq, "wall_ms": ms, "renditions": r})
-                    );
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("{e}");
-            }
+    for (seq, seg) in segments.into_iter().enumerate() {
+        if pool.in_flight() >= pool.size() {
+            let r = pool.recv().expect("a segment is pending");
+            handle(
+                r,
+                &mut hls,
+                &mut ok,
+                &mut failed,
+                &mut media_secs,
+                &mut lat,
+                a.json,
+            )?;
         }
+        pool.submit(seq as u64, seg);
+    }
+    while let Some(r) = pool.recv() {
+        handle(
+            r,
+            &mut hls,
+            &mut ok,
+            &mut failed,
+            &mut media_secs,
+            &mut lat,
+            a.json,
+        )?;
     }
     hls.finish()?;
     let wall = start.elapsed().as_secs_f64();

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod engine;
 pub mod hls;
+pub mod pool;
 pub mod profiles;
 pub mod sources;
 pub mod ts;
@@ -13,4 +14,5 @@ pub use engine::{
     BuildError, EngineConfig, Layout, Rendition, SegmentError, SegmentOutput, SegmentStats,
     Transcoder,
 };
+pub use pool::TranscoderPool;
 pub use profiles::{Profile, ProfileError, ProfileSet};

@@ -378,3 +378,27 @@ fn every_topology_transcodes() {
         );
     }
 }
+
+#[test]
+fn pool_returns_segments_in_order() {
+    let segs = small(30, 320, 240, true, 6.0);
+    assert_eq!(segs.len(), 3);
+    let cfg = EngineConfig::new(vec![
+        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+    ]);
+    let mut pool = media::TranscoderPool::new(cfg, 2).unwrap();
+    assert_eq!(pool.size(), 2);
+    pool.submit(10, segs[0].clone());
+    pool.submit(11, vec![]); // a bad segment in the middle
+    pool.submit(12, segs[1].clone());
+    pool.submit(13, segs[2].clone());
+    assert_eq!(pool.in_flight(), 4);
+    let mut got = Vec::new();
+    while let Some(r) = pool.recv() {
+        got.push(
+            r.map(|o| (o.seq, o.renditions[0].frames))
+                .map_err(|e| e.seq()),
+        );
+    }
+    assert_eq!(got, [Ok((10, 60)), Err(11), Ok((12, 60)), Ok((13, 60))]);
+}
