@@ -101,9 +101,10 @@ pub enum Event {
         chunk: u64,
         data: Vec<u8>,
     },
-    /// Live: a chunk missed its playback deadline and was skipped.
+    /// Live: chunks `first..=last` missed their playback deadline and were skipped.
     LiveSkipped {
-        chunk: u64,
+        first: u64,
+        last: u64,
     },
     /// A peer sent data that failed verification; it was choked and its data discarded.
     BadData {
@@ -201,29 +202,65 @@ struct Channel {
     munro_cands: Vec<(Bin, u64, Vec<u8>)>,
 }
 
-/// A growable bit set over chunk numbers.
+/// A bit set over chunk numbers: a window of at most [`BitSet::MAX_SPAN`] chunks starting at `base`
+/// (bits below `base` were discarded and read as unset). Bounded: a peer cannot make us allocate more than
+/// 2 MiB per channel or loop over more than that many words.
 #[derive(Clone, Debug, Default)]
-struct BitSet(Vec<u64>);
+struct BitSet {
+    base: u64,
+    words: Vec<u64>,
+}
 
 impl BitSet {
+    const MAX_SPAN: u64 = 1 << 24;
+
     fn get(&self, i: u64) -> bool {
-        self.0
+        if i < self.base {
+            return false;
+        }
+        let i = i - self.base;
+        self.words
             .get((i / 64) as usize)
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
+
     fn set_range(&mut self, s: u64, e: u64) {
-        // Cap the growth a peer can force on us (2^32 chunks).
-        let e = e.min(u32::MAX as u64);
+        if self.words.is_empty() {
+            self.base = s & !63;
+        }
+        let s = s.max(self.base);
+        let e = e.min(self.base.saturating_add(Self::MAX_SPAN - 1));
         if s > e {
             return;
         }
+        let (s, e) = (s - self.base, e - self.base);
         let need = (e / 64 + 1) as usize;
-        if self.0.len() < need {
-            self.0.resize(need, 0);
+        if self.words.len() < need {
+            self.words.resize(need, 0);
         }
-        for i in s..=e {
-            self.0[(i / 64) as usize] |= 1 << (i % 64);
+        let (sw, ew) = ((s / 64) as usize, (e / 64) as usize);
+        let lo = !0u64 << (s % 64);
+        let hi = !0u64 >> (63 - e % 64);
+        if sw == ew {
+            self.words[sw] |= lo & hi;
+        } else {
+            self.words[sw] |= lo;
+            for w in &mut self.words[sw + 1..ew] {
+                *w = !0;
+            }
+            self.words[ew] |= hi;
         }
+    }
+
+    /// Forgets chunks below `first_kept` (live discard window), sliding the window forward.
+    fn discard_before(&mut self, first_kept: u64) {
+        let first_kept = first_kept & !63;
+        if first_kept <= self.base {
+            return;
+        }
+        let drop = ((first_kept - self.base) / 64) as usize;
+        self.words.drain(..drop.min(self.words.len()));
+        self.base = first_kept;
     }
 }
 
@@ -786,6 +823,9 @@ impl Swarm {
         self.store.discard_before(keep_from);
         self.munro_sigs.retain(|b, _| b.last_chunk() >= keep_from);
         self.requested.retain(|c, _| *c >= keep_from);
+        for ch in self.channels.values_mut() {
+            ch.remote_have.discard_before(keep_from);
+        }
         while let Some((&c, _)) = self.first_seen.first_key_value() {
             if c >= keep_from {
                 break;
@@ -1018,10 +1058,17 @@ impl Swarm {
             }
             Message::Have(spec) => {
                 self.stats.haves_in += 1;
-                if let Some((s, e)) = spec.chunks(cs) {
+                if let Some((s, mut e)) = spec.chunks(cs) {
+                    if let Content::Static {
+                        nchunks: Some(n), ..
+                    } = &self.content
+                    {
+                        e = e.min(n.saturating_sub(1));
+                    }
                     ch.remote_have.set_range(s, e);
                     if self.is_live() && !matches!(self.content, Content::LiveSource { .. }) {
-                        let e = e.min(s + (1 << 20));
+                        // Only the part of the range inside our discard window matters (and is bounded).
+                        let s = s.max(e.saturating_sub(self.cfg.live_discard_window));
                         for c in s..=e {
                             self.first_seen.entry(c).or_insert(now);
                         }
@@ -1438,16 +1485,25 @@ impl Swarm {
             // Skip a chunk whose deadline passed, if something later is available or announced.
             match self.first_seen.get(&pos) {
                 Some(t) if now.saturating_duration_since(*t) >= self.cfg.playback_deadline => {
-                    self.events.push_back(Event::LiveSkipped { chunk: pos });
+                    self.events.push_back(Event::LiveSkipped {
+                        first: pos,
+                        last: pos,
+                    });
                     pos += 1;
                 }
-                None if self.first_seen.range(pos..).next().is_some_and(|(_, t)| {
-                    now.saturating_duration_since(*t) >= self.cfg.playback_deadline
-                }) =>
-                {
-                    self.events.push_back(Event::LiveSkipped { chunk: pos });
-                    pos += 1;
-                }
+                // Never announced, and something after it is overdue: jump the whole gap at once.
+                None => match self.first_seen.range(pos..).next() {
+                    Some((&next, t))
+                        if now.saturating_duration_since(*t) >= self.cfg.playback_deadline =>
+                    {
+                        self.events.push_back(Event::LiveSkipped {
+                            first: pos,
+                            last: next - 1,
+                        });
+                        pos = next;
+                    }
+                    _ => break,
+                },
                 _ => break,
             }
         }
@@ -1944,3 +2000,29 @@ fn coalesce(it: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
 
 #[allow(dead_code)]
 fn _addr_types(_: SocketAddrV4, _: SocketAddrV6) {}
+
+#[cfg(test)]
+mod tests {
+    use super::BitSet;
+
+    #[test]
+    fn bitset_ranges_bounds_and_discard() {
+        let mut b = BitSet::default();
+        b.set_range(100, 300);
+        assert!(!b.get(99) && b.get(100) && b.get(200) && b.get(300) && !b.get(301));
+        b.set_range(5, 6); // below base: clipped away
+        assert!(!b.get(5));
+        b.set_range(64, 64);
+        assert!(b.get(64));
+        // A hostile range is clipped to the window, cheaply.
+        b.set_range(0, u64::MAX - 1);
+        assert!(b.get(BitSet::MAX_SPAN + 63));
+        assert!(!b.get(BitSet::MAX_SPAN + 64 + 64));
+        assert!(b.words.len() as u64 <= BitSet::MAX_SPAN / 64);
+        b.discard_before(1000);
+        assert!(!b.get(500) && b.get(1000) && b.get(5000));
+        let mut c = BitSet::default();
+        c.set_range(3, 3);
+        assert!(c.get(3) && !c.get(2) && !c.get(4));
+    }
+}

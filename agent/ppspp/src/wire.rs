@@ -408,6 +408,9 @@ impl<'a> Reader<'a> {
 fn decode_handshake(r: &mut Reader<'_>, ctx: &mut WireCtx) -> Result<Handshake, DecodeError> {
     let source_channel = r.u32()?;
     let mut options = Vec::new();
+    // The live discard window's width follows the addressing method named earlier in the same handshake
+    // (the RFC default, 32-bit bins, when none is): a handshake is decoded on its own terms.
+    let mut hs_addressing = Addressing::Bins32;
     loop {
         let code = r.u8()?;
         let bad = |value: u64| DecodeError::BadOptionValue {
@@ -443,10 +446,11 @@ fn decode_handshake(r: &mut Reader<'_>, ctx: &mut WireCtx) -> Result<Handshake, 
                 let v = r.u8()?;
                 let a = Addressing::from_u8(v).ok_or(bad(v as u64))?;
                 ctx.addressing = a;
+                hs_addressing = a;
                 HandshakeOption::ChunkAddressing(a)
             }
             opt::LIVE_DISCARD_WINDOW => {
-                let v = if ctx.addressing.window_width() == 4 {
+                let v = if hs_addressing.window_width() == 4 {
                     r.u32()? as u64
                 } else {
                     r.u64()?

@@ -72,3 +72,22 @@ fn every_truncation_of_every_vector_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn fuzz_regression_window_width_follows_the_handshake_not_the_channel() {
+    // Found by the decode_datagram fuzz target: a handshake with a live discard window but no addressing
+    // option, decoded on a 64-bit channel, must still read a 32-bit window (and round-trip).
+    let crash = unhex("0a6c0000000000590100000000070000080008ffffffff");
+    let mut cx = WireCtx {
+        addressing: Addressing::ChunkRanges64,
+        hash_len: 20,
+        sig_len: 64,
+    };
+    let d = wire::decode(&crash, &mut cx).expect("decodes");
+    let mut cx2 = WireCtx {
+        addressing: Addressing::ChunkRanges64,
+        hash_len: 20,
+        sig_len: 64,
+    };
+    assert_eq!(wire::decode(&wire::encode(&d), &mut cx2), Ok(d));
+}

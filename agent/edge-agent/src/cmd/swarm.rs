@@ -338,7 +338,7 @@ async fn live_join(
             _ = tokio::signal::ctrl_c() => break,
             e = node.next_event() => match e {
                 Some(Event::LiveData { data, .. }) => { out.write_all(&data)?; out.flush()?; chunks += 1; }
-                Some(Event::LiveSkipped { chunk }) => { skipped += 1; tracing::warn!(chunk, "chunk missed its deadline"); }
+                Some(Event::LiveSkipped { first, last }) => { skipped += last - first + 1; tracing::warn!(first, last, "chunks missed their deadline"); }
                 Some(ev) => tracing::debug!(?ev, "swarm event"),
                 None => bail!("swarm task ended"),
             },

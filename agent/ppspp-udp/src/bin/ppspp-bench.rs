@@ -170,7 +170,7 @@ async fn bench_live(peers: usize, kbit: u64, seconds: u64, chunk: u32) -> Result
             {
                 match e {
                     Event::LiveData { chunk, .. } => got.push((chunk, Instant::now())),
-                    Event::LiveSkipped { .. } => skipped += 1,
+                    Event::LiveSkipped { first, last } => skipped += last - first + 1,
                     _ => {}
                 }
             }
@@ -189,8 +189,10 @@ async fn bench_live(peers: usize, kbit: u64, seconds: u64, chunk: u32) -> Result
     let total_chunks = (sent / chunk as usize) as u64 / 8 * 8; // complete munros only
     let mut delays = Vec::new();
     let mut complete = Vec::new();
+    let mut skipped_total = 0u64;
     for c in collectors {
-        let (got, _skipped, n) = c.await?;
+        let (got, skipped, n) = c.await?;
+        skipped_total += skipped;
         let first = got.first().map(|g| g.0).unwrap_or(total_chunks);
         let want = total_chunks.saturating_sub(first);
         complete.push(
@@ -215,7 +217,7 @@ async fn bench_live(peers: usize, kbit: u64, seconds: u64, chunk: u32) -> Result
     let min_complete = complete.iter().cloned().fold(1.0f64, f64::min);
     let avg_complete = complete.iter().sum::<f64>() / complete.len().max(1) as f64;
     println!(
-        "bench=live peers={} kbit_s={} seconds={} chunk={} origin_upload_x_stream={:.2} delay_p50_ms={:.1} delay_p95_ms={:.1} completeness_avg={:.4} completeness_min={:.4}",
+        "bench=live peers={} kbit_s={} seconds={} chunk={} origin_upload_x_stream={:.2} delay_p50_ms={:.1} delay_p95_ms={:.1} completeness_avg={:.4} completeness_min={:.4} chunks_skipped={}",
         peers,
         kbit,
         seconds,
@@ -224,7 +226,8 @@ async fn bench_live(peers: usize, kbit: u64, seconds: u64, chunk: u32) -> Result
         q(0.50).as_secs_f64() * 1e3,
         q(0.95).as_secs_f64() * 1e3,
         avg_complete,
-        min_complete
+        min_complete,
+        skipped_total
     );
     Ok(())
 }
