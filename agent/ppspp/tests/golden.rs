@@ -78,16 +78,23 @@ fn fuzz_regression_window_width_follows_the_handshake_not_the_channel() {
     // Found by the decode_datagram fuzz target: a handshake with a live discard window but no addressing
     // option, decoded on a 64-bit channel, must still read a 32-bit window (and round-trip).
     let crash = unhex("0a6c0000000000590100000000070000080008ffffffff");
+    let mut wide = WireCtx {
+        addressing: Addressing::ChunkRanges64,
+        hash_len: 20,
+        sig_len: 64,
+    };
+    let mut narrow = WireCtx::default();
+    assert_eq!(
+        wire::decode(&crash, &mut wide),
+        wire::decode(&crash, &mut narrow)
+    );
+    // The same handshake with a well-formed tail decodes and round-trips.
+    let ok = unhex("0a6c000000000059010000000007000008000802fffcff");
     let mut cx = WireCtx {
         addressing: Addressing::ChunkRanges64,
         hash_len: 20,
         sig_len: 64,
     };
-    let d = wire::decode(&crash, &mut cx).expect("decodes");
-    let mut cx2 = WireCtx {
-        addressing: Addressing::ChunkRanges64,
-        hash_len: 20,
-        sig_len: 64,
-    };
-    assert_eq!(wire::decode(&wire::encode(&d), &mut cx2), Ok(d));
+    let d = wire::decode(&ok, &mut cx).expect("decodes");
+    assert_eq!(wire::encode(&d), ok);
 }
