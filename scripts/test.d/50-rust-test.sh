@@ -1,4 +1,4 @@
 #!/usr/bin/env bash
 # Unit, integration and hardware-in-the-loop tests of every crate (tests start their own services).
 set -euo pipefail
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
