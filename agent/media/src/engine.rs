@@ -1107,7 +1107,7 @@ mod tests {
             [Some(2), None, Some(1)]
         );
         // a box that does not fit in the largest one (portrait custom profile) scales the decoded frames
-        let mixed = [p(1280, 720), p(360, 640)];
+        let mixed = [p(1280, 720), p(720, 1280)];
         assert_eq!(scale_parents(&mixed, Topology::FanLargest), [None, None]);
     }
 
