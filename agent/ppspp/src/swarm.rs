@@ -51,6 +51,9 @@ pub struct SwarmConfig {
     pub superseed_delay: Duration,
     /// Static rarest-first considers this many chunks past the first missing one.
     pub rarest_window: u64,
+    /// HAVE is not acknowledged, so every this often a peer re-announces what it has to each peer that
+    /// lacks some of it (a lost HAVE must not starve a peer).
+    pub have_refresh: Duration,
 }
 
 impl Default for SwarmConfig {
@@ -75,6 +78,7 @@ impl Default for SwarmConfig {
             playback_deadline: Duration::from_secs(3),
             superseed_delay: Duration::from_millis(400),
             rarest_window: 4096,
+            have_refresh: Duration::from_secs(2),
         }
     }
 }
@@ -189,6 +193,9 @@ struct Channel {
     ledbat: Ledbat,
     /// Hashes (and munro signatures) the remote acknowledged receiving (the DATA carrying them was ACKed).
     sent_hashes: HashSet<Bin>,
+    /// Chunks already sent on this channel: a request for one again means the receiver could not use it
+    /// (lost, or its hashes were lost), so it is re-sent with all its hashes.
+    served: HashSet<u64>,
     /// Hashes sent but not yet acknowledged: bin -> sent at (resent after an RTO).
     hash_pending: HashMap<Bin, Instant>,
     /// Delivery rate estimate (chunks/s) and the current measuring interval.
@@ -300,6 +307,7 @@ pub struct Swarm {
     dirty: Option<Instant>,
     /// Wall-clock µs at `origin` (0 unless [`Swarm::set_wall_clock`] was called).
     epoch_us: u64,
+    next_have_refresh: Instant,
 }
 
 fn us_since(origin: Instant, now: Instant) -> u64 {
@@ -341,6 +349,7 @@ impl Swarm {
             pex_seen: HashSet::new(),
             dirty: None,
             epoch_us: 0,
+            next_have_refresh: now,
         }
     }
 
@@ -474,6 +483,29 @@ impl Swarm {
         };
         (self.chunks.len() as u64, n)
     }
+    /// Static: up to `limit` missing chunks, each with the peer it is currently requested from (diagnostics).
+    pub fn missing_chunks(&self, limit: usize) -> Vec<(u64, Option<SocketAddr>)> {
+        let Content::Static {
+            nchunks: Some(n), ..
+        } = &self.content
+        else {
+            return Vec::new();
+        };
+        (0..*n)
+            .filter(|c| !self.chunks.contains_key(c))
+            .take(limit)
+            .map(|c| {
+                (
+                    c,
+                    self.requested
+                        .get(&c)
+                        .and_then(|id| self.channels.get(id))
+                        .map(|ch| ch.addr),
+                )
+            })
+            .collect()
+    }
+
     pub fn is_complete(&self) -> bool {
         matches!(&self.content, Content::Static { nchunks: Some(n), .. } if self.chunks.len() as u64 == *n)
     }
@@ -579,6 +611,7 @@ impl Swarm {
             flight_bytes: 0,
             ledbat: Ledbat::new(lp),
             sent_hashes: HashSet::new(),
+            served: HashSet::new(),
             hash_pending: HashMap::new(),
             rate: 0.0,
             rate_window: (now, 0),
@@ -728,6 +761,7 @@ impl Swarm {
                 ChanState::HandshakeSent => upd(c.last_send + self.cfg.handshake_retry),
                 ChanState::Established => {
                     upd(c.last_send + self.cfg.keepalive);
+                    upd(self.next_have_refresh);
                     upd(c.last_recv + self.cfg.channel_timeout);
                 }
             }
@@ -825,6 +859,10 @@ impl Swarm {
         self.requested.retain(|c, _| *c >= keep_from);
         for ch in self.channels.values_mut() {
             ch.remote_have.discard_before(keep_from);
+            ch.served.retain(|c| *c >= keep_from);
+            ch.sent_hashes.retain(|b| b.last_chunk() >= keep_from);
+            ch.hash_pending.retain(|b, _| b.last_chunk() >= keep_from);
+            ch.hash_cands.retain(|b, _| b.last_chunk() >= keep_from);
         }
         while let Some((&c, _)) = self.first_seen.first_key_value() {
             if c >= keep_from {
@@ -1128,7 +1166,7 @@ impl Swarm {
             Message::Integrity { spec, hash } => {
                 if let (Some((s, e)), Some(h)) = (spec.chunks(cs), Hash::from_slice(&hash)) {
                     let bins = range_to_bins(s, e);
-                    if bins.len() == 1 {
+                    if bins.len() == 1 && !self.store.contains(bins[0]) {
                         cands.insert(bins[0], h);
                     }
                 }
@@ -1325,7 +1363,7 @@ impl Swarm {
     }
 
     /// Verify a bin's chunks: build its subtree, then check it against the verified tree.
-    fn verify_bin(&mut self, b: Bin, parts: &[&[u8]], cands: &HashMap<Bin, Hash>) -> Verdict {
+    fn verify_bin(&mut self, b: Bin, parts: &[&[u8]], cands: &mut HashMap<Bin, Hash>) -> Verdict {
         let f = self.cfg.hash;
         let mut level: Vec<Hash> = parts.iter().map(|p| digest(f, &[p])).collect();
         let mut nodes: Vec<(Bin, Hash)> = level
@@ -1369,6 +1407,7 @@ impl Swarm {
             cur = cur.parent();
         }
         for (b, h) in nodes.into_iter().chain(learned) {
+            cands.remove(&b);
             self.store.insert(b, h);
         }
         Verdict::Ok
@@ -1582,6 +1621,21 @@ impl Swarm {
                         self.emit_datagram(now, id, remote, vec![]);
                     }
                 }
+            }
+        }
+        if now >= self.next_have_refresh {
+            self.next_have_refresh = now + self.cfg.have_refresh;
+            let ids: Vec<u32> = self.channels.keys().copied().collect();
+            for id in ids {
+                let ch = &self.channels[&id];
+                if ch.state != ChanState::Established
+                    || ch.we_choke
+                    || self.chunks.keys().all(|c| ch.remote_have.get(*c))
+                {
+                    continue;
+                }
+                let msgs = self.have_messages(ch.ctx.addressing);
+                self.channels.get_mut(&id).unwrap().pending.extend(msgs);
             }
         }
         while let Some(&(t, s, e)) = self.delayed_have.front() {
@@ -1854,12 +1908,14 @@ impl Swarm {
         // Integrity: the verified top (peaks / signed munro), then uncles, top-down.
         let rto = self.rto(id);
         let ch = &self.channels[&id];
+        let again = (b.first_chunk()..=b.last_chunk()).any(|c| ch.served.contains(&c));
         let need = |b: &Bin| {
-            !ch.sent_hashes.contains(b)
-                && ch
-                    .hash_pending
-                    .get(b)
-                    .is_none_or(|t| now.saturating_duration_since(*t) >= rto)
+            again
+                || !ch.sent_hashes.contains(b)
+                    && ch
+                        .hash_pending
+                        .get(b)
+                        .is_none_or(|t| now.saturating_duration_since(*t) >= rto)
         };
         let mut sent = Vec::new();
         let top = match &self.content {
@@ -1941,6 +1997,7 @@ impl Swarm {
         for h in &sent {
             ch.hash_pending.insert(*h, now);
         }
+        ch.served.extend(b.first_chunk()..=b.last_chunk());
         ch.flight.insert(b.first_chunk(), (now, bytes, sent));
         ch.flight_bytes += bytes;
         let remote = ch.remote_id;

@@ -117,9 +117,23 @@ fn loss_and_reordering_still_completes() {
     };
     let mut net = SimNet::new(sc, Instant::now());
     let ls = static_swarm(&mut net, &data, 3, cfg(0));
+    let done = net.run(Duration::from_secs(300), |n| all_complete(n, &ls));
+    if !done {
+        for n in &net.nodes {
+            eprintln!(
+                "{} {:?} peers={:?} {:?}",
+                n.addr,
+                n.swarm.progress(),
+                n.swarm.peers(),
+                n.swarm.stats()
+            );
+            eprintln!("missing {:?}", n.swarm.missing_chunks(10));
+        }
+    }
     assert!(
-        net.run(Duration::from_secs(300), |n| all_complete(n, &ls)),
-        "did not complete under 10% loss"
+        done,
+        "did not complete under 10% loss at {:?}",
+        net.elapsed()
     );
     for &l in &ls {
         assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
