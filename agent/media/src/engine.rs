@@ -757,6 +757,11 @@ impl Transcoder {
         Ok(())
     }
 
+    /// Change the watchdog for the following segments.
+    pub fn set_watchdog_ms(&mut self, ms: u64) {
+        self.cfg.watchdog_ms = ms;
+    }
+
     /// The configuration this engine runs.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg

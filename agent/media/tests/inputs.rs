@@ -402,3 +402,25 @@ fn pool_returns_segments_in_order() {
     }
     assert_eq!(got, [Ok((10, 60)), Err(11), Ok((12, 60)), Ok((13, 60))]);
 }
+
+#[test]
+fn watchdog_fires_and_the_engine_recovers() {
+    let segs = small(30, 320, 240, false, 4.0);
+    let mut t = Transcoder::new(EngineConfig::new(vec![
+        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+    ]))
+    .unwrap();
+    t.set_watchdog_ms(1);
+    let err = t
+        .push_segment(0, &segs[0])
+        .expect_err("1 ms is too short for any segment");
+    assert!(matches!(err, SegmentError::Timeout { seq: 0, .. }), "{err}");
+    assert!(
+        err.to_string().contains("watchdog") && err.to_string().contains("decoder:"),
+        "{err}"
+    );
+    // the pipeline was cycled through NULL; with a sane watchdog the next segment goes through
+    t.set_watchdog_ms(30_000);
+    let out = t.push_segment(1, &segs[1]).unwrap();
+    assert_eq!(out.renditions[0].frames, 60);
+}
