@@ -424,3 +424,50 @@ fn watchdog_fires_and_the_engine_recovers() {
     let out = t.push_segment(1, &segs[1]).unwrap();
     assert_eq!(out.renditions[0].frames, 60);
 }
+
+/// With x264 threads=1 the output of a segment should depend only on that segment: an engine that saw
+/// other segments before it and a fresh engine should produce the same H.264 bytes (what a verifier
+/// re-transcoding one segment needs). KNOWN FAILURE, hence ignored: two fresh engines always agree, but the
+/// engine with history differs in roughly one run of three, from the first P-frame on (same IDR, same frame
+/// count and timestamps), even when the pipeline is cycled through NULL between segments; cause not found
+/// yet. Run with `cargo test -p media --test inputs -- --ignored segments_are_independent`.
+#[test]
+#[ignore = "known intermittent difference, see the comment"]
+fn segments_are_independent_and_deterministic() {
+    let segs = small(30, 320, 240, true, 4.0);
+    let cfg = || {
+        let mut c = EngineConfig::new(vec![
+            Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+        ]);
+        c.backend = media::Backend::Software(media::X264Options {
+            threads: 1,
+            vbv: false,
+            ..Default::default()
+        });
+        c
+    };
+    let mut a = Transcoder::new(cfg()).unwrap();
+    a.push_segment(0, &segs[0]).unwrap();
+    let from_a = a.push_segment(1, &segs[1]).unwrap();
+    let mut b = Transcoder::new(cfg()).unwrap();
+    let from_b = b.push_segment(1, &segs[1]).unwrap();
+    let video = |o: &media::SegmentOutput| ts::demux(&o.renditions[0].data).unwrap().video;
+    let from_c = Transcoder::new(cfg())
+        .unwrap()
+        .push_segment(1, &segs[1])
+        .unwrap();
+    assert!(video(&from_b) == video(&from_c), "two fresh engines agree");
+    let (va, vb) = (video(&from_a), video(&from_b));
+    assert_eq!(va.len(), vb.len());
+    for (i, (x, y)) in va.iter().zip(&vb).enumerate() {
+        let at = x.data.iter().zip(&y.data).position(|(p, q)| p != q);
+        assert!(
+            x == y,
+            "access unit {i} differs (pts {} / {}, {} / {} bytes, first difference at byte {at:?})",
+            x.pts,
+            y.pts,
+            x.data.len(),
+            y.data.len()
+        );
+    }
+}
