@@ -25,6 +25,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::daemon::Shared;
+use crate::pipeline::PushError;
 
 /// A stream that receives no segment for this long is ended and its session freed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -48,7 +49,7 @@ type Workers = Arc<Mutex<HashMap<String, Worker>>>;
 struct Job {
     seq: u64,
     data: Bytes,
-    reply: oneshot::Sender<Result<SegmentReport, String>>,
+    reply: oneshot::Sender<Result<SegmentReport, PushError>>,
 }
 
 /// What the ingest answers for one transcoded segment.
@@ -150,7 +151,8 @@ async fn put_segment(
     }
     match answer.await {
         Ok(Ok(report)) => axum::Json(report).into_response(),
-        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+        Ok(Err(PushError::AlreadyWritten(e))) => error(StatusCode::CONFLICT, e),
+        Ok(Err(PushError::Failed(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "stream worker stopped before answering",
@@ -261,7 +263,7 @@ fn stream_worker(
                     let msg = format!("{e:#}");
                     tracing::error!("cannot build pipeline: {msg}");
                     shared.record_segment(&stream, Err(msg.clone()));
-                    let _ = job.reply.send(Err(msg));
+                    let _ = job.reply.send(Err(PushError::Failed(msg)));
                     continue;
                 }
             }
@@ -280,9 +282,10 @@ fn stream_worker(
                     "segment transcoded"
                 );
             }
-            Err(e) => {
+            Err(e @ PushError::AlreadyWritten(_)) => tracing::info!(seq = job.seq, "{e}"),
+            Err(e @ PushError::Failed(_)) => {
                 tracing::warn!(seq = job.seq, "segment failed: {e}");
-                shared.record_segment(&stream, Err(e.clone()));
+                shared.record_segment(&stream, Err(e.to_string()));
             }
         }
         let _ = job.reply.send(result.map(|r| {

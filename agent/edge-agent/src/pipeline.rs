@@ -15,6 +15,24 @@ pub struct StreamPipeline {
     hls: HlsWriter,
 }
 
+/// Why a segment was not added to the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushError {
+    /// A segment at or before the last one written (a retry after a restart, or a late arrival): the
+    /// playlists only move forward, so nothing is done.
+    AlreadyWritten(String),
+    /// The segment could not be transcoded or written; the message names the segment and the element.
+    Failed(String),
+}
+
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushError::AlreadyWritten(m) | PushError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// One pushed segment: the report the ingest answers with, and numbers for stats.
 pub struct Pushed {
     pub report: SegmentReport,
@@ -22,16 +40,25 @@ pub struct Pushed {
 }
 
 impl StreamPipeline {
-    /// Builds the engine for `cfg` writing HLS under `out_dir`.
+    /// Builds the engine for `cfg` writing HLS under `out_dir`.  With `resume`, playlists an earlier run left
+    /// there (a crash, a restart) are read back and extended instead of replaced.
     pub fn build(
         cfg: EngineConfig,
         out_dir: &Path,
         mode: HlsMode,
         segment_secs: f64,
+        resume: bool,
     ) -> anyhow::Result<Self> {
         let transcoder = Transcoder::new(cfg).context("building the transcoding pipeline")?;
-        let hls = HlsWriter::new(out_dir, mode, segment_secs)
-            .with_context(|| format!("HLS output in {}", out_dir.display()))?;
+        let hls = if resume {
+            HlsWriter::resume(out_dir, mode, segment_secs)
+        } else {
+            HlsWriter::new(out_dir, mode, segment_secs)
+        }
+        .with_context(|| format!("HLS output in {}", out_dir.display()))?;
+        if let Some(last) = hls.last_seq() {
+            tracing::info!(last, "resuming the playlists of an earlier run");
+        }
         Ok(Self { transcoder, hls })
     }
 
@@ -58,20 +85,28 @@ impl StreamPipeline {
                 window: media.playlist_window,
             },
             media.segment_seconds,
+            true,
         )
     }
 
-    /// Transcodes one segment and writes it to the HLS output.  The error string names the segment and
-    /// the element at fault; the pipeline stays usable for the next segment.
-    pub fn push(&mut self, seq: u64, data: &[u8]) -> Result<Pushed, String> {
+    /// Transcodes one segment and writes it to the HLS output.  The error names the segment and the element
+    /// at fault; the pipeline stays usable for the next segment.
+    pub fn push(&mut self, seq: u64, data: &[u8]) -> Result<Pushed, PushError> {
+        if let Some(last) = self.hls.last_seq()
+            && seq <= last
+        {
+            return Err(PushError::AlreadyWritten(format!(
+                "segment {seq} is not after the last written segment {last} (a retry or a late arrival): not added"
+            )));
+        }
         let started = Instant::now();
         let out = self
             .transcoder
             .push_segment(seq, data)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| PushError::Failed(e.to_string()))?;
         self.hls
             .write_segment(&out)
-            .map_err(|e| format!("segment {seq}: HLS output: {e}"))?;
+            .map_err(|e| PushError::Failed(format!("segment {seq}: HLS output: {e}")))?;
         let renditions = out
             .renditions
             .iter()

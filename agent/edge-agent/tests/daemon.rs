@@ -22,23 +22,32 @@ fn free_port() -> u16 {
 
 /// A minimal HTTP/1.1 client (one request per connection), so the test depends on no HTTP library.
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    try_http(port, method, path, body).unwrap()
+}
+
+/// The same, with connection failures and cut-off answers as errors.
+fn try_http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no complete HTTP head");
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
+    )?;
+    s.write_all(body)?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
+    s.read_to_end(&mut resp)?;
     let head_end = resp
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("HTTP head");
+        .ok_or_else(cut)?;
     let head = String::from_utf8_lossy(&resp[..head_end]).to_string();
-    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(cut)?;
     let mut body = resp[head_end + 4..].to_vec();
     if head
         .to_ascii_lowercase()
@@ -46,7 +55,7 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     {
         body = dechunk(&body);
     }
-    (status, body)
+    Ok((status, body))
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -93,6 +102,7 @@ impl Daemon {
         )
         .unwrap();
         let sock = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&sock);
         let notify = UnixDatagram::bind(&sock).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_secs(60)))
@@ -287,4 +297,48 @@ fn bad_config_is_refused_with_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_sesions"), "{err}");
+}
+
+#[test]
+fn kill_9_mid_segment_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = test_segments(4);
+    let d = Daemon::start(dir.path(), 1);
+    assert!(d.next_notify().contains("READY=1"));
+    for (seq, seg) in segs.iter().enumerate().take(2) {
+        let (status, body) = http(d.port, "PUT", &format!("/live/cam/{seq}.ts"), seg);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    // Segment 2 is in flight when the daemon is killed; the broadcaster gets no answer for it.
+    let port = d.port;
+    let seg2 = segs[2].clone();
+    let inflight = std::thread::spawn(move || try_http(port, "PUT", "/live/cam/2.ts", &seg2));
+    std::thread::sleep(Duration::from_millis(30));
+    let mut d = d;
+    d.child.kill().unwrap(); // SIGKILL
+    d.child.wait().unwrap();
+    let first_answer = inflight.join().unwrap().ok().map(|(s, _)| s);
+    drop(d);
+
+    // Restarted on the same data dir: the playlists of the first run are extended, not replaced.
+    let d = Daemon::start(dir.path(), 1);
+    assert!(d.next_notify().contains("READY=1"));
+    let (status, body) = http(d.port, "PUT", "/live/cam/2.ts", &segs[2]);
+    match first_answer {
+        // Segment 2 made it before the kill: the retry is recognized and changes nothing.
+        Some(200) => assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body)),
+        _ => assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body)),
+    }
+    let (status, body) = http(d.port, "PUT", "/live/cam/3.ts", &segs[3]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = http(d.port, "GET", "/hls/cam/P360p30fps16x9/index.m3u8", b"");
+    assert_eq!(status, 200);
+    let pl = String::from_utf8(body).unwrap();
+    let listed: Vec<&str> = pl.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert_eq!(listed, ["0.ts", "1.ts", "2.ts", "3.ts"], "{pl}");
+    assert!(!pl.contains("DISCONTINUITY"), "{pl}");
+    for f in listed {
+        let (status, body) = http(d.port, "GET", &format!("/hls/cam/P360p30fps16x9/{f}"), b"");
+        assert_eq!((status, body.first()), (200, Some(&0x47)), "{f}");
+    }
 }

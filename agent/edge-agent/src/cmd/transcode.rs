@@ -179,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     tracing::debug!(segments = segments.len(), took = ?load_started.elapsed(), "input segmented");
 
-    let mut pipeline = StreamPipeline::build(engine, &args.out, HlsMode::Vod, segment_secs)?;
+    let mut pipeline = StreamPipeline::build(engine, &args.out, HlsMode::Vod, segment_secs, false)?;
     let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(segments.len() as u64);
         b.set_style(
@@ -211,7 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             Err(e) => {
                 tracing::warn!("{e}");
-                errors.push(e);
+                errors.push(e.to_string());
             }
         }
         if let Some(b) = &bar {
