@@ -39,6 +39,7 @@ fn live_window_slides_and_marks_gaps() {
         "{m}"
     );
     assert!(!m.contains("ENDLIST") && !m.contains("PLAYLIST-TYPE"));
+    assert_eq!(w.listed(), [4, 5]);
     let mut files: Vec<String> = std::fs::read_dir(dir.path().join("hi"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
