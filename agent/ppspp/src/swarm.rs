@@ -1021,16 +1021,9 @@ impl Swarm {
         if !min_ok {
             return Err("min version");
         }
-        if hs.swarm_id().is_none() && !hs.options.is_empty() {
-            // Without a swarm id the initiator must already know us; we serve one swarm only.
-        }
-        let chunk_size_given = hs
-            .options
-            .iter()
-            .any(|o| matches!(o, HandshakeOption::ChunkSize(_)));
-        if !chunk_size_given && self.cfg.chunk_size != 1024 {
-            return Err("chunk size (default 1024)");
-        }
+        // A missing CHUNK_SIZE option means the RFC default (1024) in theory, but deployed implementations
+        // (libswift) omit it for other sizes agreed out of band (URL, metadata), so only an explicit mismatch
+        // is rejected. Wrong-size data then simply fails verification.
         Ok(())
     }
 
