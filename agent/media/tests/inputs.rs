@@ -425,15 +425,9 @@ fn watchdog_fires_and_the_engine_recovers() {
     assert_eq!(out.renditions[0].frames, 60);
 }
 
-/// With x264 threads=1 the output of a segment should depend only on that segment: an engine that saw
-/// other segments before it and a fresh engine should produce the same H.264 bytes (what a verifier
-/// re-transcoding one segment needs). KNOWN FAILURE, hence ignored: two fresh engines always agree, but the
-/// engine with history differs in roughly one run of three, from the first P-frame on (same IDR, same frame
-/// count and timestamps), even when the pipeline is cycled through NULL between segments; cause not found
-/// yet. Run with `cargo test -p media --test inputs -- --ignored segments_are_independent`.
-#[test]
-#[ignore = "known intermittent difference, see the comment"]
-fn segments_are_independent_and_deterministic() {
+/// Transcode segment 1 with an engine that saw segment 0 first, and with two fresh engines; return the
+/// H.264 access units of the three (x264 threads=1, ABR, the given option string).
+fn independence_run(x264_options: &str) -> [Vec<ts::VideoAu>; 3] {
     let segs = small(30, 320, 240, true, 4.0);
     let cfg = || {
         let mut c = EngineConfig::new(vec![
@@ -442,32 +436,60 @@ fn segments_are_independent_and_deterministic() {
         c.backend = media::Backend::Software(media::X264Options {
             threads: 1,
             vbv: false,
+            option_string: x264_options.into(),
             ..Default::default()
         });
         c
     };
+    let video = |o: &media::SegmentOutput| ts::demux(&o.renditions[0].data).unwrap().video;
     let mut a = Transcoder::new(cfg()).unwrap();
     a.push_segment(0, &segs[0]).unwrap();
     let from_a = a.push_segment(1, &segs[1]).unwrap();
-    let mut b = Transcoder::new(cfg()).unwrap();
-    let from_b = b.push_segment(1, &segs[1]).unwrap();
-    let video = |o: &media::SegmentOutput| ts::demux(&o.renditions[0].data).unwrap().video;
+    let from_b = Transcoder::new(cfg())
+        .unwrap()
+        .push_segment(1, &segs[1])
+        .unwrap();
     let from_c = Transcoder::new(cfg())
         .unwrap()
         .push_segment(1, &segs[1])
         .unwrap();
-    assert!(video(&from_b) == video(&from_c), "two fresh engines agree");
-    let (va, vb) = (video(&from_a), video(&from_b));
-    assert_eq!(va.len(), vb.len());
-    for (i, (x, y)) in va.iter().zip(&vb).enumerate() {
-        let at = x.data.iter().zip(&y.data).position(|(p, q)| p != q);
+    [video(&from_a), video(&from_b), video(&from_c)]
+}
+
+fn assert_same(what: &str, x: &[ts::VideoAu], y: &[ts::VideoAu]) {
+    assert_eq!(x.len(), y.len(), "{what}");
+    for (i, (p, q)) in x.iter().zip(y).enumerate() {
+        let at = p.data.iter().zip(&q.data).position(|(u, v)| u != v);
         assert!(
-            x == y,
-            "access unit {i} differs (pts {} / {}, {} / {} bytes, first difference at byte {at:?})",
-            x.pts,
-            y.pts,
-            x.data.len(),
-            y.data.len()
+            p == q,
+            "{what}: access unit {i} differs ({} / {} bytes, first difference at byte {at:?})",
+            p.data.len(),
+            q.data.len()
         );
     }
+}
+
+/// Deterministic mode for verification (x264 threads=1, no B-frames, no lookahead): a segment's output
+/// depends only on that segment, whatever the engine transcoded before (what a verifier re-transcoding
+/// one segment with a fresh engine needs).
+#[test]
+fn segments_are_independent_and_deterministic_without_lookahead() {
+    for _ in 0..3 {
+        let [a, b, c] = independence_run("scenecut=0:bframes=0:rc-lookahead=0");
+        assert_same("two fresh engines", &b, &c);
+        assert_same("engine with history vs fresh engine", &a, &b);
+    }
+}
+
+/// The same with the default x264 settings (B-frames, lookahead 10). KNOWN FAILURE, hence ignored: two
+/// fresh engines always agree, but the engine with history differs in most runs from the first P-frame on
+/// (same IDR, frame count and timestamps), even when the pipeline is cycled through NULL in between; with
+/// `bframes=0:rc-lookahead=0` it does not (test above). Cause not found yet. Run with
+/// `cargo test -p media --test inputs -- --ignored segments_are_independent`.
+#[test]
+#[ignore = "known difference with x264 lookahead, see the comment"]
+fn segments_are_independent_and_deterministic_with_lookahead() {
+    let [a, b, c] = independence_run("scenecut=0");
+    assert_same("two fresh engines", &b, &c);
+    assert_same("engine with history vs fresh engine", &a, &b);
 }
