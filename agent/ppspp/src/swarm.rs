@@ -180,6 +180,8 @@ struct Channel {
     remote_chokes_us: bool,
     /// We choke it: it sent bad data. We neither serve it nor accept its data.
     we_choke: bool,
+    /// We choke it by the application's choice ([`Swarm::choke`]): its requests are not served.
+    choking: bool,
     /// Our outstanding requests on this channel: chunk -> sent.
     outstanding: HashMap<u64, Instant>,
     /// Request->data latency estimate (srtt, rttvar).
@@ -506,6 +508,43 @@ impl Swarm {
             .collect()
     }
 
+    /// Stops serving `peer`: sends CHOKE and drops its queued requests (its requests are ignored until
+    /// [`Swarm::unchoke`]). Returns false if there is no established channel to `peer`.
+    pub fn choke(&mut self, now: Instant, peer: SocketAddr) -> bool {
+        let Some(&id) = self.by_addr.get(&peer) else {
+            return false;
+        };
+        let ch = self.channels.get_mut(&id).unwrap();
+        if ch.state != ChanState::Established {
+            return false;
+        }
+        if !ch.choking {
+            ch.choking = true;
+            ch.queue.clear();
+            ch.queued.clear();
+            ch.pending.push(Message::Choke);
+        }
+        self.flush(now);
+        true
+    }
+
+    /// Serves `peer` again (sends UNCHOKE).
+    pub fn unchoke(&mut self, now: Instant, peer: SocketAddr) -> bool {
+        let Some(&id) = self.by_addr.get(&peer) else {
+            return false;
+        };
+        let ch = self.channels.get_mut(&id).unwrap();
+        if ch.state != ChanState::Established || ch.we_choke {
+            return false;
+        }
+        if ch.choking {
+            ch.choking = false;
+            ch.pending.push(Message::Unchoke);
+        }
+        self.flush(now);
+        true
+    }
+
     pub fn is_complete(&self) -> bool {
         matches!(&self.content, Content::Static { nchunks: Some(n), .. } if self.chunks.len() as u64 == *n)
     }
@@ -603,6 +642,7 @@ impl Swarm {
             remote_have: BitSet::default(),
             remote_chokes_us: false,
             we_choke: false,
+            choking: false,
             outstanding: HashMap::new(),
             srtt: None,
             queue: VecDeque::new(),
@@ -1110,7 +1150,7 @@ impl Swarm {
                 }
             }
             Message::Request(spec) => {
-                if ch.we_choke {
+                if ch.we_choke || ch.choking {
                     return;
                 }
                 if let Some((s, e)) = spec.chunks(cs) {
@@ -1844,7 +1884,10 @@ impl Swarm {
             .channels
             .iter()
             .filter(|(_, c)| {
-                !c.queue.is_empty() && !c.we_choke && c.state == ChanState::Established
+                !c.queue.is_empty()
+                    && !c.we_choke
+                    && !c.choking
+                    && c.state == ChanState::Established
             })
             .map(|(id, _)| *id)
             .collect();

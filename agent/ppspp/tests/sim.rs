@@ -373,3 +373,43 @@ fn keepalives_hold_idle_channels_and_dead_peers_time_out() {
     );
     assert!(net.nodes[l].swarm.peers().is_empty());
 }
+
+#[test]
+fn choke_stops_service_and_unchoke_resumes_it() {
+    let data = content(400_000, 21);
+    let mut net = SimNet::new(
+        SimConfig {
+            uplink: Some(1_000_000),
+            ..Default::default()
+        },
+        Instant::now(),
+    );
+    let ls = static_swarm(&mut net, &data, 1, cfg(0));
+    let l = ls[0];
+    let la = net.nodes[l].addr;
+    // Let the transfer start, then choke the leecher.
+    net.run(Duration::from_millis(150), |_| false);
+    let got_before = net.nodes[l].swarm.progress().0;
+    assert!(got_before > 0 && !net.nodes[l].swarm.is_complete());
+    let now = net.now;
+    assert!(net.nodes[0].swarm.choke(now, la));
+    // In-flight data drains; after that the seeder sends nothing while the choke lasts.
+    net.run(Duration::from_millis(600), |_| false);
+    let up_choked = net.nodes[0].swarm.stats().data_bytes_up;
+    let got_choked = net.nodes[l].swarm.progress().0;
+    net.run(Duration::from_millis(3000), |_| false);
+    assert_eq!(
+        net.nodes[0].swarm.stats().data_bytes_up,
+        up_choked,
+        "choked peer was served"
+    );
+    assert_eq!(net.nodes[l].swarm.progress().0, got_choked);
+    assert!(!net.nodes[l].swarm.is_complete());
+    let now = net.now;
+    assert!(net.nodes[0].swarm.unchoke(now, la));
+    assert!(
+        net.run(Duration::from_secs(30), |n| n.nodes[l].swarm.is_complete()),
+        "no progress after unchoke"
+    );
+    assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+}
