@@ -1,0 +1,131 @@
+//! PEX over IPv4 and IPv6: a peer that asked (PEX_REQ) gets PEX_RESv4/PEX_RESv6 for the other peers, a peer
+//! that did not ask gets nothing, and received addresses are reported and connected to.
+
+use ppspp::wire::{
+    self, Addressing, ChunkSpec, Datagram, Handshake, HandshakeOption as O, Message, WireCtx,
+};
+use ppspp::{Event, Swarm, SwarmConfig};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+fn handshake(root: &[u8], src: u32) -> Vec<u8> {
+    wire::encode(&Datagram {
+        channel: 0,
+        messages: vec![Message::Handshake(Handshake {
+            source_channel: src,
+            options: vec![
+                O::Version(1),
+                O::SwarmId(root.to_vec()),
+                O::ChunkAddressing(Addressing::ChunkRanges32),
+            ],
+        })],
+    })
+}
+
+fn drain(s: &mut Swarm) -> Vec<(SocketAddr, Datagram)> {
+    std::iter::from_fn(|| s.poll_transmit())
+        .map(|t| {
+            (
+                t.dst,
+                wire::decode(
+                    &t.payload,
+                    &mut WireCtx {
+                        addressing: Addressing::ChunkRanges32,
+                        ..Default::default()
+                    },
+                )
+                .unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Our channel id for `peer`, from the handshake reply we sent it.
+fn our_channel(out: &[(SocketAddr, Datagram)], peer: SocketAddr) -> u32 {
+    out.iter()
+        .find_map(|(d, g)| match (&g.messages[..], *d == peer) {
+            ([Message::Handshake(h)], true) => Some(h.source_channel),
+            _ => None,
+        })
+        .expect("handshake reply")
+}
+
+#[test]
+fn pex_v4_and_v6() {
+    let t = Instant::now();
+    let mut s = Swarm::new_static_seed(
+        SwarmConfig {
+            pex: true,
+            ..Default::default()
+        },
+        &[7u8; 3000],
+        t,
+    );
+    let root = s.swarm_id().to_vec();
+    let v4: SocketAddr = "192.0.2.10:6778".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::10]:6778".parse().unwrap();
+    let asker: SocketAddr = "192.0.2.20:6778".parse().unwrap();
+    for (i, p) in [v4, v6, asker].into_iter().enumerate() {
+        s.handle_datagram(t, p, &handshake(&root, 100 + i as u32));
+    }
+    let out = drain(&mut s);
+    let ch_asker = our_channel(&out, asker);
+    let ch_v4 = our_channel(&out, v4);
+    // Only the asker gets PEX_RES, one per other peer, in the right family.
+    s.handle_datagram(
+        t,
+        asker,
+        &wire::encode(&Datagram {
+            channel: ch_asker,
+            messages: vec![Message::PexReq],
+        }),
+    );
+    let out = drain(&mut s);
+    let pex: Vec<&Message> = out
+        .iter()
+        .filter(|(d, _)| *d == asker)
+        .flat_map(|(_, g)| g.messages.iter())
+        .filter(|m| matches!(m, Message::PexResV4(_) | Message::PexResV6(_)))
+        .collect();
+    assert_eq!(pex.len(), 2, "{out:?}");
+    assert!(pex.contains(&&Message::PexResV4("192.0.2.10:6778".parse().unwrap())));
+    assert!(pex.contains(&&Message::PexResV6("[2001:db8::10]:6778".parse().unwrap())));
+    assert!(
+        !out.iter().any(|(d, _)| *d == v4 || *d == v6),
+        "peers that did not ask got PEX"
+    );
+    // Receiving PEX_RES (v4 and v6): reported, and handshakes go out to the new addresses.
+    let newv4: SocketAddr = "198.51.100.1:7000".parse().unwrap();
+    let newv6: SocketAddr = "[2001:db8::99]:7000".parse().unwrap();
+    let res = Datagram {
+        channel: ch_v4,
+        messages: vec![
+            Message::PexResV4(match newv4 {
+                SocketAddr::V4(a) => a,
+                _ => unreachable!(),
+            }),
+            Message::PexResV6(match newv6 {
+                SocketAddr::V6(a) => a,
+                _ => unreachable!(),
+            }),
+            Message::Have(ChunkSpec::ChunkRange32(0, 0)),
+        ],
+    };
+    s.handle_datagram(t, v4, &wire::encode(&res));
+    let found: Vec<SocketAddr> = std::iter::from_fn(|| s.poll_event())
+        .filter_map(|e| match e {
+            Event::PeersDiscovered(v) => Some(v),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(found, vec![newv4, newv6]);
+    let out: Vec<_> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    for a in [newv4, newv6] {
+        assert!(
+            out.iter()
+                .any(|t| t.dst == a && t.payload[..4] == [0, 0, 0, 0] && t.payload[4] == 0),
+            "no handshake to {a}"
+        );
+    }
+}
