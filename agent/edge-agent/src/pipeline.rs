@@ -5,14 +5,19 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use media::EngineConfig;
 use media::hls::{HlsMode, HlsWriter};
-use media::{EngineConfig, Transcoder};
+use media::pool::TranscoderPool;
 
 use crate::ingest::{RenditionReport, SegmentReport};
 
+/// `engines` GStreamer pipelines (see `media::pool`) working on consecutive segments of one stream, feeding
+/// one HLS writer in sequence order.
 pub struct StreamPipeline {
-    transcoder: Transcoder,
+    pool: TranscoderPool,
     hls: HlsWriter,
+    /// Submission time of each segment in flight, oldest first.
+    submitted: std::collections::VecDeque<(u64, Instant)>,
 }
 
 /// Why a segment was not added to the output.
@@ -44,12 +49,14 @@ impl StreamPipeline {
     /// there (a crash, a restart) are read back and extended instead of replaced.
     pub fn build(
         cfg: EngineConfig,
+        engines: usize,
         out_dir: &Path,
         mode: HlsMode,
         segment_secs: f64,
         resume: bool,
     ) -> anyhow::Result<Self> {
-        let transcoder = Transcoder::new(cfg).context("building the transcoding pipeline")?;
+        let pool =
+            TranscoderPool::new(cfg, engines).context("building the transcoding pipeline")?;
         let hls = if resume {
             HlsWriter::resume(out_dir, mode, segment_secs)
         } else {
@@ -59,7 +66,11 @@ impl StreamPipeline {
         if let Some(last) = hls.last_seq() {
             tracing::info!(last, "resuming the playlists of an earlier run");
         }
-        Ok(Self { transcoder, hls })
+        Ok(Self {
+            pool,
+            hls,
+            submitted: Default::default(),
+        })
     }
 
     /// The daemon's form: ladder names resolved against the configuration, backend from the hardware
@@ -78,8 +89,10 @@ impl StreamPipeline {
         let mut cfg = EngineConfig::new(profiles);
         cfg.backend = shared.hw.backend();
         let media = &shared.config.media;
+        // Segments of a live stream arrive one at a time: one engine.
         Self::build(
             cfg,
+            1,
             out_dir,
             HlsMode::Live {
                 window: media.playlist_window,
@@ -92,18 +105,50 @@ impl StreamPipeline {
     /// Transcodes one segment and writes it to the HLS output.  The error names the segment and the element
     /// at fault; the pipeline stays usable for the next segment.
     pub fn push(&mut self, seq: u64, data: &[u8]) -> Result<Pushed, PushError> {
-        if let Some(last) = self.hls.last_seq()
+        self.submit(seq, data.to_vec())?;
+        self.next().expect("one segment in flight")
+    }
+
+    /// Segments submitted and not yet taken with [`StreamPipeline::next`].
+    pub fn in_flight(&self) -> usize {
+        self.submitted.len()
+    }
+
+    /// Hands a segment to the next engine without waiting (up to `engines` work at once).
+    pub fn submit(&mut self, seq: u64, data: Vec<u8>) -> Result<(), PushError> {
+        let last = self
+            .submitted
+            .back()
+            .map(|(s, _)| *s)
+            .or(self.hls.last_seq());
+        if let Some(last) = last
             && seq <= last
         {
             return Err(PushError::AlreadyWritten(format!(
                 "segment {seq} is not after the last written segment {last} (a retry or a late arrival): not added"
             )));
         }
-        let started = Instant::now();
-        let out = self
-            .transcoder
-            .push_segment(seq, data)
-            .map_err(|e| PushError::Failed(e.to_string()))?;
+        self.submitted.push_back((seq, Instant::now()));
+        self.pool.submit(seq, data);
+        Ok(())
+    }
+
+    /// Waits for the oldest segment in flight and writes it to the HLS output; `None` when none is in flight.
+    pub fn next(&mut self) -> Option<Result<Pushed, PushError>> {
+        let (seq, started) = self.submitted.pop_front()?;
+        let out = match self.pool.recv()? {
+            Ok(out) => out,
+            Err(e) => return Some(Err(PushError::Failed(e.to_string()))),
+        };
+        Some(self.write(seq, started, out))
+    }
+
+    fn write(
+        &mut self,
+        seq: u64,
+        started: Instant,
+        out: media::SegmentOutput,
+    ) -> Result<Pushed, PushError> {
         self.hls
             .write_segment(&out)
             .map_err(|e| PushError::Failed(format!("segment {seq}: HLS output: {e}")))?;
