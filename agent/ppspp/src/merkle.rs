@@ -5,7 +5,7 @@
 use crate::bin::{Bin, peaks};
 use crate::wire::HashFunc;
 use sha1::Digest;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// A digest (up to 64 bytes; `len` set by the hash function).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,14 +103,14 @@ pub fn root_from_peaks(f: HashFunc, peak_hashes: &[(Bin, Hash)]) -> Option<(Bin,
 #[derive(Clone, Debug)]
 pub struct HashStore {
     pub func: HashFunc,
-    verified: HashMap<Bin, Hash>,
+    verified: BTreeMap<Bin, Hash>,
 }
 
 impl HashStore {
     pub fn new(func: HashFunc) -> Self {
         HashStore {
             func,
-            verified: HashMap::new(),
+            verified: BTreeMap::new(),
         }
     }
 
@@ -184,7 +184,7 @@ impl HashStore {
         &mut self,
         chunk: u64,
         data: &[u8],
-        candidates: &HashMap<Bin, Hash>,
+        candidates: &BTreeMap<Bin, Hash>,
     ) -> bool {
         let mut b = Bin::chunk(chunk);
         let mut h = digest(self.func, &[data]);
@@ -221,7 +221,7 @@ impl HashStore {
 
     /// Accepts a set of peak candidates if they form the peaks of some content size and hash to `root`.
     /// Returns the number of chunks the content has.
-    pub fn accept_peaks(&mut self, root: &Hash, candidates: &HashMap<Bin, Hash>) -> Option<u64> {
+    pub fn accept_peaks(&mut self, root: &Hash, candidates: &BTreeMap<Bin, Hash>) -> Option<u64> {
         // Walk from chunk 0: the peak starting at `start` is the largest candidate bin starting there.
         let mut start = 0u64;
         let mut chosen = Vec::new();
@@ -275,11 +275,11 @@ mod tests {
                     .collect();
                 assert_eq!(root_from_peaks(f, &ph).unwrap().1, root, "n={n}");
                 let mut leech = HashStore::new(f);
-                let cands: HashMap<Bin, Hash> = ph.iter().copied().collect();
+                let cands: BTreeMap<Bin, Hash> = ph.iter().copied().collect();
                 assert_eq!(leech.accept_peaks(&root, &cands), Some(n));
                 for c in (0..n).rev() {
                     let peak = *peaks(n).iter().find(|p| p.contains(Bin::chunk(c))).unwrap();
-                    let unc: HashMap<Bin, Hash> = full.uncles(c, peak).into_iter().collect();
+                    let unc: BTreeMap<Bin, Hash> = full.uncles(c, peak).into_iter().collect();
                     let mut bad = data[c as usize].clone();
                     bad[0] ^= 1;
                     assert!(!leech.verify_chunk(c, &bad, &unc));
@@ -294,7 +294,7 @@ mod tests {
         let f = HashFunc::Sha1;
         let data: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 8]).collect();
         let (full, root) = HashStore::build(f, data.iter().map(|c| c.as_slice()));
-        let mut c: HashMap<Bin, Hash> = peaks(5)
+        let mut c: BTreeMap<Bin, Hash> = peaks(5)
             .into_iter()
             .map(|b| (b, full.get(b).unwrap()))
             .collect();

@@ -63,6 +63,29 @@ struct InFlight {
     payload: Vec<u8>,
 }
 
+/// What happened to one datagram, for [`SimNet::trace`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceKind {
+    /// Handed to the network (after uplink queueing); arrives at `at` of the later `Delivered` record.
+    Sent,
+    /// Dropped by the simulated random loss.
+    Lost,
+    /// Dropped for exceeding the MTU.
+    TooBig,
+    /// Handed to the destination's `handle_datagram`.
+    Delivered,
+}
+
+/// One record of the datagram trace: fake time since start, what happened, endpoints and payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceRecord {
+    pub at: Duration,
+    pub kind: TraceKind,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
 /// The simulated network.
 pub struct SimNet {
     pub cfg: SimConfig,
@@ -75,6 +98,11 @@ pub struct SimNet {
     pub dropped_loss: u64,
     pub dropped_mtu: u64,
     pub delivered: u64,
+    /// FNV-1a digest of every datagram fate (time, kind, endpoints, payload), always kept: two runs with
+    /// the same seed and inputs must end with the same value.
+    pub trace_digest: u64,
+    /// Full datagram trace, kept only after [`SimNet::record_trace`].
+    pub trace: Option<Vec<TraceRecord>>,
 }
 
 impl SimNet {
@@ -92,6 +120,39 @@ impl SimNet {
             dropped_loss: 0,
             dropped_mtu: 0,
             delivered: 0,
+            trace_digest: 0xcbf2_9ce4_8422_2325,
+            trace: None,
+        }
+    }
+
+    /// Starts keeping the full datagram trace in [`SimNet::trace`] (for debugging a scenario).
+    pub fn record_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+    }
+
+    fn note(&mut self, kind: TraceKind, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
+        let at = self.now - self.start;
+        let mut h = self.trace_digest;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(&at.as_nanos().to_le_bytes());
+        eat(&[kind as u8]);
+        eat(src.to_string().as_bytes());
+        eat(dst.to_string().as_bytes());
+        eat(&(payload.len() as u64).to_le_bytes());
+        eat(payload);
+        self.trace_digest = h;
+        if let Some(t) = &mut self.trace {
+            t.push(TraceRecord {
+                at,
+                kind,
+                src,
+                dst,
+                payload: payload.to_vec(),
+            });
         }
     }
 
@@ -162,8 +223,10 @@ impl SimNet {
             {
                 *payload.last_mut().unwrap() ^= 0x5a;
             }
+            let src = self.nodes[i].addr;
             if payload.len() > self.cfg.mtu {
                 self.dropped_mtu += 1;
+                self.note(TraceKind::TooBig, src, t.dst, &payload);
                 continue;
             }
             let mut depart = now;
@@ -175,15 +238,16 @@ impl SimNet {
             }
             if self.unit() < self.cfg.loss {
                 self.dropped_loss += 1;
+                self.note(TraceKind::Lost, src, t.dst, &payload);
                 continue;
             }
             let jitter = self.cfg.jitter.mul_f64(self.unit());
             let Some(dst) = self.nodes.iter().position(|n| n.addr == t.dst) else {
                 continue;
             };
+            self.note(TraceKind::Sent, src, t.dst, &payload);
             self.seq += 1;
             let seq = self.seq;
-            let src = self.nodes[i].addr;
             self.queue.push(Reverse(InFlight {
                 at: depart + self.cfg.delay + jitter,
                 seq,
@@ -241,6 +305,8 @@ impl SimNet {
                     continue; // offline
                 }
                 self.delivered += 1;
+                let dst = self.nodes[f.dst].addr;
+                self.note(TraceKind::Delivered, f.src, dst, &f.payload);
                 let now = self.now;
                 self.nodes[f.dst]
                     .swarm

