@@ -105,7 +105,7 @@ agent_ready() {
 run_agent() { # DIR
   local d=$1
   "$AGENT" transcode --input "$SRC" --ladder 1280x720@30:3000,854x480@30:1500,640x360@30:800 --gop 60 \
-    --segment-seconds 2 --software --json --out "$d" </dev/null >"$d.jsonl"
+    --segment-seconds 2 --software --x264-opts "${AGENT_X264_OPTS-me=dia}" --json --out "$d" </dev/null >"$d.jsonl"
 }
 
 # Rendition files of a run: DIR/H.ts for the gst/ffmpeg runs, the media playlists of the agent's master.

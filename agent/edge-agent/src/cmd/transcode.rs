@@ -61,6 +61,10 @@ pub struct Args {
     /// engine keeps the CPU busy meanwhile).  Output is the same for any value.
     #[arg(long, default_value_t = 2)]
     engines: usize,
+    /// Extra x264 options (`key=value:key=value`) appended to the software encoder's option string, e.g.
+    /// `me=dia` as in the tuned benchmark layout.  Ignored by hardware encoders.
+    #[arg(long, default_value = "")]
+    x264_opts: String,
     /// Use the software encoder even if the box has an accelerator.
     #[arg(long)]
     software: bool,
@@ -158,6 +162,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         hw_cfg.force_software |= args.software;
         let hw = crate::hwsel::probe(&hw_cfg)?;
         engine.backend = hw.backend();
+    }
+    if let media::Backend::Software(x) = &mut engine.backend
+        && !args.x264_opts.is_empty()
+    {
+        x.option_string = if x.option_string.is_empty() {
+            args.x264_opts.clone()
+        } else {
+            format!("{}:{}", x.option_string, args.x264_opts)
+        };
     }
     let encoder = engine.backend.encoder_factory().to_string();
 
