@@ -1638,6 +1638,11 @@ impl Swarm {
                             ch.flight_bytes -= b;
                         }
                     }
+                    debug_assert_eq!(
+                        ch.flight_bytes,
+                        ch.flight.values().map(|f| f.1).sum::<usize>(),
+                        "flight_bytes out of step with the flight table"
+                    );
                     if !flost.is_empty() {
                         ch.ledbat.on_loss(now, rto);
                         self.stats.losses += flost.len() as u64;
@@ -2034,7 +2039,12 @@ impl Swarm {
             ch.hash_pending.insert(*h, now);
         }
         ch.served.extend(b.first_chunk()..=b.last_chunk());
-        ch.flight.insert(b.first_chunk(), (now, bytes, sent));
+        // A re-send of a chunk still in flight (its request came again: the first copy or its ACK was
+        // lost) replaces the old entry: its bytes leave the window, or `flight_bytes` would keep them
+        // forever and, once above the congestion window, stop all service on this channel.
+        if let Some((_, old, _)) = ch.flight.insert(b.first_chunk(), (now, bytes, sent)) {
+            ch.flight_bytes -= old;
+        }
         ch.flight_bytes += bytes;
         let remote = ch.remote_id;
         // DATA consumes the rest of its datagram: hashes go before it, in the same datagram when they fit,
@@ -2096,7 +2106,82 @@ fn _addr_types(_: SocketAddrV4, _: SocketAddrV6) {}
 
 #[cfg(test)]
 mod tests {
-    use super::BitSet;
+    use super::*;
+
+    fn flight_consistent(ch: &Channel) -> bool {
+        ch.flight_bytes == ch.flight.values().map(|f| f.1).sum::<usize>()
+    }
+
+    /// A request that arrives twice (duplicated, or re-sent because the DATA was lost) makes the seeder send
+    /// the chunk again while the first copy is still in flight. The window accounting must not keep the
+    /// first copy's bytes: before the fix they leaked, `flight_bytes` stayed above the congestion window
+    /// with nothing in flight, and the channel was never served again (the sim's 10 %-loss stall).
+    #[test]
+    fn resent_data_does_not_leak_flight_bytes() {
+        let t0 = Instant::now();
+        let data: Vec<u8> = (0..64 * 1024u32)
+            .map(|i| (i * 7 + i / 1000) as u8)
+            .collect();
+        let cfg = |seed| SwarmConfig {
+            seed,
+            ..Default::default()
+        };
+        let mut seeder = Swarm::new_static_seed(cfg(1), &data, t0);
+        let mut leech = Swarm::new_static_leech(cfg(2), seeder.swarm_id(), t0).unwrap();
+        let (sa, la): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:7000".parse().unwrap(),
+            "10.0.0.2:7000".parse().unwrap(),
+        );
+        leech.connect(t0, sa);
+        let mut now = t0;
+        // Pump until the leecher has sent a request; deliver seeder output normally until then.
+        let mut request = None;
+        for _ in 0..20 {
+            now += Duration::from_millis(10);
+            while let Some(t) = leech.poll_transmit() {
+                let mut ctx = WireCtx {
+                    addressing: Addressing::ChunkRanges32,
+                    ..Default::default()
+                };
+                if request.is_none()
+                    && wire::decode(&t.payload, &mut ctx)
+                        .is_ok_and(|d| d.messages.iter().any(|m| matches!(m, Message::Request(_))))
+                {
+                    request = Some(t.payload.clone());
+                }
+                seeder.handle_datagram(now, la, &t.payload);
+            }
+            if request.is_some() {
+                break;
+            }
+            while let Some(t) = seeder.poll_transmit() {
+                leech.handle_datagram(now, sa, &t.payload);
+            }
+        }
+        let request = request.expect("leecher sent no request");
+        // The seeder's DATA is all lost; the same request arrives again.
+        while seeder.poll_transmit().is_some() {}
+        now += Duration::from_millis(5);
+        seeder.handle_datagram(now, la, &request);
+        while seeder.poll_transmit().is_some() {}
+        let ch = seeder.channels.values().next().unwrap();
+        assert!(!ch.flight.is_empty());
+        assert!(
+            flight_consistent(ch),
+            "{} vs {:?}",
+            ch.flight_bytes,
+            ch.flight
+        );
+        // Everything times out unacknowledged: the window must be empty again, not stuck.
+        for _ in 0..300 {
+            now += Duration::from_millis(10);
+            seeder.handle_timeout(now);
+            while seeder.poll_transmit().is_some() {}
+        }
+        let ch = seeder.channels.values().next().unwrap();
+        assert!(ch.flight.is_empty());
+        assert_eq!(ch.flight_bytes, 0);
+    }
 
     #[test]
     fn bitset_ranges_bounds_and_discard() {

