@@ -172,7 +172,7 @@ for round in $(seq 1 "$ROUNDS"); do
     measure "$r" "$OUT/run-$r" || continue
     [ "$round" -eq 1 ] && quality "$r" "$OUT/run-$r"
     if [ "$r" = agent ] && [ "$round" -eq 1 ]; then
-      jq -c 'select(.latency_ms_p50 != null) | {latency_ms_p50, latency_ms_p95, latency_ms_max, segments_ok, segments_failed}' \
+      jq -c '(.summary // .) | select(.latency_ms_p50 != null) | {latency_ms_p50, latency_ms_p95, latency_ms_max, segments_ok, segments_failed}' \
         "$OUT/run-agent.jsonl" >"$OUT/agent-latency.json" || true
     fi
   done
