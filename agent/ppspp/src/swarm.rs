@@ -287,6 +287,10 @@ pub struct Swarm {
     by_addr: BTreeMap<SocketAddr, u32>,
     /// Chunk -> channel it is requested from.
     requested: BTreeMap<u64, u32>,
+    /// Chunk -> channel whose request for it timed out last: the re-request goes to another peer that has
+    /// the chunk when there is one (a peer that silently stopped serving must not get the same chunk again
+    /// and again until its channel times out). Entries leave when the chunk is re-requested or arrives.
+    timed_out_at: BTreeMap<u64, u32>,
     rng: u64,
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -336,6 +340,7 @@ impl Swarm {
             channels: BTreeMap::new(),
             by_addr: BTreeMap::new(),
             requested: BTreeMap::new(),
+            timed_out_at: BTreeMap::new(),
             rng,
             out: VecDeque::new(),
             events: VecDeque::new(),
@@ -897,6 +902,7 @@ impl Swarm {
         self.store.discard_before(keep_from);
         self.munro_sigs.retain(|b, _| b.last_chunk() >= keep_from);
         self.requested.retain(|c, _| *c >= keep_from);
+        self.timed_out_at.retain(|c, _| *c >= keep_from);
         for ch in self.channels.values_mut() {
             ch.remote_have.discard_before(keep_from);
             ch.served.retain(|c| *c >= keep_from);
@@ -1379,7 +1385,9 @@ impl Swarm {
                 }
             }
             for (i, p) in parts.iter().enumerate() {
-                self.chunks.insert(b.first_chunk() + i as u64, p.to_vec());
+                let c = b.first_chunk() + i as u64;
+                self.chunks.insert(c, p.to_vec());
+                self.timed_out_at.remove(&c);
             }
             if let (true, Content::Static { last_len, .. }) = (last_short, &mut self.content) {
                 *last_len = parts.last().map(|p| p.len());
@@ -1652,6 +1660,7 @@ impl Swarm {
                         if self.requested.get(&c) == Some(&id) {
                             self.requested.remove(&c);
                         }
+                        self.timed_out_at.insert(c, id);
                     }
                     let ch = &self.channels[&id];
                     if now.saturating_duration_since(ch.last_send) >= self.cfg.keepalive {
@@ -1840,10 +1849,11 @@ impl Swarm {
             .map(|id| (*id, Self::window(&self.channels[id], max_out)))
             .collect();
         for c in cands {
+            let avoid = self.timed_out_at.get(&c);
             let best = needy
                 .iter()
                 .filter(|id| load[id] < win[id] && self.channels[id].remote_have.get(c))
-                .min_by_key(|id| (load[id], **id));
+                .min_by_key(|id| (Some(*id) == avoid, load[id], **id));
             if let Some(&id) = best {
                 *load.get_mut(&id).unwrap() += 1;
                 per.entry(id).or_default().push(c);
@@ -1861,6 +1871,7 @@ impl Swarm {
             let a = ch.ctx.addressing;
             for c in &cs {
                 self.requested.insert(*c, id);
+                self.timed_out_at.remove(c);
             }
             self.stats.chunks_requested_out += cs.len() as u64;
             let ranges = coalesce(cs.iter().map(|c| (*c, *c)));

@@ -472,3 +472,49 @@ fn choke_stops_service_and_unchoke_resumes_it() {
     );
     assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
 }
+
+/// A seeder vanishes mid-transfer without a word (no CHOKE, no close): requests to it time out and must
+/// go to the peer that still answers, long before the channel itself times out. (Before timed-out requests
+/// avoided the silent peer, leecher seed 6 re-requested its last chunk from it until the 60 s channel
+/// timeout: a timed-out chunk went back to the least-loaded peer, which was the idle, dead one.)
+#[test]
+fn vanished_seeder_requests_move_to_the_other_seeder() {
+    for ls in 3..9 {
+        let data = content(400_000, 31);
+        let mut net = SimNet::new(
+            SimConfig {
+                uplink: Some(1_000_000),
+                ..Default::default()
+            },
+            Instant::now(),
+        );
+        let a = Swarm::new_static_seed(cfg(1), &data, net.now);
+        let id = a.swarm_id().to_vec();
+        let b = Swarm::new_static_seed(cfg(2), &data, net.now);
+        let a = net.add(a);
+        let b = net.add(b);
+        let leech = Swarm::new_static_leech(
+            SwarmConfig {
+                pex: false,
+                ..cfg(ls)
+            },
+            &id,
+            net.now,
+        )
+        .unwrap();
+        let l = net.add(leech);
+        net.nodes[l].connect_to = vec![net.nodes[a].addr, net.nodes[b].addr];
+        net.nodes[a].leaves_at = Some(Duration::from_millis(150));
+        assert!(
+            net.run(Duration::from_secs(60), |n| n.nodes[l].swarm.is_complete()),
+            "did not complete"
+        );
+        assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+        // The channel timeout is 60 s: completion must not have waited for it.
+        assert!(
+            net.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            net.elapsed()
+        );
+    }
+}
