@@ -207,6 +207,13 @@ impl App {
         tx.try_send(job)
             .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "new worker refused job"))?;
         workers.insert(stream.to_string(), Worker { id, tx });
+        // A stream counts as active (metrics, telemetry) from its first segment on, not from its first result.
+        self.shared
+            .streams
+            .lock()
+            .unwrap()
+            .entry(stream.to_string())
+            .or_default();
         Ok(())
     }
 }
@@ -299,7 +306,11 @@ fn stream_worker(
     {
         tracing::warn!("finishing playlists: {e:#}");
     }
-    shared.streams.lock().unwrap().remove(&stream);
+    // Drop the stream's stats unless a new worker for the same stream id started meanwhile (after a DELETE).
+    let workers = registry.lock().unwrap();
+    if !workers.contains_key(&stream) {
+        shared.streams.lock().unwrap().remove(&stream);
+    }
 }
 
 async fn get_hls(
