@@ -1,16 +1,36 @@
-//! On-chain side of the edge agent (issue 3): typed bindings of the protocol contracts generated from the
-//! forge artifacts, the hash rules the agent shares with the contracts, the deployment file, and a small
-//! blocking JSON-RPC client used by tools and tests. Future home of the keystore, signer, RPC and tx journal.
+//! On-chain side of the edge agent, and the only crate that ever holds key material:
+//! - [`node`]: async JSON-RPC client (reqwest + rustls) with retries, timeouts and a request count;
+//! - [`keys`]: the encrypted Web3 Secret Storage keystore and where its password comes from;
+//! - [`journal`]: the sled journal of signed transactions (nonce reservation before broadcast) and cursors;
+//! - [`sender`]: dry run, sign (ethers-signers), broadcast, confirm, replace when stuck, name reverts;
+//! - [`events`]: log polling from a persisted cursor, reorgs retracted;
+//! - [`protocol`]: typed views of the protocol state; [`keeper`]: round initialization and reward, once per round;
+//! - [`bindings`], [`abi`], [`revert`]: the contracts' calls, events and named errors, generated from forge
+//!   artifacts; [`hashes`]: the hash rules shared with the contracts; [`deployment`]: the deployment file;
+//! - [`devnet`]: a local anvil with the contracts deployed, funded dev accounts and keystores;
+//! - [`rpc`]: a small blocking client kept for the gas report and the bindings' own tests.
 
 pub mod abi;
 pub mod bindings;
+pub mod config;
 pub mod deployment;
 pub mod devnet;
+pub mod events;
 pub mod hashes;
+pub mod journal;
+pub mod keeper;
+pub mod keys;
+pub mod node;
+pub mod ops;
+pub mod protocol;
+pub mod revert;
 pub mod rpc;
+pub mod sender;
 
+pub use config::ChainConfig;
 pub use deployment::Deployment;
 pub use ethers_core::types::{Address, Bytes, H256, U256};
+pub use ethers_signers::LocalWallet;
 
 /// EIP-191 signature (65 bytes r ++ s ++ v, v in {27, 28}) of the segment hash, as the broadcaster makes it
 /// and the JobsManager checks it.

@@ -24,6 +24,8 @@ pub struct Config {
     pub hw: HwConfig,
     pub ingest: IngestConfig,
     pub fleet: Option<fleet::DeviceConfig>,
+    /// Protocol participation (node, deployment, keystore, automation); absent: the box only transcodes.
+    pub chain: Option<chain::ChainConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -424,6 +424,9 @@ async fn metrics(State(app): State<App>) -> Response {
             st.realtime_factor
         );
     }
+    if let Some(c) = &s.chain {
+        crate::daemon::chain::metrics(&c.borrow(), &mut out);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -42,6 +42,30 @@ enum Command {
     Run(ConfigArgs),
     /// Move content between boxes over PPSPP (RFC 7574): seed, fetch, live source and join.
     Swarm(cmd::swarm::SwarmArgs),
+    /// The account's encrypted keystore: create, import, show.
+    Account(cmd::chain::account::Args),
+    /// Protocol tokens: balance, transfer, faucet (dev chains).
+    Token(cmd::chain::stake::TokenArgs),
+    /// Bond tokens to a transcoder (self-bond with `--to self`, or delegate).
+    Bond(cmd::chain::stake::BondArgs),
+    /// Start unbonding stake (withdrawable after the unbonding period).
+    Unbond(cmd::chain::stake::UnbondArgs),
+    /// Withdraw unbonded stake once its unbonding period is over.
+    WithdrawStake(cmd::chain::stake::PlainArgs),
+    /// Claim rewards and fees up to the last finished round.
+    ClaimEarnings(cmd::chain::stake::ClaimArgs),
+    /// Withdraw earned fees (ETH).
+    WithdrawFees(cmd::chain::stake::PlainArgs),
+    /// Register as a transcoder, or change the terms.
+    Transcoder(cmd::chain::stake::TranscoderArgs),
+    /// Rounds: initialize the current one.
+    Round(cmd::chain::stake::RoundArgs),
+    /// Broadcaster deposit for jobs: deposit, withdraw.
+    Broadcaster(cmd::chain::stake::BroadcasterArgs),
+    /// Protocol state of this account: round, stake, delegators, active set, earnings, pending transactions.
+    Status(cmd::chain::status::Args),
+    /// A local chain with the contracts deployed and funded accounts, for the demo and the CLI.
+    Devnet(cmd::chain::devnet::Args),
     // Each further subcommand lives in its own module under `cmd/`; add it here and in `main` below.
 }
 
@@ -80,12 +104,43 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         command => {
-            logging::init(&default_filter(&cli.log), false)?;
+            // chain commands print their own results; their progress logs are for --log info
+            let quiet = matches!(
+                command,
+                Command::Account(_)
+                    | Command::Token(_)
+                    | Command::Bond(_)
+                    | Command::Unbond(_)
+                    | Command::WithdrawStake(_)
+                    | Command::ClaimEarnings(_)
+                    | Command::WithdrawFees(_)
+                    | Command::Transcoder(_)
+                    | Command::Round(_)
+                    | Command::Broadcaster(_)
+                    | Command::Status(_)
+            );
+            let filter = match (&cli.log, quiet) {
+                (None, true) if std::env::var_os("RUST_LOG").is_none() => "warn".to_string(),
+                _ => default_filter(&cli.log),
+            };
+            logging::init(&filter, false)?;
             match command {
                 Command::Transcode(a) => cmd::transcode::run(a),
                 Command::Hw(a) => cmd::hw::run(a),
                 Command::Profiles(a) => cmd::profiles::run(a),
                 Command::Swarm(a) => cmd::swarm::run(a),
+                Command::Account(a) => cmd::chain::account::run(a),
+                Command::Token(a) => cmd::chain::stake::token(a),
+                Command::Bond(a) => cmd::chain::stake::bond(a),
+                Command::Unbond(a) => cmd::chain::stake::unbond(a),
+                Command::WithdrawStake(a) => cmd::chain::stake::withdraw_stake(a),
+                Command::ClaimEarnings(a) => cmd::chain::stake::claim_earnings(a),
+                Command::WithdrawFees(a) => cmd::chain::stake::withdraw_fees(a),
+                Command::Transcoder(a) => cmd::chain::stake::transcoder(a),
+                Command::Round(a) => cmd::chain::stake::round(a),
+                Command::Broadcaster(a) => cmd::chain::stake::broadcaster(a),
+                Command::Status(a) => cmd::chain::status::run(a),
+                Command::Devnet(a) => cmd::chain::devnet::run(a),
                 Command::Run(_) | Command::Config(_) => unreachable!("handled above"),
             }
         }

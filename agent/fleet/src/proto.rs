@@ -66,6 +66,33 @@ pub struct DaemonSnapshot {
     pub realtime_factor: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_slot: Option<String>,
+    /// Protocol participation, where the box has a chain account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainTelemetry>,
+}
+
+/// A box's protocol state as its chain keeper sees it. Token and ETH amounts are decimal strings in wei
+/// (they do not fit a JSON number).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainTelemetry {
+    pub address: String,
+    /// The node answers.
+    pub connected: bool,
+    pub block: u64,
+    pub round: u64,
+    pub round_initialized: bool,
+    pub active: bool,
+    pub stake_wei: String,
+    pub last_reward_round: u64,
+    pub pending_txs: u64,
+    pub gas_balance_wei: String,
+    /// Rounds of automatic transactions the gas balance pays for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gas_rounds_left: Option<u64>,
+    /// The gas balance will not last the configured number of days.
+    pub gas_low: bool,
+    pub failed_txs: u64,
 }
 
 /// Machine figures read from `/proc` and `/sys` by [`crate::sysstat`].

@@ -1,5 +1,6 @@
 //! Subcommands: each module has an `Args` (clap) and a `run(args) -> anyhow::Result<()>`.
 
+pub mod chain;
 pub mod hw;
 pub mod profiles;
 pub mod swarm;

@@ -94,6 +94,10 @@ impl Hooks for DaemonHooks {
             fps: fps.map(|f| (f * 10.0).round() / 10.0),
             realtime_factor: rtf.map(|r| (r * 100.0).round() / 100.0),
             image_slot: None,
+            chain: s
+                .chain
+                .as_ref()
+                .map(|c| super::chain::telemetry(&c.borrow())),
         }
     }
 

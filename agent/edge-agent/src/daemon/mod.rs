@@ -3,6 +3,7 @@
 //!
 //! The subsystems only share [`Shared`]; none of them knows about another.
 
+pub mod chain;
 pub mod fleet;
 pub mod sd;
 
@@ -53,6 +54,8 @@ pub struct Shared {
     /// Bumped to make every stream rebuild its pipeline before its next segment (fleet `restart-pipeline`).
     pub pipeline_generation: AtomicU64,
     pub shutdown: CancellationToken,
+    /// The chain keeper's view, when the box has a `[chain]` account.
+    pub chain: Option<watch::Receiver<::chain::keeper::KeeperStatus>>,
 }
 
 impl Shared {
@@ -113,6 +116,10 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
     } else {
         hw.session_limit()
     };
+    let chain = match &config.chain {
+        Some(c) => Some(chain::open(c, &config.agent.data_dir).await?),
+        None => None,
+    };
     let (runtime, _) = watch::channel(RuntimeConfig {
         log_level: config.agent.log_level.clone(),
         max_sessions,
@@ -128,9 +135,13 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         segments_total: AtomicU64::new(0),
         pipeline_generation: AtomicU64::new(0),
         shutdown: CancellationToken::new(),
+        chain: chain.as_ref().map(|c| c.status.clone()),
     });
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(c) = chain {
+        chain::spawn(&mut tasks, shared.clone(), c);
+    }
     if let Some(cfg) = shared.config.fleet.clone() {
         fleet::spawn(&mut tasks, shared.clone(), cfg);
     }

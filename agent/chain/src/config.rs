@@ -1,0 +1,59 @@
+//! The `[chain]` table of the agent's configuration: where the node is, which deployment, which key.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keeper::KeeperConfig;
+use crate::keys::PasswordSource;
+use crate::node::NodeOptions;
+use crate::sender::SendOptions;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint (http:// or https://). Only its scheme, host and port are ever logged.
+    pub rpc_url: String,
+    /// The deployment file written by `contracts/deploy.sh` (chain id and contract addresses).
+    pub deployment: PathBuf,
+    /// Web3 Secret Storage (v3) keystore of this box's account.
+    pub keystore: PathBuf,
+    /// Where the keystore password comes from: `{ file = "..." }`, `{ env = "VAR" }` or
+    /// `{ credential = "name" }` (systemd `LoadCredential=`).
+    pub password: PasswordSource,
+    /// The transaction journal and event cursors (sled); default: `<agent.data_dir>/chain`.
+    pub state_dir: Option<PathBuf>,
+    /// Per-request timeout to the node, seconds.
+    pub timeout_s: u64,
+    /// Further attempts after a transport failure.
+    pub retries: u32,
+    pub send: SendOptions,
+    pub keeper: KeeperConfig,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            deployment: PathBuf::from("/etc/edge-agent/deployment.json"),
+            keystore: PathBuf::from("/var/lib/edge-agent/keystore.json"),
+            password: PasswordSource::Credential("keystore-password".into()),
+            state_dir: None,
+            timeout_s: 10,
+            retries: 4,
+            send: SendOptions::default(),
+            keeper: KeeperConfig::default(),
+        }
+    }
+}
+
+impl ChainConfig {
+    pub fn node_options(&self) -> NodeOptions {
+        NodeOptions {
+            timeout: Duration::from_secs(self.timeout_s.max(1)),
+            retries: self.retries,
+            ..Default::default()
+        }
+    }
+}

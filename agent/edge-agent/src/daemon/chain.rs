@@ -1,0 +1,174 @@
+//! Protocol participation for the daemon (`[chain]` table): opens the keystore and the transaction journal,
+//! runs `chain::keeper::Keeper` (round initialization when configured, reward once per round) as a subsystem,
+//! and turns its status into `/metrics` lines and fleet telemetry.
+//!
+//! A keystore or deployment file that cannot be read stops the daemon at start with the reason; a node that
+//! is down (or on the wrong chain) is logged and waited for, and the box keeps transcoding meanwhile.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chain::keeper::{Keeper, KeeperStatus};
+use chain::{ChainConfig, U256};
+use tokio::sync::watch;
+
+use super::Shared;
+
+/// The opened keeper (not yet running) and its status channel.
+pub struct Chain {
+    keeper: Keeper,
+    pub status: watch::Receiver<KeeperStatus>,
+}
+
+/// Reads the deployment, decrypts the keystore (off the async workers: scrypt takes a while) and opens the
+/// journal; broadcasts again what an earlier run left pending.
+pub async fn open(cfg: &ChainConfig, data_dir: &Path) -> anyhow::Result<Chain> {
+    let deployment = chain::Deployment::load(&cfg.deployment)?;
+    let node = chain::node::Node::new(&cfg.rpc_url, cfg.node_options())?;
+    let (path, source, chain_id) = (
+        cfg.keystore.clone(),
+        cfg.password.clone(),
+        deployment.chain_id,
+    );
+    let wallet = tokio::task::spawn_blocking(move || chain::keys::open(&path, &source, chain_id))
+        .await
+        .context("keystore task")?
+        .context("opening the chain keystore")?;
+    let state = cfg
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("chain"));
+    let journal = chain::journal::Journal::open(&state.join("journal"))?;
+    let sender =
+        chain::sender::Sender::open(node.clone(), wallet, journal, cfg.send.clone()).await?;
+    tracing::info!(account = ?sender.address(), node = node.shown_url(), chain_id, "chain account opened");
+    let proto = chain::protocol::Protocol::new(node, deployment);
+    let (keeper, status) = Keeper::new(proto, Arc::new(sender), cfg.keeper.clone());
+    Ok(Chain { keeper, status })
+}
+
+pub fn spawn(
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    shared: Arc<Shared>,
+    chain: Chain,
+) {
+    let stop = shared.shutdown.clone();
+    tasks.spawn(async move {
+        chain.keeper.run(stop.cancelled_owned()).await;
+        Ok(())
+    });
+}
+
+/// Tokens or ETH as a float, for gauges (precision beyond 1e-9 does not matter on a graph).
+fn units(v: U256) -> f64 {
+    let gwei = v / U256::exp10(9);
+    gwei.min(U256::from(u64::MAX)).as_u64() as f64 / 1e9
+}
+
+/// Prometheus lines of the keeper's status.
+pub fn metrics(s: &KeeperStatus, out: &mut String) {
+    let b = |v: bool| u8::from(v);
+    let gauges: [(&str, &str, f64); 11] = [
+        (
+            "connected",
+            "The Ethereum node answers.",
+            f64::from(b(s.connected)),
+        ),
+        ("block", "Latest block seen.", s.block as f64),
+        ("round", "Current protocol round.", s.round as f64),
+        (
+            "round_initialized",
+            "The current round is initialized.",
+            f64::from(b(s.round_initialized)),
+        ),
+        (
+            "active",
+            "This box is in the current round's active transcoder set.",
+            f64::from(b(s.active)),
+        ),
+        (
+            "stake_tokens",
+            "Stake bonded to this transcoder (own and delegated), tokens.",
+            units(s.stake),
+        ),
+        (
+            "last_reward_round",
+            "Last round this box called reward for.",
+            s.last_reward_round as f64,
+        ),
+        (
+            "pending_transactions",
+            "Transactions signed and not yet mined.",
+            s.pending_txs as f64,
+        ),
+        (
+            "gas_balance_eth",
+            "ETH balance of the box's account.",
+            units(s.gas_balance),
+        ),
+        (
+            "gas_rounds_left",
+            "Rounds of automatic transactions the ETH balance pays for.",
+            s.gas_rounds_left.map_or(f64::NAN, |r| r as f64),
+        ),
+        (
+            "gas_low",
+            "The ETH balance will not last the configured days.",
+            f64::from(b(s.gas_low)),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP edge_agent_chain_{name} {help}\n# TYPE edge_agent_chain_{name} gauge\nedge_agent_chain_{name} {v}"
+        );
+    }
+    let counters: [(&str, &str, u64); 4] = [
+        (
+            "rewards_sent_total",
+            "Reward transactions sent.",
+            s.rewards_sent,
+        ),
+        (
+            "round_initializations_sent_total",
+            "initializeRound transactions sent.",
+            s.initializations_sent,
+        ),
+        (
+            "failed_transactions_total",
+            "Automatic transactions that reverted, were refused or dropped.",
+            s.failed_txs,
+        ),
+        (
+            "rpc_requests_total",
+            "JSON-RPC requests sent to the node.",
+            s.rpc_calls,
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP edge_agent_chain_{name} {help}\n# TYPE edge_agent_chain_{name} counter\nedge_agent_chain_{name} {v}"
+        );
+    }
+}
+
+pub fn telemetry(s: &KeeperStatus) -> fleet::proto::ChainTelemetry {
+    fleet::proto::ChainTelemetry {
+        address: format!("{:?}", s.address),
+        connected: s.connected,
+        block: s.block,
+        round: s.round,
+        round_initialized: s.round_initialized,
+        active: s.active,
+        stake_wei: s.stake.to_string(),
+        last_reward_round: s.last_reward_round,
+        pending_txs: s.pending_txs,
+        gas_balance_wei: s.gas_balance.to_string(),
+        gas_rounds_left: s.gas_rounds_left,
+        gas_low: s.gas_low,
+        failed_txs: s.failed_txs,
+    }
+}
