@@ -235,6 +235,11 @@ impl Devnet {
             .with_chain_id(self.deployment.chain_id)
     }
 
+    /// Process id of the anvil serving this chain.
+    pub fn anvil_pid(&self) -> u32 {
+        self.anvil.id()
+    }
+
     /// Kills anvil at once (SIGKILL: no final state dump).
     pub fn kill(&mut self) {
         let _ = self.anvil.kill();

@@ -156,13 +156,20 @@ impl Client {
         Ok(out)
     }
 
-    pub async fn unbond(&self, amount: U256) -> Result<Mined, OpError> {
+    /// Starts unbonding `amount`, or the whole bond (rewards not yet claimed included) when `None`.
+    pub async fn unbond(&self, amount: Option<U256>) -> Result<Mined, OpError> {
         self.need_initialized().await?;
-        let b = self.proto.bond(self.address()).await?;
-        if amount.is_zero() || amount > b.bonded {
+        let me = self.address();
+        let round = self.proto.round().await?.round;
+        // unbond claims earnings up to the last finished round first: that is the bond it works on
+        let (bonded, _) = self
+            .proto
+            .pending_earnings(me, round.saturating_sub(1))
+            .await?;
+        let amount = amount.unwrap_or(bonded);
+        if amount.is_zero() || amount > bonded {
             return Err(OpError::Refused(format!(
-                "the amount {amount} wei is more than the bonded stake {} wei (or zero)",
-                b.bonded
+                "the amount {amount} wei is more than the bonded stake {bonded} wei (or zero)"
             )));
         }
         Ok(self
@@ -294,6 +301,13 @@ impl Client {
     }
 
     pub async fn reward(&self) -> Result<Mined, OpError> {
+        self.need_initialized().await?;
+        let round = self.proto.round().await?.round;
+        if !self.proto.is_active(self.address(), round).await? {
+            return Err(OpError::Refused(format!(
+                "this account is not in round {round}'s active transcoder set: no reward to call"
+            )));
+        }
         Ok(self
             .sender
             .send(Call::new("reward", self.d().bonding_manager, bm::reward()))

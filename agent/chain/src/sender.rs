@@ -250,6 +250,7 @@ impl Sender {
         };
         self.journal.record(&rec)?;
         tracing::info!(nonce, label = %rec.label, hash = ?rec.latest().hash, "transaction signed and journaled");
+        crash_point("after-journal");
         match self.node.send_raw(&rec.latest().raw).await {
             Ok(_) => Ok(nonce),
             Err(e) if e.is_node_answer() && !already_known(&e) => {
@@ -552,6 +553,20 @@ impl Sender {
             fee,
             block: head,
         })
+    }
+}
+
+/// Crash-consistency tests: `EDGE_AGENT_CRASH_AT=<point>` makes the process abort at that point, as a power
+/// cut or kill -9 would (no destructors run). Points: `after-journal` (signed and journaled, not broadcast).
+fn crash_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT
+        .get_or_init(|| std::env::var("EDGE_AGENT_CRASH_AT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        tracing::error!(point = name, "EDGE_AGENT_CRASH_AT: aborting");
+        std::process::abort();
     }
 }
 

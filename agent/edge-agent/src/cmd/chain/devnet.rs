@@ -88,7 +88,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "rpc_url": net.url, "chain_id": net.deployment.chain_id, "dir": dir,
+                "rpc_url": net.url, "chain_id": net.deployment.chain_id, "dir": dir, "anvil_pid": net.anvil_pid(),
                 "deployment": dir.join("deployment.json"), "accounts": accounts,
             }))?
         );

@@ -42,7 +42,7 @@ pub struct BondArgs {
 pub struct UnbondArgs {
     #[command(flatten)]
     chain: ChainArgs,
-    /// Tokens to unbond.
+    /// Tokens to unbond, or `all` (the whole bond, unclaimed rewards included).
     amount: String,
 }
 
@@ -83,6 +83,8 @@ enum TranscoderCommand {
         #[arg(long)]
         price: String,
     },
+    /// Call reward for the current round now (the daemon does this by itself when it runs with `[chain]`).
+    Reward,
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,7 +170,10 @@ pub fn bond(a: BondArgs) -> anyhow::Result<()> {
 }
 
 pub fn unbond(a: UnbondArgs) -> anyhow::Result<()> {
-    let amount = parse_amount(&a.amount)?;
+    let amount = match a.amount.as_str() {
+        "all" => None,
+        s => Some(parse_amount(s)?),
+    };
     transact(&a.chain, "unbond", async |c| {
         Ok(vec![c.unbond(amount).await?])
     })
@@ -208,6 +213,9 @@ pub fn transcoder(a: TranscoderArgs) -> anyhow::Result<()> {
                 Ok(vec![c.register_transcoder(rc, fs, price).await?])
             })
         }
+        TranscoderCommand::Reward => transact(&a.chain, "transcoder reward", async |c| {
+            Ok(vec![c.reward().await?])
+        }),
     }
 }
 
