@@ -248,6 +248,19 @@ mod tests {
     }
 
     #[test]
+    fn example_chain_section_is_the_chain_defaults() {
+        let text = include_str!("../config.example.toml");
+        let start = text.find("# [chain]").expect("a [chain] section");
+        let chain: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg = load_str(&chain, &[]).unwrap();
+        assert_eq!(cfg.chain, Some(chain::ChainConfig::default()));
+    }
+
+    #[test]
     fn file_then_env_override() {
         let cfg = load_str(
             "[media]\nmax_sessions = 4\nladder = [\"P360p30fps16x9\"]\n",
