@@ -2,11 +2,13 @@
 //! and of the node, and short reorgs (the hashes of recent blocks are kept and checked; events of blocks that
 //! left the chain are handed back as [`Event::Retracted`] before the new chain's events).
 //!
-//! Cost per poll: one `eth_getBlockByNumber(latest)` when nothing is new; with new blocks one `eth_getLogs`
-//! more, and one header more when the new head does not build on the cursor.
+//! Cost per poll: one `eth_getBlockByNumber(latest)` when nothing is new, and also when the one new block's
+//! logs bloom names none of the watched contracts; else one `eth_getLogs` more, and one header more when the
+//! new head does not build on the cursor.
 
 use std::collections::BTreeMap;
 
+use ethers_core::abi::ethereum_types::BloomInput;
 use ethers_core::types::{Address, H256, Log};
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +104,17 @@ impl Watcher {
         if !builds_on_cursor && c.hash != H256::zero() {
             self.unwind(head_n, &mut out).await?;
         }
+        // one new block whose bloom names none of our contracts: no eth_getLogs
+        let nothing_for_us = head.logs_bloom.is_some_and(|bloom| {
+            !self
+                .addresses
+                .iter()
+                .any(|a| bloom.contains_input(BloomInput::Raw(a.as_bytes())))
+        });
+        if builds_on_cursor && nothing_for_us {
+            self.advance(head_n, head.hash, !out.is_empty())?;
+            return Ok(out);
+        }
         let mut from = self.cursor.number + 1;
         while from <= head_n {
             let to = head_n.min(from + self.max_range - 1);
@@ -139,12 +152,21 @@ impl Watcher {
             }
             from = to + 1;
         }
-        self.cursor.number = head_n;
-        self.cursor.hash = head.hash;
-        self.cursor.recent.insert(head_n, head.hash);
-        self.prune(head_n);
-        self.save()?;
+        self.advance(head_n, head.hash, !out.is_empty())?;
         Ok(out)
+    }
+
+    /// Moves the cursor to the new head. It is written to disk whenever something was delivered (and every 32
+    /// blocks): after a restart, blocks since the last write are scanned again, and they held nothing.
+    fn advance(&mut self, head_n: u64, hash: H256, delivered: bool) -> Result<(), WatchError> {
+        self.cursor.number = head_n;
+        self.cursor.hash = hash;
+        self.cursor.recent.insert(head_n, hash);
+        self.prune(head_n);
+        if delivered || head_n % 32 == 0 {
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// The cursor's block is no longer on the chain (or the chain got shorter): find the newest remembered

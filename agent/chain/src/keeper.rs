@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::bindings::{bonding_manager as bm, rounds_manager as rm};
-use crate::events::{Event, Watcher};
+use crate::events::Watcher;
 use crate::protocol::Protocol;
 use crate::sender::{Call, SendError, Sender};
 
@@ -278,18 +278,14 @@ impl Keeper {
             }
         }
         let round_length = self.proto.round_length().await?;
-        let me = self.sender.address();
         let d = self.proto.deployment.clone();
+        // a round's initialization (by anyone) is the one event that changes what the planner sees mid-round
         let mut watcher = Watcher::open(
             self.proto.node.clone(),
             self.sender.journal().clone(),
             "keeper",
-            vec![d.rounds_manager, d.bonding_manager],
-            vec![
-                rm::events::NewRound::TOPIC,
-                bm::events::Reward::TOPIC,
-                bm::events::TranscoderUpdate::TOPIC,
-            ],
+            vec![d.rounds_manager],
+            vec![rm::events::NewRound::TOPIC],
             self.proto.node.block_number().await?.saturating_sub(1),
         )?;
         let mut obs: Option<Observation> = None;
@@ -298,15 +294,8 @@ impl Keeper {
             let events = watcher.poll().await?;
             let block = watcher.cursor();
             let round = block / round_length.max(1);
-            let mut refresh = obs.as_ref().is_none_or(|o| o.round != round);
-            for e in &events {
-                let (Event::Log(l) | Event::Retracted(l)) = e;
-                // a new round, or this account's terms or rewards changed: read the views again
-                refresh |= l.address == d.rounds_manager
-                    || l.topics
-                        .get(1)
-                        .is_some_and(|t| t.as_bytes()[12..] == me.as_bytes()[..]);
-            }
+            // a new round, or its initialization (or a reorg of it): read the views again
+            let refresh = obs.as_ref().is_none_or(|o| o.round != round) || !events.is_empty();
             if obs.as_ref().is_some_and(|o| o.block != block) || refresh {
                 let o = if refresh {
                     self.observe(block, round, round_length).await?
@@ -411,6 +400,8 @@ impl Keeper {
                 Ok(())
             }
             Err(SendError::Node(e)) => Err(e.into()),
+            // still journaled as pending: a new session settles it before anything else is sent
+            Err(e @ SendError::Timeout { .. }) => Err(KeeperError::Pending(e)),
             Err(e) => {
                 self.fail(e);
                 Ok(())
@@ -451,6 +442,8 @@ pub enum KeeperError {
     View(#[from] crate::protocol::ViewError),
     #[error(transparent)]
     Watch(#[from] crate::events::WatchError),
+    #[error(transparent)]
+    Pending(SendError),
 }
 
 #[cfg(test)]

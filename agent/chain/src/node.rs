@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ethers_core::types::{Address, Bytes, H256, Log, TransactionReceipt, U64, U256};
+use ethers_core::types::{Address, Bloom, Bytes, H256, Log, TransactionReceipt, U64, U256};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -105,6 +105,9 @@ pub struct Header {
     #[serde(default)]
     pub base_fee_per_gas: Option<U256>,
     pub timestamp: U256,
+    /// Bloom filter of the block's log addresses and topics (lets a watcher skip blocks with nothing for it).
+    #[serde(default)]
+    pub logs_bloom: Option<Bloom>,
 }
 
 /// `eth_getLogs` filter over a block range.

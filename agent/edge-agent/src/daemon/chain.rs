@@ -172,3 +172,63 @@ pub fn telemetry(s: &KeeperStatus) -> fleet::proto::ChainTelemetry {
         failed_txs: s.failed_txs,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> KeeperStatus {
+        KeeperStatus {
+            address: chain::Address::repeat_byte(0xab),
+            connected: true,
+            block: 85,
+            round: 4,
+            round_initialized: true,
+            active: true,
+            stake: U256::exp10(18) * 2260,
+            last_reward_round: 4,
+            gas_balance: U256::exp10(17) * 5,
+            gas_rounds_left: Some(2000),
+            gas_low: true,
+            rewards_sent: 3,
+            rpc_calls: 120,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_becomes_prometheus_lines() {
+        let mut out = String::new();
+        metrics(&status(), &mut out);
+        for line in [
+            "edge_agent_chain_round 4",
+            "edge_agent_chain_active 1",
+            "edge_agent_chain_stake_tokens 2260",
+            "edge_agent_chain_gas_balance_eth 0.5",
+            "edge_agent_chain_gas_low 1",
+            "edge_agent_chain_rewards_sent_total 3",
+            "edge_agent_chain_failed_transactions_total 0",
+            "edge_agent_chain_rpc_requests_total 120",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in\n{out}");
+        }
+    }
+
+    #[test]
+    fn status_reaches_the_fleet_telemetry_document() {
+        let snap = fleet::proto::DaemonSnapshot {
+            chain: Some(telemetry(&status())),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&snap).unwrap();
+        assert_eq!(json["chain"]["stake_wei"], "2260000000000000000000");
+        assert_eq!(json["chain"]["gas_low"], true);
+        assert_eq!(
+            json["chain"]["address"],
+            format!("{:?}", chain::Address::repeat_byte(0xab))
+        );
+        // the operator side reads it back with deny_unknown_fields
+        let back: fleet::proto::DaemonSnapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(back, snap);
+    }
+}

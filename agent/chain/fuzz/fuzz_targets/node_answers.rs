@@ -1,0 +1,23 @@
+//! The typed answers the client reads from a node's JSON (headers, receipts, logs, journal records read back)
+//! and the ABI decoders of the views: never a panic, whatever arrives.
+#![no_main]
+use chain::bindings::bonding_manager as bm;
+use chain::journal::TxRecord;
+use chain::node::Header;
+use ethers_core::types::{Log, TransactionReceipt};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = serde_json::from_slice::<Option<Header>>(data);
+    let _ = serde_json::from_slice::<Option<TransactionReceipt>>(data);
+    let _ = serde_json::from_slice::<Vec<Log>>(data);
+    let _ = serde_json::from_slice::<TxRecord>(data);
+    let _ = bm::decode_get_delegator(data);
+    let _ = bm::decode_get_transcoder(data);
+    let _ = bm::decode_get_active_transcoders(data);
+    let _ = bm::decode_pending_earnings(data);
+    if data.len() >= 64 {
+        let topics: Vec<_> = data.chunks_exact(32).take(4).map(ethers_core::types::H256::from_slice).collect();
+        let _ = bm::events::Bond::decode(&topics, data);
+    }
+});
