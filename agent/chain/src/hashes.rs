@@ -27,9 +27,18 @@ pub fn data_hash(segment: &[u8]) -> H256 {
 /// transcodedDataHash = keccak256(keccak256(r_0) ++ keccak256(r_1) ++ ...), renditions in the job's profile
 /// order (the order of transcodingOptions).
 pub fn transcoded_data_hash<B: AsRef<[u8]>>(renditions_in_profile_order: &[B]) -> H256 {
-    let mut cat = Vec::with_capacity(32 * renditions_in_profile_order.len());
-    for r in renditions_in_profile_order {
-        cat.extend_from_slice(&keccak256(r.as_ref()));
+    let hashes: Vec<H256> = renditions_in_profile_order
+        .iter()
+        .map(|r| data_hash(r.as_ref()))
+        .collect();
+    transcoded_data_hash_of(&hashes)
+}
+
+/// transcodedDataHash from the renditions' hashes (profile order), for when only the hashes are kept.
+pub fn transcoded_data_hash_of(rendition_hashes: &[H256]) -> H256 {
+    let mut cat = Vec::with_capacity(32 * rendition_hashes.len());
+    for h in rendition_hashes {
+        cat.extend_from_slice(h.as_bytes());
     }
     H256(keccak256(cat))
 }

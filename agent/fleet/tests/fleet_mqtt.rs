@@ -691,8 +691,10 @@ async fn telemetry_buffered_within_bound_while_offline() {
     let down = fleet::proto::now_ms();
     b.stop();
     tokio::time::sleep(Duration::from_millis(5000)).await;
-    b.start_again();
+    // taken before the restart: a device that reconnects while start_again() still waits for the port
+    // would otherwise have a session older than `up`
     let up = fleet::proto::now_ms();
+    b.start_again();
     // Samples measured while offline are those stamped after the broker went down and before the
     // device's new session began (its online status' since_ms).
     let mut samples = Vec::new();
