@@ -102,6 +102,23 @@ impl TxRecord {
     }
 }
 
+/// Opens a sled database, waiting up to a second for its lock: sled holds it for a moment after a `Db` of
+/// this process is dropped, and another process may be about to let it go.
+pub fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
+    let mut tries = 0;
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && tries < 20 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Journal {
     db: sled::Db,
@@ -121,25 +138,10 @@ impl Journal {
     /// Opens (or creates) the journal. Another process holding it (the daemon, while a CLI command runs with
     /// the same state directory) is waited for a second, then reported.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let mut tries = 0;
-        let db = loop {
-            match sled::open(path) {
-                Ok(db) => break db,
-                // sled's lock is also held for a moment after a Db of this process is dropped
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock") && tries < 20 =>
-                {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(source) => {
-                    return Err(JournalError::Open {
-                        path: path.display().to_string(),
-                        source,
-                    });
-                }
-            }
-        };
+        let db = open_db(path).map_err(|source| JournalError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Self {
             txs: db.open_tree("txs")?,
             next: db.open_tree("next_nonce")?,
