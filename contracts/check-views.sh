@@ -178,6 +178,8 @@ expect "$(call Verifier "$VERIFIER" "isSolver(address)(bool)" "$T")" false "Veri
 expect "$(call Verifier "$VERIFIER" "numSolvers()(uint256)")" 1 "Verifier.numSolvers"
 expect "$(call Verifier "$VERIFIER" "numRequests()(uint256)")" 0 "Verifier.numRequests"
 expect "$(call Verifier "$VERIFIER" "getPrice()(uint256)")" 0 "Verifier.getPrice"
+expect "$(call Verifier "$VERIFIER" "MODE_BIT_EXACT()(uint8)")" 0 "Verifier.MODE_BIT_EXACT"
+expect "$(call Verifier "$VERIFIER" "MODE_FIDELITY()(uint8)")" 1 "Verifier.MODE_FIDELITY"
 expect "$(call Verifier "$VERIFIER" "getRequest(uint256)(uint256,uint256,uint256,bytes32,bool)" 0 | paste -sd,)" \
   "0,0,0,0x0000000000000000000000000000000000000000000000000000000000000000,false" "Verifier.getRequest(none)"
 

@@ -198,14 +198,38 @@ contract JobsTest is Fixture {
         verifySeg(jobId, claimId, leaves, 0, seg);
         uint256 stakeBefore = selfBond(t1);
         vm.prank(solver);
-        verifier.callback(0, tdHash(seg));
+        vm.expectRevert(abi.encodeWithSelector(Verifier.WrongClaimedHash.selector, bytes32(uint256(1))));
+        verifier.callback(0, bytes32(uint256(1)), true, tdHash(seg), 0, 0, bytes32(0));
+        vm.prank(solver);
+        vm.expectRevert(Verifier.InconsistentVerdict.selector);
+        verifier.callback(0, tdHash(seg), true, keccak256("re-encode differs"), 0, 0, bytes32(0));
+        vm.prank(solver);
+        vm.expectRevert(abi.encodeWithSelector(Verifier.InvalidMode.selector, 2));
+        verifier.callback(0, tdHash(seg), true, tdHash(seg), 2, 0, bytes32(0));
+        vm.prank(solver);
+        verifier.callback(0, tdHash(seg), true, tdHash(seg), 0, 0, bytes32(0));
         (, answered) = jobs.isVerificationRequested(jobId, claimId, seg);
         assertTrue(answered, "answered");
         assertEq(selfBond(t1), stakeBefore, "not slashed");
         assertEq(uint256(statusOf(jobId, claimId)), uint256(JobsManager.ClaimStatus.Pending), "still pending");
         vm.prank(solver);
         vm.expectRevert(abi.encodeWithSelector(Verifier.RequestNotPending.selector, 0));
-        verifier.callback(0, tdHash(seg));
+        verifier.callback(0, tdHash(seg), true, tdHash(seg), 0, 0, bytes32(0));
+    }
+
+    function test_fidelityVerdictPassesADifferentEncode() public {
+        uint256 jobId = startJob();
+        (uint256 claimId, bytes32[] memory leaves) = claim(jobId, 0, 15);
+        uint256 cb = claimBlockOf(jobId, claimId);
+        vm.roll(cb + 2);
+        uint256 seg = findSegment(cb, 0, 15, true);
+        verifySeg(jobId, claimId, leaves, 0, seg);
+        uint256 stakeBefore = selfBond(t1);
+        vm.prank(solver);
+        vm.expectEmit(true, true, true, true, address(verifier));
+        emit Verifier.Callback(0, jobId, claimId, seg, true, tdHash(seg), keccak256("hw encode"), 1, 4200, keccak256("report"));
+        verifier.callback(0, tdHash(seg), true, keccak256("hw encode"), 1, 4200, keccak256("report"));
+        assertEq(selfBond(t1), stakeBefore, "a fidelity pass with another hash is not slashed");
     }
 
     function test_verifyFailingRefundsAndSlashes() public {
@@ -218,7 +242,7 @@ contract JobsTest is Fixture {
         uint256 stakeBefore = selfBond(t1);
         uint256 supplyBefore = token.totalSupply();
         vm.prank(solver);
-        verifier.callback(0, keccak256("something else"));
+        verifier.callback(0, tdHash(seg), false, keccak256("something else"), 0, 0, bytes32(0));
         uint256 penalty = stakeBefore * cfg.jobs.failedVerificationSlashAmount / 1e6;
         assertEq(selfBond(t1), stakeBefore - penalty, "slashed");
         assertEq(token.totalSupply(), supplyBefore - penalty, "burned");
@@ -244,7 +268,7 @@ contract JobsTest is Fixture {
         jobs.distributeFees(jobId, claimId);
         uint256 stakeBefore = selfBond(t1);
         vm.prank(solver);
-        verifier.callback(0, keccak256("mismatch"));
+        verifier.callback(0, tdHash(seg), false, bytes32(0), 1, -1500, keccak256("fidelity report"));
         assertEq(selfBond(t1), stakeBefore - stakeBefore * cfg.jobs.failedVerificationSlashAmount / 1e6, "slashed");
         assertEq(uint256(statusOf(jobId, claimId)), uint256(JobsManager.ClaimStatus.Complete), "fees stay paid");
         (uint256 dep,) = jobs.broadcasters(broadcaster);
@@ -377,7 +401,7 @@ contract JobsTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(Manager.Unauthorized.selector, address(this)));
         verifier.verify(0, 0, 0, OPTIONS, "x", [bytes32(0), bytes32(0)]);
         vm.expectRevert(Verifier.NotSolver.selector);
-        verifier.callback(0, bytes32(0));
+        verifier.callback(0, bytes32(0), true, bytes32(0), 0, 0, bytes32(0));
         vm.prank(d1);
         vm.expectRevert(Manager.NotControllerOwner.selector);
         verifier.addSolver(d1);

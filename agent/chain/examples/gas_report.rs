@@ -167,7 +167,15 @@ fn main() {
     let r = n.send(
         &n.deployer,
         d.verifier,
-        vf::callback(req.request_id, seg.transcoded_data_hash),
+        vf::callback(
+            req.request_id,
+            req.transcoded_data_hash,
+            true,
+            seg.transcoded_data_hash,
+            0,
+            chain::abi_int(0),
+            chain::H256::zero(),
+        ),
     );
     row(
         "Verifier.callback -> receiveVerification (pass)",

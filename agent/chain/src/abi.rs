@@ -2,7 +2,7 @@
 //! encoding, return-data decoding and revert decoding. The codec itself is ethers-core's (ethabi).
 
 use ethers_core::abi::{self, ParamType, Token};
-use ethers_core::types::{Address, Bytes, H256, U256};
+use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AbiError {
@@ -39,6 +39,19 @@ impl Tokenize for U256 {
         match token {
             Token::Uint(v) => Ok(v),
             t => unexpected("uint", t),
+        }
+    }
+}
+
+/// Signed integers of every width, as two's complement over 256 bits (ABI `intN` is sign-extended).
+impl Tokenize for I256 {
+    fn into_token(self) -> Token {
+        Token::Int(self.into_raw())
+    }
+    fn from_token(token: Token) -> Result<Self, AbiError> {
+        match token {
+            Token::Int(v) => Ok(I256::from_raw(v)),
+            t => unexpected("int", t),
         }
     }
 }

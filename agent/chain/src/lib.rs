@@ -29,7 +29,12 @@ pub mod sender;
 
 pub use config::ChainConfig;
 pub use deployment::Deployment;
-pub use ethers_core::types::{Address, Bytes, H256, U256};
+pub use ethers_core::types::{Address, Bytes, H256, I256, U256};
+
+/// A signed ABI integer (`intN` arguments of the bindings), e.g. a verifier's fidelity score.
+pub fn abi_int(v: i64) -> I256 {
+    I256::from(v)
+}
 pub use ethers_signers::LocalWallet;
 
 /// EIP-191 signature (65 bytes r ++ s ++ v, v in {27, 28}) of the segment hash, as the broadcaster makes it

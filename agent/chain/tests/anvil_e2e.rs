@@ -283,7 +283,15 @@ fn bindings_drive_both_loops_on_anvil() {
         let r = n.send(
             &n.deployer,
             d.verifier,
-            vf::callback(req.request_id, s.transcoded_data_hash),
+            vf::callback(
+                req.request_id,
+                req.transcoded_data_hash,
+                true,
+                s.transcoded_data_hash,
+                0,
+                chain::abi_int(0),
+                H256::zero(),
+            ),
         );
         let passed = event(
             &r,

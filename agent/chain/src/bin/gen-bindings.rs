@@ -230,6 +230,10 @@ fn map_type(ty: &str) -> Result<(String, String)> {
             let bits: usize = t[4..].parse().context(format!("bad uint type {t}"))?;
             ("U256".into(), format!("ParamType::Uint({bits})"))
         }
+        t if t.starts_with("int") => {
+            let bits: usize = t[3..].parse().context(format!("bad int type {t}"))?;
+            ("I256".into(), format!("ParamType::Int({bits})"))
+        }
         other => bail!("Solidity type {other} is not supported by this generator"),
     })
 }
@@ -278,7 +282,7 @@ fn contract(name: &str, artifact: &Value) -> Result<String> {
     );
     out.push_str("#[allow(unused_imports)]\nuse ethers_core::abi::ParamType;\n");
     out.push_str(
-        "#[allow(unused_imports)]\nuse ethers_core::types::{Address, Bytes, H256, U256};\n\n",
+        "#[allow(unused_imports)]\nuse ethers_core::types::{Address, Bytes, H256, I256, U256};\n\n",
     );
     writeln!(out, "/// Contract name, as in the deployment JSON's keys and the Controller registry.\npub const CONTRACT: &str = \"{name}\";\n").unwrap();
 
@@ -300,7 +304,7 @@ fn contract(name: &str, artifact: &Value) -> Result<String> {
         }
     }
     out.push_str("/// Events, decodable from a log's topics and data.\npub mod events {\n");
-    out.push_str("#[allow(unused_imports)]\nuse crate::abi::{self, AbiError, Tokenize};\n#[allow(unused_imports)]\nuse ethers_core::abi::ParamType;\n#[allow(unused_imports)]\nuse ethers_core::types::{Address, Bytes, H256, U256};\n\n");
+    out.push_str("#[allow(unused_imports)]\nuse crate::abi::{self, AbiError, Tokenize};\n#[allow(unused_imports)]\nuse ethers_core::abi::ParamType;\n#[allow(unused_imports)]\nuse ethers_core::types::{Address, Bytes, H256, I256, U256};\n\n");
     out.push_str(&events);
     out.push_str("}\n\n");
 

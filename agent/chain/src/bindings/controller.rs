@@ -9,7 +9,7 @@ use crate::abi::{self, AbiError, ErrorDef, Tokenize};
 #[allow(unused_imports)]
 use ethers_core::abi::ParamType;
 #[allow(unused_imports)]
-use ethers_core::types::{Address, Bytes, H256, U256};
+use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
 /// Contract name, as in the deployment JSON's keys and the Controller registry.
 pub const CONTRACT: &str = "Controller";
@@ -98,7 +98,7 @@ pub mod events {
     #[allow(unused_imports)]
     use ethers_core::abi::ParamType;
     #[allow(unused_imports)]
-    use ethers_core::types::{Address, Bytes, H256, U256};
+    use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
     /// `event OwnershipTransferred(address,address)`
     #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use crate::abi::{self, AbiError, ErrorDef, Tokenize};
 #[allow(unused_imports)]
 use ethers_core::abi::ParamType;
 #[allow(unused_imports)]
-use ethers_core::types::{Address, Bytes, H256, U256};
+use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
 /// Contract name, as in the deployment JSON's keys and the Controller registry.
 pub const CONTRACT: &str = "JobsManager";
@@ -594,7 +594,7 @@ pub mod events {
     #[allow(unused_imports)]
     use ethers_core::abi::ParamType;
     #[allow(unused_imports)]
-    use ethers_core::types::{Address, Bytes, H256, U256};
+    use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
     /// `event ClaimSlashed(uint256,uint256,address,uint256)`
     #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,38 @@ use crate::abi::{self, AbiError, ErrorDef, Tokenize};
 #[allow(unused_imports)]
 use ethers_core::abi::ParamType;
 #[allow(unused_imports)]
-use ethers_core::types::{Address, Bytes, H256, U256};
+use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
 /// Contract name, as in the deployment JSON's keys and the Controller registry.
 pub const CONTRACT: &str = "Verifier";
+
+/// Selector of `MODE_BIT_EXACT()`.
+pub const MODE_BIT_EXACT_SELECTOR: [u8; 4] = [0x4c, 0xc2, 0x73, 0x2a];
+
+/// Calldata of `MODE_BIT_EXACT()` (view).
+pub fn mode_bit_exact() -> Bytes {
+    abi::encode_call(MODE_BIT_EXACT_SELECTOR, vec![])
+}
+
+/// Decodes the return data of `MODE_BIT_EXACT()`.
+pub fn decode_mode_bit_exact(data: &[u8]) -> Result<u8, AbiError> {
+    let mut t = abi::decode(&[ParamType::Uint(8)], data)?;
+    abi::next(&mut t)
+}
+
+/// Selector of `MODE_FIDELITY()`.
+pub const MODE_FIDELITY_SELECTOR: [u8; 4] = [0x3f, 0x32, 0x03, 0xfe];
+
+/// Calldata of `MODE_FIDELITY()` (view).
+pub fn mode_fidelity() -> Bytes {
+    abi::encode_call(MODE_FIDELITY_SELECTOR, vec![])
+}
+
+/// Decodes the return data of `MODE_FIDELITY()`.
+pub fn decode_mode_fidelity(data: &[u8]) -> Result<u8, AbiError> {
+    let mut t = abi::decode(&[ParamType::Uint(8)], data)?;
+    abi::next(&mut t)
+}
 
 /// Selector of `addSolver(address)`.
 pub const ADD_SOLVER_SELECTOR: [u8; 4] = [0xec, 0x58, 0xf4, 0xb8];
@@ -22,14 +50,30 @@ pub fn add_solver(solver: Address) -> Bytes {
     abi::encode_call(ADD_SOLVER_SELECTOR, vec![solver.into_token()])
 }
 
-/// Selector of `callback(uint256,bytes32)`.
-pub const CALLBACK_SELECTOR: [u8; 4] = [0x6f, 0x32, 0xd7, 0xe2];
+/// Selector of `callback(uint256,bytes32,bool,bytes32,uint8,int64,bytes32)`.
+pub const CALLBACK_SELECTOR: [u8; 4] = [0xcb, 0xe4, 0x97, 0x32];
 
-/// Calldata of `callback(uint256,bytes32)` (nonpayable).
-pub fn callback(request_id: U256, result: H256) -> Bytes {
+/// Calldata of `callback(uint256,bytes32,bool,bytes32,uint8,int64,bytes32)` (nonpayable).
+pub fn callback(
+    request_id: U256,
+    claimed_hash: H256,
+    passed: bool,
+    computed_hash: H256,
+    mode: u8,
+    score: I256,
+    report_hash: H256,
+) -> Bytes {
     abi::encode_call(
         CALLBACK_SELECTOR,
-        vec![request_id.into_token(), result.into_token()],
+        vec![
+            request_id.into_token(),
+            claimed_hash.into_token(),
+            passed.into_token(),
+            computed_hash.into_token(),
+            mode.into_token(),
+            score.into_token(),
+            report_hash.into_token(),
+        ],
     )
 }
 
@@ -182,9 +226,9 @@ pub mod events {
     #[allow(unused_imports)]
     use ethers_core::abi::ParamType;
     #[allow(unused_imports)]
-    use ethers_core::types::{Address, Bytes, H256, U256};
+    use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
-    /// `event Callback(uint256,uint256,uint256,uint256,bool)`
+    /// `event Callback(uint256,uint256,uint256,uint256,bool,bytes32,bytes32,uint8,int64,bytes32)`
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Callback {
         pub request_id: U256,
@@ -192,14 +236,19 @@ pub mod events {
         pub claim_id: U256,
         pub segment_number: U256,
         pub result: bool,
+        pub claimed_hash: H256,
+        pub computed_hash: H256,
+        pub mode: u8,
+        pub score: I256,
+        pub report_hash: H256,
     }
 
     impl Callback {
-        /// topic0: keccak256("Callback(uint256,uint256,uint256,uint256,bool)")
+        /// topic0: keccak256("Callback(uint256,uint256,uint256,uint256,bool,bytes32,bytes32,uint8,int64,bytes32)")
         pub const TOPIC: H256 = H256([
-            0xaa, 0x22, 0xeb, 0xa2, 0x62, 0x85, 0x91, 0x95, 0xec, 0x25, 0xc1, 0xd3, 0xc9, 0x4f,
-            0x98, 0x24, 0x8a, 0xdd, 0x6d, 0x13, 0x74, 0xbd, 0x46, 0xdf, 0x08, 0xc7, 0x84, 0x70,
-            0x22, 0x5d, 0xf8, 0xd3,
+            0x3e, 0x06, 0xc4, 0x23, 0x8c, 0x37, 0xa7, 0x6c, 0x72, 0x3b, 0xa6, 0x3e, 0xb0, 0x56,
+            0x24, 0x43, 0xd3, 0xae, 0x44, 0x56, 0x4c, 0x09, 0x6f, 0x26, 0x44, 0x5d, 0x69, 0x93,
+            0xce, 0x02, 0x2a, 0xcc,
         ]);
 
         /// Decodes a log of this event (topic0 included in `topics`).
@@ -214,13 +263,29 @@ pub mod events {
                 return Err(AbiError::WrongEvent { got: topics[0] });
             }
             #[allow(unused_mut, unused_variables)]
-            let mut d = abi::decode(&[ParamType::Uint(256), ParamType::Bool], data)?;
+            let mut d = abi::decode(
+                &[
+                    ParamType::Uint(256),
+                    ParamType::Bool,
+                    ParamType::FixedBytes(32),
+                    ParamType::FixedBytes(32),
+                    ParamType::Uint(8),
+                    ParamType::Int(64),
+                    ParamType::FixedBytes(32),
+                ],
+                data,
+            )?;
             Ok(Self {
                 request_id: abi::topic(topics, 1, ParamType::Uint(256))?,
                 job_id: abi::topic(topics, 2, ParamType::Uint(256))?,
                 claim_id: abi::topic(topics, 3, ParamType::Uint(256))?,
                 segment_number: abi::next(&mut d)?,
                 result: abi::next(&mut d)?,
+                claimed_hash: abi::next(&mut d)?,
+                computed_hash: abi::next(&mut d)?,
+                mode: abi::next(&mut d)?,
+                score: abi::next(&mut d)?,
+                report_hash: abi::next(&mut d)?,
             })
         }
     }
@@ -351,6 +416,12 @@ pub mod events {
 fn err_already_solver_inputs() -> Vec<ParamType> {
     vec![]
 }
+fn err_inconsistent_verdict_inputs() -> Vec<ParamType> {
+    vec![]
+}
+fn err_invalid_mode_inputs() -> Vec<ParamType> {
+    vec![ParamType::Uint(8)]
+}
 fn err_not_controller_owner_inputs() -> Vec<ParamType> {
     vec![]
 }
@@ -366,6 +437,9 @@ fn err_system_paused_inputs() -> Vec<ParamType> {
 fn err_unauthorized_inputs() -> Vec<ParamType> {
     vec![ParamType::Address]
 }
+fn err_wrong_claimed_hash_inputs() -> Vec<ParamType> {
+    vec![ParamType::FixedBytes(32)]
+}
 
 /// Custom errors of `Verifier` (including those of the libraries it uses).
 pub const ERRORS: &[ErrorDef] = &[
@@ -374,6 +448,16 @@ pub const ERRORS: &[ErrorDef] = &[
         name: "AlreadySolver",
         inputs: err_already_solver_inputs,
     }, // AlreadySolver()
+    ErrorDef {
+        selector: [0xc5, 0x2d, 0xb7, 0x61],
+        name: "InconsistentVerdict",
+        inputs: err_inconsistent_verdict_inputs,
+    }, // InconsistentVerdict()
+    ErrorDef {
+        selector: [0x66, 0x00, 0x1a, 0x89],
+        name: "InvalidMode",
+        inputs: err_invalid_mode_inputs,
+    }, // InvalidMode(uint8)
     ErrorDef {
         selector: [0x0a, 0x5c, 0x79, 0x70],
         name: "NotControllerOwner",
@@ -399,6 +483,11 @@ pub const ERRORS: &[ErrorDef] = &[
         name: "Unauthorized",
         inputs: err_unauthorized_inputs,
     }, // Unauthorized(address)
+    ErrorDef {
+        selector: [0x3b, 0x69, 0x6f, 0xd1],
+        name: "WrongClaimedHash",
+        inputs: err_wrong_claimed_hash_inputs,
+    }, // WrongClaimedHash(bytes32)
 ];
 
 /// `Name(args)` of revert data from this contract (or the raw hex).
