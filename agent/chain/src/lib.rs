@@ -17,6 +17,7 @@ pub mod deployment;
 pub mod devnet;
 pub mod events;
 pub mod hashes;
+pub mod jobs;
 pub mod journal;
 pub mod keeper;
 pub mod keys;

@@ -166,6 +166,18 @@ impl Sender {
         self.wallet.address()
     }
 
+    /// The broadcaster's EIP-191 signature over segment `seg_no` of `stream_id` (hash rule 5), 65 bytes.
+    pub fn sign_segment(
+        &self,
+        stream_id: &str,
+        seg_no: u64,
+        data_hash: H256,
+    ) -> Result<Bytes, SendError> {
+        crate::sign_segment(&self.wallet, stream_id, seg_no, data_hash)
+            .map(Bytes::from)
+            .map_err(|e| SendError::Sign(e.to_string()))
+    }
+
     pub fn node(&self) -> &Node {
         &self.node
     }

@@ -62,6 +62,9 @@ enum Command {
     Round(cmd::chain::stake::RoundArgs),
     /// Broadcaster deposit for jobs: deposit, withdraw.
     Broadcaster(cmd::chain::stake::BroadcasterArgs),
+    /// Broadcast a file or the test source as a job: deposit, job on chain, signed segments to the elected
+    /// transcoder, its HLS output copied back.
+    Broadcast(cmd::chain::broadcast::Args),
     /// Protocol state of this account: round, stake, delegators, active set, earnings, pending transactions.
     Status(cmd::chain::status::Args),
     /// A local chain with the contracts deployed and funded accounts, for the demo and the CLI.
@@ -140,6 +143,7 @@ fn main() -> anyhow::Result<()> {
                 Command::Round(a) => cmd::chain::stake::round(a),
                 Command::Broadcaster(a) => cmd::chain::stake::broadcaster(a),
                 Command::Status(a) => cmd::chain::status::run(a),
+                Command::Broadcast(a) => cmd::chain::broadcast::run(a),
                 Command::Devnet(a) => cmd::chain::devnet::run(a),
                 Command::Run(_) | Command::Config(_) => unreachable!("handled above"),
             }

@@ -56,6 +56,14 @@ impl Daemon {
     }
 }
 
+impl Drop for Daemon {
+    // a failing assertion must not leave the daemon running
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Rounds in which `t` got a Reward event, from the chain's logs.
 fn reward_rounds(net: &Net, t: Address) -> Vec<u64> {
     let logs = net

@@ -4,6 +4,7 @@
 //! `chain::ops`, and prints text or, with `--json`, one JSON document.
 
 pub mod account;
+pub mod broadcast;
 pub mod devnet;
 pub mod stake;
 pub mod status;

@@ -1,0 +1,210 @@
+//! `edge-agent broadcast`: the broadcaster's side of a job. Cuts a file or the test source into segments at
+//! keyframes, tops up the deposit, creates the job on chain with the ladder's transcodingOptions, finds the
+//! elected transcoder, and sends it every segment signed (EIP-191 over the segment hash, hash rule 5): the
+//! signature travels as the `X-Broadcaster-Signature` header of the ingest PUT, with the job id in `X-Job-Id`.
+//! Then it copies the transcoder's HLS output (master and media playlists, segments) into `--out`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chain::U256;
+use chain::hashes;
+
+use super::{ChainArgs, block_on, format_units, parse_amount};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Input file (MPEG-TS or MP4 with H.264); without it, the built-in test source.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Seconds of test source.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Segment length, seconds (cut at the first keyframe after it).
+    #[arg(long, default_value_t = 2.0)]
+    segment_seconds: f64,
+    /// Stream id (the job's streamId and the ingest path).
+    #[arg(long)]
+    stream: String,
+    /// Profile names of the ladder, in the job's order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "P360p30fps16x9,P240p30fps16x9"
+    )]
+    ladder: Vec<String>,
+    /// Highest price per segment and profile the job accepts (e.g. `1gwei`).
+    #[arg(long, default_value = "1gwei")]
+    max_price: String,
+    /// The job runs this many blocks.
+    #[arg(long, default_value_t = 1000)]
+    blocks: u64,
+    /// Base URL of the elected transcoder's ingest (until the chain publishes service URIs).
+    #[arg(long)]
+    transcoder: String,
+    /// Where to write the broadcaster's copy of the HLS output.
+    #[arg(long, default_value = "out/broadcast")]
+    out: PathBuf,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let segments = match &a.input {
+        Some(p) => media::sources::split_file(p, a.segment_seconds)
+            .with_context(|| format!("cutting {} into segments", p.display()))?,
+        None => media::sources::TestSource {
+            duration: a.duration,
+            segment_secs: a.segment_seconds,
+            ..Default::default()
+        }
+        .segments()
+        .context("generating the test source")?,
+    };
+    let options = hashes::transcoding_options(&a.ladder);
+    let max_price = parse_amount(&a.max_price)?;
+    block_on(async {
+        let c = a.chain.connect().await?;
+        let me = c.address();
+        // enough deposit for every segment at the highest price
+        let need =
+            max_price * U256::from(segments.len() as u64) * U256::from(a.ladder.len() as u64);
+        let have = c.deposit_of(me).await?;
+        if have < need {
+            c.deposit(need - have).await?;
+        }
+        let head = c.proto.node.block_number().await?;
+        let job_id = c
+            .create_job(&a.stream, &options, max_price, head + a.blocks)
+            .await?;
+        // the election's seed is the creation block's hash: known once the next block exists
+        let job = c.proto.job(job_id).await?;
+        let waiting = std::time::Instant::now();
+        while c.proto.node.block_number().await? <= job.creation_block {
+            if waiting.elapsed() > Duration::from_secs(300) {
+                bail!(
+                    "job {job_id}: no block after the job's block {} in 5 minutes: is the chain producing blocks?",
+                    job.creation_block
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (elected, price) = c.proto.elected(&job).await?;
+        if elected.is_zero() {
+            bail!(
+                "job {job_id}: no active transcoder accepts {} wei per segment",
+                max_price
+            );
+        }
+        eprintln!(
+            "job {job_id} for stream {} ({} segments, profiles {options}): elected transcoder {elected:?} at {} wei per segment",
+            a.stream,
+            segments.len(),
+            price
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()?;
+        let base = a.transcoder.trim_end_matches('/');
+        for (seq, seg) in segments.iter().enumerate() {
+            let seq = seq as u64;
+            let sig = c
+                .sender
+                .sign_segment(&a.stream, seq, hashes::data_hash(seg))?;
+            let r = http
+                .put(format!("{base}/live/{}/{seq}.ts", a.stream))
+                .header("X-Job-Id", job_id.to_string())
+                .header("X-Broadcaster-Signature", format!("0x{}", hex_lower(&sig)))
+                .body(seg.clone())
+                .send()
+                .await
+                .with_context(|| format!("sending segment {seq} to the transcoder"))?;
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            if !status.is_success() {
+                bail!("segment {seq}: the transcoder answered {status}: {body}");
+            }
+        }
+        let files = mirror_hls(&http, base, &a.stream, &a.out).await?;
+        let out = serde_json::json!({
+            "job_id": job_id,
+            "stream": a.stream,
+            "transcoding_options": options,
+            "segments": segments.len(),
+            "transcoder": elected,
+            "price_per_segment": price.to_string(),
+            "deposit": format_units(c.deposit_of(me).await?),
+            "master": a.out.join("master.m3u8"),
+            "files": files,
+        });
+        if a.chain.json {
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            println!(
+                "job {job_id}: {} segments transcoded by {elected:?}; HLS in {}",
+                segments.len(),
+                a.out.display()
+            );
+        }
+        Ok(())
+    })
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Copies `master.m3u8`, every media playlist it names and every segment those name, into `out`.
+async fn mirror_hls(
+    http: &reqwest::Client,
+    base: &str,
+    stream: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let get = |path: String| async move {
+        let r = http
+            .get(format!("{base}/hls/{stream}/{path}"))
+            .send()
+            .await
+            .with_context(|| format!("fetching {path}"))?;
+        if !r.status().is_success() {
+            bail!("fetching {path}: {}", r.status());
+        }
+        Ok::<_, anyhow::Error>(r.bytes().await?.to_vec())
+    };
+    let uris = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            // only relative paths inside the stream's directory
+            .filter(|l| !l.contains("..") && !l.contains("://") && !l.starts_with('/'))
+            .map(str::to_string)
+            .collect()
+    };
+    let write = |rel: &str, data: &[u8]| -> anyhow::Result<()> {
+        let p = out.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&p, data).with_context(|| format!("writing {}", p.display()))
+    };
+    let master = get("master.m3u8".into()).await?;
+    let mut n = 1;
+    for playlist in uris(&String::from_utf8_lossy(&master)) {
+        let text = get(playlist.clone()).await?;
+        let dir = playlist.rsplit_once('/').map(|(d, _)| d.to_string());
+        for seg in uris(&String::from_utf8_lossy(&text)) {
+            let rel = match &dir {
+                Some(d) => format!("{d}/{seg}"),
+                None => seg,
+            };
+            write(&rel, &get(rel.clone()).await?)?;
+            n += 1;
+        }
+        write(&playlist, &text)?;
+        n += 1;
+    }
+    write("master.m3u8", &master)?;
+    Ok(n)
+}

@@ -1,0 +1,141 @@
+//! The broadcaster's side of a job against a real anvil and a real transcoder daemon: `edge-agent broadcast`
+//! tops up the deposit, creates the job with the ladder's transcodingOptions, finds the elected transcoder
+//! (the active one), sends it the test source's segments signed, and copies back a playable HLS ladder.
+
+mod chain_common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chain::bindings::jobs_manager as jm;
+use chain::hashes;
+use chain_common::*;
+
+#[test]
+fn broadcast_creates_a_job_elects_the_active_transcoder_and_gets_the_ladder_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::start(&tmp.path().join("devnet"), &["transcoder", "broadcaster"]);
+    let (t_cfg, b_cfg) = (net.config("transcoder"), net.config("broadcaster"));
+    let (t_cfg, b_cfg) = (t_cfg.to_str().unwrap(), b_cfg.to_str().unwrap());
+    let (t, b) = (net.address("transcoder"), net.address("broadcaster"));
+
+    net.next_round();
+    ok(&["round", "init", "-c", t_cfg]);
+    ok(&["bond", "500", "--to", "self", "-c", t_cfg]);
+    ok(&[
+        "transcoder",
+        "register",
+        "--reward-cut",
+        "10",
+        "--fee-share",
+        "50",
+        "--price",
+        "1gwei",
+        "-c",
+        t_cfg,
+    ]);
+    net.next_round();
+    ok(&["round", "init", "-c", t_cfg]);
+
+    let port = free_port();
+    let daemon = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", "-c", t_cfg])
+            .env("RUST_BACKTRACE", "0")
+            .env("EDGE_AGENT__INGEST__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "EDGE_AGENT__MEDIA__LADDER",
+                "[\"P360p30fps16x9\", \"P240p30fps16x9\"]",
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the transcoder daemon", Duration::from_secs(60), || {
+        http_get(port, "/healthz").is_some()
+    });
+
+    // a block every 300 ms while the broadcaster works (the election waits for the job's block to have a
+    // successor, and this devnet mines only on transactions)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let miner = {
+        let (stop, url) = (
+            stop.clone(),
+            net.info["rpc_url"].as_str().unwrap().to_string(),
+        );
+        std::thread::spawn(move || {
+            let rpc = chain::rpc::Rpc::new(&url).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = rpc.mine(1);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    let out = tmp.path().join("hls");
+    let v = ok(&[
+        "broadcast",
+        "-c",
+        b_cfg,
+        "--stream",
+        "cam1",
+        "--duration",
+        "4",
+        "--max-price",
+        "2gwei",
+        "--transcoder",
+        &format!("http://127.0.0.1:{port}"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    miner.join().unwrap();
+    drop(daemon);
+
+    assert_eq!(v["segments"], 2, "{v}");
+    assert_eq!(
+        v["transcoder"],
+        format!("{t:?}"),
+        "the only active transcoder is elected"
+    );
+    assert_eq!(
+        v["price_per_segment"], "1000000000",
+        "at the transcoder's price, not the max"
+    );
+    let job_id = v["job_id"].as_u64().unwrap();
+    let job = net.call(
+        net.deployment.jobs_manager,
+        jm::get_job(job_id.into()),
+        jm::decode_get_job,
+    );
+    assert_eq!(job.stream_id, "cam1");
+    assert_eq!(job.broadcaster_address, b);
+    assert_eq!(
+        job.transcoding_options,
+        hashes::transcoding_options(&["P360p30fps16x9", "P240p30fps16x9"])
+    );
+    let dep = net.call(
+        net.deployment.jobs_manager,
+        jm::broadcasters(b),
+        jm::decode_broadcasters,
+    );
+    assert_eq!(
+        dep.deposit,
+        chain::U256::from(2 * 2 * 2_000_000_000u64),
+        "deposit covers 2 segments x 2 profiles at the max price"
+    );
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
+    for p in ["P360p30fps16x9", "P240p30fps16x9"] {
+        for s in 0..2 {
+            let seg = out.join(format!("{p}/{s}.ts"));
+            assert!(
+                std::fs::metadata(&seg)
+                    .map(|m| m.len() > 1000)
+                    .unwrap_or(false),
+                "{} copied",
+                seg.display()
+            );
+        }
+    }
+}
