@@ -180,8 +180,108 @@ pub fn is_challenged(
     (U256::from_big_endian(&keccak256(m)) % U256::from(verification_rate)).is_zero()
 }
 
+/// Why a segment signature is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the signature is {0} bytes, not 65 (r ++ s ++ v)")]
+    Length(usize),
+    #[error("the signature's v is {0}, not 27/28 (or 0/1)")]
+    V(u8),
+    #[error("the signature's s is in the upper half of the curve order (a malleated signature)")]
+    HighS,
+    #[error("no signer can be recovered from the signature")]
+    Unrecoverable,
+}
+
+/// The address that signed segment `seg_no` of `stream_id` with `data_hash` (hash rule 5), under the same
+/// rules as the contracts: 65 bytes, v in {27, 28} (0/1 accepted), s in the lower half of the order.
+pub fn segment_signer(
+    stream_id: &str,
+    seg_no: u64,
+    data_hash: H256,
+    sig: &[u8],
+) -> Result<ethers_core::types::Address, SignatureError> {
+    // secp256k1n / 2
+    const HALF_N: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b,
+        0x20, 0xa0,
+    ];
+    if sig.len() != 65 {
+        return Err(SignatureError::Length(sig.len()));
+    }
+    let v = match sig[64] {
+        0 | 1 => sig[64] + 27,
+        27 | 28 => sig[64],
+        other => return Err(SignatureError::V(other)),
+    };
+    if sig[32..64] > HALF_N[..] {
+        return Err(SignatureError::HighS);
+    }
+    let signature = ethers_core::types::Signature {
+        r: U256::from_big_endian(&sig[..32]),
+        s: U256::from_big_endian(&sig[32..64]),
+        v: v as u64,
+    };
+    let digest = eth_signed_message_hash(segment_hash(stream_id, seg_no, data_hash));
+    signature
+        .recover(ethers_core::types::RecoveryMessage::Hash(digest))
+        .map_err(|_| SignatureError::Unrecoverable)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn segment_signatures_are_recovered_under_the_contracts_rules() {
+        use ethers_signers::Signer;
+        let w: ethers_signers::LocalWallet =
+            "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+                .parse()
+                .unwrap();
+        let dh = super::data_hash(b"segment bytes");
+        let mut sig = crate::sign_segment(&w, "s1", 3, dh).unwrap();
+        assert_eq!(super::segment_signer("s1", 3, dh, &sig), Ok(w.address()));
+        assert_ne!(
+            super::segment_signer("s1", 4, dh, &sig),
+            Ok(w.address()),
+            "another segment"
+        );
+        assert_ne!(
+            super::segment_signer("s2", 3, dh, &sig),
+            Ok(w.address()),
+            "another stream"
+        );
+        let mut v01 = sig.clone();
+        v01[64] -= 27;
+        assert_eq!(
+            super::segment_signer("s1", 3, dh, &v01),
+            Ok(w.address()),
+            "v as 0/1"
+        );
+        assert_eq!(
+            super::segment_signer("s1", 3, dh, &sig[..64]),
+            Err(super::SignatureError::Length(64))
+        );
+        sig[64] = 29;
+        assert_eq!(
+            super::segment_signer("s1", 3, dh, &sig),
+            Err(super::SignatureError::V(29))
+        );
+        // s -> n - s with v flipped is the same signature malleated: refused
+        let n = super::U256::from_dec_str(
+            "115792089237316195423570985008687907852837564279074904382605163141518161494337",
+        )
+        .unwrap();
+        let s = super::U256::from_big_endian(&v01[32..64]);
+        let mut high = v01.clone();
+        (n - s).to_big_endian(&mut high[32..64]);
+        high[64] = 28 - (v01[64] % 2);
+        assert_eq!(
+            super::segment_signer("s1", 3, dh, &high),
+            Err(super::SignatureError::HighS)
+        );
+    }
+
     use super::*;
 
     #[test]

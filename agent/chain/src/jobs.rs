@@ -186,3 +186,156 @@ impl Client {
         Ok(b.deposit)
     }
 }
+
+/// Why a job's segment is refused before it is transcoded; each names the segment.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error(
+        "segment {seq}: job {job} needs the broadcaster's signature (header X-Broadcaster-Signature)"
+    )]
+    NoSignature { job: u64, seq: u64 },
+    #[error("segment {seq}: the signature is not hex")]
+    SignatureNotHex { seq: u64 },
+    #[error("segment {seq}: {source}")]
+    Signature {
+        seq: u64,
+        source: crate::hashes::SignatureError,
+    },
+    #[error("segment {seq}: signed by {signer:?}, not by job {job}'s broadcaster {broadcaster:?}")]
+    WrongSigner {
+        job: u64,
+        seq: u64,
+        signer: Address,
+        broadcaster: Address,
+    },
+    #[error("job {0} does not exist on chain")]
+    UnknownJob(u64),
+    #[error("segment {seq}: job {job} is for stream {expected:?}, not {got:?}")]
+    WrongStream {
+        job: u64,
+        seq: u64,
+        expected: String,
+        got: String,
+    },
+    #[error("segment {seq}: job {job} ended at block {end_block}")]
+    Ended { job: u64, seq: u64, end_block: u64 },
+    #[error("segment {seq}: job {job} is {transcoder:?}'s, not this box's")]
+    NotOurs {
+        job: u64,
+        seq: u64,
+        transcoder: Address,
+    },
+    #[error("checking job {job}: {source}")]
+    Chain { job: u64, source: ViewError },
+}
+
+/// Checks a job's segment before anything is done with it: the job exists, is for this stream, has not
+/// ended, is (or will be, by the election) this box's, and the segment carries its broadcaster's signature.
+/// Jobs are read from the chain once and kept.
+pub struct SegmentGate {
+    proto: Protocol,
+    me: Address,
+    jobs: tokio::sync::Mutex<std::collections::HashMap<u64, (Job, Address)>>,
+}
+
+impl SegmentGate {
+    pub fn new(proto: Protocol, me: Address) -> Self {
+        Self {
+            proto,
+            me,
+            jobs: Default::default(),
+        }
+    }
+
+    /// The job and its transcoder (the one set on chain, or the one the election picks).
+    async fn job(&self, job_id: u64) -> Result<(Job, Address), GateError> {
+        if let Some(j) = self.jobs.lock().await.get(&job_id) {
+            return Ok(j.clone());
+        }
+        let chain = |source| GateError::Chain {
+            job: job_id,
+            source,
+        };
+        let job = match self.proto.job(job_id).await {
+            Ok(j) => j,
+            Err(ViewError::Node(e))
+                if e.revert_data().is_some_and(|d| {
+                    crate::revert::name(&crate::revert::describe(d)) == "NoSuchJob"
+                }) =>
+            {
+                return Err(GateError::UnknownJob(job_id));
+            }
+            Err(e) => return Err(chain(e)),
+        };
+        if job.broadcaster.is_zero() {
+            return Err(GateError::UnknownJob(job_id));
+        }
+        let transcoder = if job.transcoder.is_zero() {
+            self.proto.elected(&job).await.map_err(chain)?.0
+        } else {
+            job.transcoder
+        };
+        self.jobs
+            .lock()
+            .await
+            .insert(job_id, (job.clone(), transcoder));
+        Ok((job, transcoder))
+    }
+
+    pub async fn check(
+        &self,
+        job_id: u64,
+        stream: &str,
+        seq: u64,
+        segment: &[u8],
+        signature: Option<&str>,
+    ) -> Result<(), GateError> {
+        let (job, transcoder) = self.job(job_id).await?;
+        if job.stream_id != stream {
+            return Err(GateError::WrongStream {
+                job: job_id,
+                seq,
+                expected: job.stream_id,
+                got: stream.into(),
+            });
+        }
+        if transcoder != self.me {
+            return Err(GateError::NotOurs {
+                job: job_id,
+                seq,
+                transcoder,
+            });
+        }
+        let head = self
+            .proto
+            .node
+            .block_number()
+            .await
+            .map_err(|e| GateError::Chain {
+                job: job_id,
+                source: e.into(),
+            })?;
+        if head >= job.end_block {
+            return Err(GateError::Ended {
+                job: job_id,
+                seq,
+                end_block: job.end_block,
+            });
+        }
+        let sig = signature.ok_or(GateError::NoSignature { job: job_id, seq })?;
+        let sig = hex::decode(sig.trim().trim_start_matches("0x"))
+            .map_err(|_| GateError::SignatureNotHex { seq })?;
+        let signer =
+            crate::hashes::segment_signer(stream, seq, crate::hashes::data_hash(segment), &sig)
+                .map_err(|source| GateError::Signature { seq, source })?;
+        if signer != job.broadcaster {
+            return Err(GateError::WrongSigner {
+                job: job_id,
+                seq,
+                signer,
+                broadcaster: job.broadcaster,
+            });
+        }
+        Ok(())
+    }
+}

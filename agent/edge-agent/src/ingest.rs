@@ -123,6 +123,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 async fn put_segment(
     State(app): State<App>,
     UrlPath((stream, segment)): UrlPath<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     if !valid_stream_id(&stream) {
@@ -140,6 +141,40 @@ async fn put_segment(
             "segment must be named {seq}.ts with a decimal sequence number",
         );
     };
+    if let Some(job_id) = headers.get("x-job-id") {
+        // a segment of an on-chain job: nothing is done with it unless the job and the signature check out
+        let Some(job_id) = job_id
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("segment {seq}: X-Job-Id is not a job number"),
+            );
+        };
+        let Some(gate) = &app.shared.job_gate else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("segment {seq}: this box takes no on-chain jobs (no [chain] configured)"),
+            );
+        };
+        let sig = headers
+            .get("x-broadcaster-signature")
+            .and_then(|v| v.to_str().ok());
+        if let Err(e) = gate.check(job_id, &stream, seq, &body, sig).await {
+            use ::chain::jobs::GateError as G;
+            let status = match &e {
+                G::UnknownJob(_) => StatusCode::NOT_FOUND,
+                G::Ended { .. } => StatusCode::GONE,
+                G::WrongSigner { .. } | G::NotOurs { .. } => StatusCode::FORBIDDEN,
+                G::Chain { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            tracing::warn!(stream, seq, job_id, error = %e, "job segment refused");
+            return error(status, e.to_string());
+        }
+    }
     let (reply, answer) = oneshot::channel();
     let job = Job {
         seq,
@@ -225,8 +260,8 @@ async fn end_stream(State(app): State<App>, UrlPath(stream): UrlPath<String>) ->
     }
 }
 
-/// One stream: owns the media pipeline (built once, rebuilt only on request or after it broke) and the
-/// HLS writer.  Runs on its own OS thread because GStreamer calls block.
+/// One stream: owns the media pipeline (built once, rebuilt on request; an engine that breaks is rebuilt by
+/// the pipeline's pool before the next segment) and the HLS writer.  Runs on its own OS thread because GStreamer calls block.
 fn stream_worker(
     shared: Arc<Shared>,
     stream: String,
@@ -416,6 +451,11 @@ async fn metrics(State(app): State<App>) -> Response {
             st.segments_failed
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP edge_agent_engine_rebuilds_total Media engines rebuilt after one broke (all streams).\n# TYPE edge_agent_engine_rebuilds_total counter\nedge_agent_engine_rebuilds_total {}",
+        s.engine_rebuilds.load(Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# TYPE edge_agent_realtime_factor gauge");
     for (id, st) in &streams {
         let _ = writeln!(

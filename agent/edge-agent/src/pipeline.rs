@@ -2,6 +2,8 @@
 //! Shared by `edge-agent transcode` and the daemon's stream workers, so both run the same code path.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -46,7 +48,11 @@ pub struct Pushed {
 
 impl StreamPipeline {
     /// Builds the engine for `cfg` writing HLS under `out_dir`.  With `resume`, playlists an earlier run left
-    /// there (a crash, a restart) are read back and extended instead of replaced.
+    /// there (a crash, a restart) are read back and extended instead of replaced.  An engine that breaks is
+    /// rebuilt before the next segment and counted on `rebuilds`.
+    ///
+    /// Recovery tests: with `EDGE_AGENT_ENGINE_PANIC_AT=<seq>` in the environment, the engine thread panics
+    /// on segment `seq`, as a bug in the engine would.
     pub fn build(
         cfg: EngineConfig,
         engines: usize,
@@ -54,9 +60,20 @@ impl StreamPipeline {
         mode: HlsMode,
         segment_secs: f64,
         resume: bool,
+        rebuilds: Arc<AtomicU64>,
     ) -> anyhow::Result<Self> {
-        let pool =
-            TranscoderPool::new(cfg, engines).context("building the transcoding pipeline")?;
+        let mut pool = TranscoderPool::with_rebuild_counter(cfg, engines, rebuilds)
+            .context("building the transcoding pipeline")?;
+        if let Some(seq) = std::env::var("EDGE_AGENT_ENGINE_PANIC_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            tracing::warn!(
+                seq,
+                "EDGE_AGENT_ENGINE_PANIC_AT: the engine will panic on this segment"
+            );
+            pool.panic_at(seq);
+        }
         let hls = if resume {
             HlsWriter::resume(out_dir, mode, segment_secs)
         } else {
@@ -99,11 +116,12 @@ impl StreamPipeline {
             },
             media.segment_seconds,
             true,
+            shared.engine_rebuilds.clone(),
         )
     }
 
     /// Transcodes one segment and writes it to the HLS output.  The error names the segment and the element
-    /// at fault; the pipeline stays usable for the next segment.
+    /// at fault; the pipeline stays usable for the next segment (an engine that broke on it is rebuilt).
     pub fn push(&mut self, seq: u64, data: &[u8]) -> Result<Pushed, PushError> {
         self.submit(seq, data.to_vec())?;
         self.next().expect("one segment in flight")

@@ -88,6 +88,49 @@ fn broadcast_creates_a_job_elects_the_active_transcoder_and_gets_the_ladder_back
         "--out",
         out.to_str().unwrap(),
     ]);
+
+    // ---- a segment whose signature is not the broadcaster's, or that has none, is never transcoded
+    let job = v["job_id"].as_u64().unwrap().to_string();
+    let seg = std::fs::read(out.join("P360p30fps16x9/0.ts")).unwrap(); // any TS bytes will do
+    let w = chain::keys::decrypt(
+        &net.keystore("transcoder"),
+        chain::devnet::DEV_PASSWORD,
+        31337,
+    )
+    .unwrap();
+    let forged = chain::sign_segment(&w, "cam1", 2, hashes::data_hash(&seg)).unwrap();
+    let forged = format!("0x{}", hex::encode(&forged));
+    let (status, body) = http_put(
+        port,
+        "/live/cam1/2.ts",
+        &[("X-Job-Id", &job), ("X-Broadcaster-Signature", &forged)],
+        &seg,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("segment 2") && body.contains("not by job"),
+        "{body}"
+    );
+    let (status, body) = http_put(port, "/live/cam1/2.ts", &[("X-Job-Id", &job)], &seg);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("needs the broadcaster's signature"), "{body}");
+    let (status, body) = http_put(
+        port,
+        "/live/other/0.ts",
+        &[("X-Job-Id", &job), ("X-Broadcaster-Signature", &forged)],
+        &seg,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("job 0 is for stream"), "{body}");
+    let (status, body) = http_put(port, "/live/cam1/2.ts", &[("X-Job-Id", "999")], &seg);
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        http_get(port, "/hls/cam1/P360p30fps16x9/2.ts").is_none_or(|b| b.contains("error")),
+        "segment 2 was not transcoded"
+    );
+    let playlist = http_get(port, "/hls/cam1/P360p30fps16x9/index.m3u8").unwrap();
+    assert!(!playlist.contains("2.ts"), "{playlist}");
+
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     miner.join().unwrap();
     drop(daemon);

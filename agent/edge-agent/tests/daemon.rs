@@ -1,6 +1,6 @@
 //! The real daemon binary, end to end: systemd notify protocol (READY, watchdog, STOPPING), segment ingest
-//! over HTTP through the real GStreamer engine, a bad segment that fails alone, the session limit, HLS and
-//! metrics over HTTP, and a clean SIGTERM shutdown.
+//! over HTTP through the real GStreamer engine, a bad segment that fails alone (malformed, undecodable, or one
+//! that crashes the engine), the session limit, HLS and metrics over HTTP, and a clean SIGTERM shutdown.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -91,6 +91,10 @@ impl Drop for Daemon {
 
 impl Daemon {
     fn start(dir: &Path, max_sessions: u32) -> Daemon {
+        Self::start_with_env(dir, max_sessions, &[])
+    }
+
+    fn start_with_env(dir: &Path, max_sessions: u32, env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let cfg = dir.join("config.toml");
         std::fs::write(
@@ -113,6 +117,7 @@ impl Daemon {
             .env("NOTIFY_SOCKET", &sock)
             .env("WATCHDOG_USEC", "400000")
             .env_remove("WATCHDOG_PID")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -278,6 +283,149 @@ fn daemon_ingests_transcodes_serves_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
+}
+
+/// Three TS packets of PID 0 (PAT) with the section start flag set, each filled by its adaptation field
+/// (adaptation_field_control 0b11, adaptation_field_length 183): no room for the payload they announce.
+fn pat_without_payload_segment() -> Vec<u8> {
+    let seg: Vec<u8> = (0..3u8)
+        .flat_map(|cc| {
+            let mut pkt = vec![0x47, 0x40, 0x00, 0x30 | cc, 183, 0x00];
+            pkt.resize(188, 0xff);
+            pkt
+        })
+        .collect();
+    assert_eq!(seg.len(), 564);
+    seg
+}
+
+/// `good` with intact TS, PES and NAL framing and intact SPS/PPS, but garbage in every slice: it passes the
+/// demuxer and fails in the decoder.
+fn undecodable_segment(good: &[u8]) -> Vec<u8> {
+    use media::ts;
+    let d = ts::demux(good).unwrap();
+    let aus: Vec<Vec<u8>> = d
+        .video
+        .iter()
+        .map(|au| {
+            let mut out = Vec::new();
+            for nal in ts::nal_units(&au.data) {
+                out.extend_from_slice(&[0, 0, 0, 1]);
+                if matches!(nal[0] & 0x1f, 7 | 8) {
+                    out.extend_from_slice(nal);
+                } else {
+                    out.push(nal[0]);
+                    out.extend((0..nal.len().min(300)).map(|k| (k * 73 % 253) as u8 | 1));
+                }
+            }
+            out
+        })
+        .collect();
+    let frames: Vec<ts::EncodedFrame> = d
+        .video
+        .iter()
+        .zip(&aus)
+        .map(|(au, data)| ts::EncodedFrame {
+            pts: au.pts,
+            dts: au.dts,
+            key: au.key,
+            data,
+        })
+        .collect();
+    let audio_type = d
+        .audio_stream_type
+        .map(|t| (t, d.audio_descriptors.as_slice()));
+    ts::TsMuxer::new().mux_segment(&frames, &d.audio, audio_type)
+}
+
+fn metric(port: u16, line_start: &str) -> String {
+    let (status, body) = http(port, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    let m = String::from_utf8(body).unwrap();
+    m.lines()
+        .find(|l| l.starts_with(line_start))
+        .unwrap_or_else(|| panic!("no {line_start} in\n{m}"))
+        .to_string()
+}
+
+/// One bad segment never ends a stream: a segment that used to panic the demuxer, one the decoder rejects,
+/// and one on which the engine thread panics (fault injection) each fail alone with an error naming them, and
+/// the next good segment transcodes; the engine that crashed is rebuilt and counted.
+#[test]
+fn bad_segments_and_a_crashed_engine_never_end_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = test_segments(4);
+    let d = Daemon::start_with_env(dir.path(), 1, &[("EDGE_AGENT_ENGINE_PANIC_AT", "4")]);
+    assert!(d.next_notify().contains("READY=1"));
+    let put = |seq: u64, data: &[u8]| {
+        let (status, body) = http(d.port, "PUT", &format!("/live/s1/{seq}.ts"), data);
+        let text = String::from_utf8_lossy(&body).to_string();
+        (status, text)
+    };
+    let (status, body) = put(0, &segs[0]);
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = put(1, &pat_without_payload_segment());
+    assert_eq!(status, 422, "{body}");
+    let err = json(body.as_bytes())["error"].as_str().unwrap().to_string();
+    assert!(
+        err.starts_with("segment 1: element ts-demux: malformed PAT"),
+        "{err}"
+    );
+
+    let (status, body) = put(2, &undecodable_segment(&segs[1]));
+    assert_eq!(status, 422, "{body}");
+    let err = json(body.as_bytes())["error"].as_str().unwrap().to_string();
+    assert!(err.starts_with("segment 2: element decoder-"), "{err}");
+
+    let (status, body) = put(3, &segs[1]);
+    assert_eq!(status, 200, "{body}");
+    // both failures were recovered in place: no engine had to be rebuilt
+    assert_eq!(
+        metric(d.port, "edge_agent_engine_rebuilds_total"),
+        "edge_agent_engine_rebuilds_total 0"
+    );
+
+    let (status, body) = put(4, &segs[2]);
+    assert_eq!(status, 422, "{body}");
+    let err = json(body.as_bytes())["error"].as_str().unwrap().to_string();
+    assert!(
+        err.starts_with("segment 4: element media-engine: internal error: panicked"),
+        "{err}"
+    );
+    let (status, body) = put(5, &segs[3]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        json(body.as_bytes())["renditions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    assert_eq!(
+        metric(d.port, "edge_agent_engine_rebuilds_total"),
+        "edge_agent_engine_rebuilds_total 1"
+    );
+    assert_eq!(
+        metric(
+            d.port,
+            "edge_agent_segments_total{stream=\"s1\",result=\"ok\"}"
+        ),
+        "edge_agent_segments_total{stream=\"s1\",result=\"ok\"} 3"
+    );
+    assert_eq!(
+        metric(
+            d.port,
+            "edge_agent_segments_total{stream=\"s1\",result=\"error\"}"
+        ),
+        "edge_agent_segments_total{stream=\"s1\",result=\"error\"} 3"
+    );
+    let (status, body) = http(d.port, "GET", "/hls/s1/P360p30fps16x9/index.m3u8", b"");
+    assert_eq!(status, 200);
+    let pl = String::from_utf8(body).unwrap();
+    let listed: Vec<&str> = pl.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert_eq!(listed, ["0.ts", "3.ts", "5.ts"], "{pl}");
 }
 
 #[test]

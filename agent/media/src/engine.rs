@@ -14,10 +14,11 @@
 //! restart at the flush, so every output segment starts with an IDR frame and depends on no other segment.
 //! Each rendition is muxed to MPEG-TS in Rust with the input's audio PES copied byte for byte.
 //! A bus error, a missing frame or the watchdog turns into a [`SegmentError`]; the pipeline is then cycled
-//! through NULL (same elements) and the next segment goes on.
+//! through NULL (same elements) and the next segment goes on. An engine that cannot even do that is broken
+//! ([`Transcoder::is_broken`]); [`crate::TranscoderPool`] replaces it, and one whose thread panicked.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
@@ -197,8 +198,12 @@ pub enum SegmentError {
         waited_ms: u64,
         stage: String,
     },
+    #[error("segment {seq}: element ts-demux: timestamps out of range: {why}")]
+    Timestamps { seq: u64, why: String },
     #[error("segment {seq}: engine is unusable after an earlier failure to recover: {why}")]
     Broken { seq: u64, why: String },
+    #[error("segment {seq}: element media-engine: internal error: {why} (the engine is rebuilt)")]
+    Crashed { seq: u64, why: String },
 }
 
 impl SegmentError {
@@ -210,7 +215,9 @@ impl SegmentError {
             | SegmentError::Pipeline { seq, .. }
             | SegmentError::Incomplete { seq, .. }
             | SegmentError::Timeout { seq, .. }
-            | SegmentError::Broken { seq, .. } => *seq,
+            | SegmentError::Timestamps { seq, .. }
+            | SegmentError::Broken { seq, .. }
+            | SegmentError::Crashed { seq, .. } => *seq,
         }
     }
 }
@@ -288,6 +295,12 @@ struct Shared {
 }
 
 type SharedRef = Arc<(Mutex<Shared>, Condvar)>;
+
+/// Locks the state shared with the streaming threads. A lock poisoned by a panic is taken over rather than
+/// unwrapped: the streaming threads run this from GStreamer callbacks, where a panic would abort the process.
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 struct Branch {
     profile: Profile,
@@ -370,6 +383,42 @@ pub(crate) fn running_times(sample: &gst::Sample, buf: &gst::BufferRef) -> (u64,
     let pts = rt(buf.pts()).unwrap_or(0);
     let dts = rt(buf.dts()).unwrap_or(pts);
     (pts, dts)
+}
+
+/// How far before the segment's first DTS a timestamp may lie (less than the pipeline offset, so that every
+/// pipeline time stays positive).
+const MAX_TICKS_BEFORE: i64 = 5 * 90_000;
+/// How far after the segment's first DTS a timestamp may lie.
+const MAX_TICKS_AFTER: i64 = 600 * 90_000;
+
+/// A segment's timestamps, relative to its first DTS (across the 33-bit wrap), must lie within
+/// [`MAX_TICKS_BEFORE`] before and [`MAX_TICKS_AFTER`] after it: a jump beyond that is a broken or
+/// discontinuous timeline, and keeping every timestamp in that window keeps the engine's timestamp
+/// arithmetic in range.
+pub fn check_timestamps(dm: &ts::Demuxed) -> Result<(), String> {
+    let Some(first) = dm.video.first() else {
+        return Ok(());
+    };
+    let base = first.dts;
+    for (n, au) in dm.video.iter().enumerate() {
+        for (what, t) in [("PTS", au.pts), ("DTS", au.dts)] {
+            let d = t.wrapping_sub(base) & ts::TS_MASK;
+            let rel = if d > ts::TS_MASK / 2 {
+                d as i64 - (ts::TS_MASK as i64 + 1)
+            } else {
+                d as i64
+            };
+            if !(-MAX_TICKS_BEFORE..=MAX_TICKS_AFTER).contains(&rel) {
+                return Err(format!(
+                    "video access unit {n}: {what} {t} is {:.3} s from the first DTS {base} (allowed: {} s before to {} s after)",
+                    rel as f64 / 90_000.0,
+                    MAX_TICKS_BEFORE / 90_000,
+                    MAX_TICKS_AFTER / 90_000
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Convert 90 kHz ticks to ns and back without drift.
@@ -491,7 +540,7 @@ impl Transcoder {
 
         let shared: SharedRef = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         {
-            let mut s = shared.0.lock().unwrap();
+            let mut s = lock(&shared.0);
             s.branches = (0..cfg.profiles.len())
                 .map(|_| BranchState::default())
                 .collect();
@@ -593,7 +642,7 @@ impl Transcoder {
             q.static_pad("src").unwrap().add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
                 move |_pad, info| {
-                    let mut s = sh.0.lock().unwrap();
+                    let mut s = lock(&sh.0);
                     let b = &mut s.branches[i];
                     match &mut info.data {
                         Some(gst::PadProbeData::Buffer(buf)) => {
@@ -642,12 +691,12 @@ impl Transcoder {
                             key: !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
                             data: map.as_slice().to_vec(),
                         };
-                        sh.0.lock().unwrap().branches[i].frames.push(f);
+                        lock(&sh.0).branches[i].frames.push(f);
                         Ok(gst::FlowSuccess::Ok)
                     })
                     .eos(move |_| {
                         let (m, cv) = &*sh2;
-                        m.lock().unwrap().branches[i].eos = true;
+                        lock(m).branches[i].eos = true;
                         cv.notify_all();
                     })
                     .build(),
@@ -674,7 +723,7 @@ impl Transcoder {
             move |_pad, info| {
                 match &info.data {
                     Some(gst::PadProbeData::Buffer(_)) => {
-                        sh.0.lock().unwrap().decoded += 1;
+                        lock(&sh.0).decoded += 1;
                     }
                     Some(gst::PadProbeData::Event(ev)) => {
                         if let gst::EventView::Caps(c) = ev.view() {
@@ -690,7 +739,7 @@ impl Transcoder {
                                 .unwrap_or_else(|| {
                                     if h >= 720 { "bt709" } else { "bt601" }.to_string()
                                 });
-                            let mut st = sh.0.lock().unwrap();
+                            let mut st = lock(&sh.0);
                             for (i, (bw, bh)) in boxes.iter().enumerate() {
                                 let (ow, oh) = fit_box(w, h, par, *bw, *bh);
                                 st.branches[i].width = ow;
@@ -717,7 +766,7 @@ impl Transcoder {
         pipeline.bus().unwrap().set_sync_handler(move |_bus, msg| {
             if let gst::MessageView::Error(e) = msg.view() {
                 let (m, cv) = &*sh;
-                let mut s = m.lock().unwrap();
+                let mut s = lock(m);
                 if s.error.is_none() {
                     let element = msg
                         .src()
@@ -757,6 +806,12 @@ impl Transcoder {
         Ok(())
     }
 
+    /// Whether the engine failed to return to a clean state after a segment; it then refuses every segment
+    /// and has to be replaced by a new one ([`crate::TranscoderPool`] does that).
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
     /// Change the watchdog for the following segments.
     pub fn set_watchdog_ms(&mut self, ms: u64) {
         self.cfg.watchdog_ms = ms;
@@ -780,6 +835,7 @@ impl Transcoder {
         if !dm.video[0].key {
             return Err(SegmentError::NoKeyframe { seq });
         }
+        check_timestamps(&dm).map_err(|why| SegmentError::Timestamps { seq, why })?;
         let result = self.run_segment(seq, &dm, start);
         let recovered = match &result {
             Ok(_) => self.flush(),
@@ -850,7 +906,7 @@ impl Transcoder {
         let rel_to_pipe =
             |r: u64| -> u64 { PIPE_OFFSET_NS + ticks_to_ns(r) - ticks_to_ns(90_000 * 1000) };
         {
-            let mut s = self.shared.0.lock().unwrap();
+            let mut s = lock(&self.shared.0);
             s.decoded = 0;
             s.error = None;
             for (b, sel) in s.branches.iter_mut().zip(&selections) {
@@ -899,7 +955,7 @@ impl Transcoder {
         // wait for every branch to drain, an error, or the watchdog
         let deadline = start + Duration::from_millis(self.cfg.watchdog_ms);
         let (m, cv) = &*self.shared;
-        let mut s = m.lock().unwrap();
+        let mut s = lock(m);
         loop {
             if s.error.is_some() {
                 break;
@@ -935,7 +991,10 @@ impl Transcoder {
                     stage,
                 });
             }
-            s = cv.wait_timeout(s, deadline - now).unwrap().0;
+            s = cv
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         if let Some((element, message, debug)) = s.error.take() {
             return Err(SegmentError::Pipeline {
@@ -964,7 +1023,7 @@ impl Transcoder {
         drop(s);
         {
             // keep sizes for the next segment (caps events only come on change)
-            let mut s = m.lock().unwrap();
+            let mut s = lock(m);
             for (dst, src) in s.branches.iter_mut().zip(&branch_states) {
                 dst.width = src.width;
                 dst.height = src.height;
@@ -1037,7 +1096,7 @@ impl Transcoder {
     }
 
     fn pipeline_error(&self, seq: u64) -> Option<SegmentError> {
-        let s = self.shared.0.lock().unwrap();
+        let s = lock(&self.shared.0);
         s.error
             .clone()
             .map(|(element, message, debug)| SegmentError::Pipeline {
@@ -1065,7 +1124,7 @@ impl Transcoder {
             .set_state(gst::State::Null)
             .map_err(|e| format!("to NULL: {e}"))?;
         {
-            let mut s = self.shared.0.lock().unwrap();
+            let mut s = lock(&self.shared.0);
             s.error = None;
             for b in &mut s.branches {
                 *b = BranchState::default();

@@ -5,92 +5,447 @@
 //! and are identical to what one engine produces, except for the TS continuity counters, which each engine
 //! keeps for itself (every segment starts with PAT/PMT and a keyframe, so players do not depend on them
 //! across segment files).
+//!
+//! An engine that breaks (it panics, or it cannot return to a clean state after a failure) fails the
+//! segment it was working on and is replaced by a new one before its next segment; [`TranscoderPool::rebuilds`]
+//! counts the replacements. A broken engine is never a lasting state of the pool.
 
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
 use crate::engine::{BuildError, EngineConfig, SegmentError, SegmentOutput, Transcoder};
 
-type Job = (
-    u64,
-    Vec<u8>,
-    mpsc::Sender<Result<SegmentOutput, SegmentError>>,
-);
+type Reply = mpsc::Sender<Result<SegmentOutput, SegmentError>>;
 
-/// A pool of `n` engines (each its own pipeline and thread), fed round-robin.
-pub struct TranscoderPool {
-    senders: Vec<mpsc::Sender<Job>>,
-    threads: Vec<thread::JoinHandle<()>>,
-    pending: VecDeque<(u64, mpsc::Receiver<Result<SegmentOutput, SegmentError>>)>,
-    submitted: usize,
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+    reply: Reply,
+    /// Fault injection: the engine thread panics on this job (see [`TranscoderPool::panic_at`]).
+    panic: bool,
 }
 
-impl TranscoderPool {
-    /// Build `n` (at least 1) engines with the same configuration.
-    pub fn new(cfg: EngineConfig, n: usize) -> Result<Self, BuildError> {
-        let mut senders = Vec::new();
-        let mut threads = Vec::new();
+/// What a worker thread runs segments on: the real engine, or a stand-in in unit tests.
+trait Engine: Send + 'static {
+    fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError>;
+    fn is_broken(&self) -> bool;
+}
+
+impl Engine for Transcoder {
+    fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError> {
+        Transcoder::push_segment(self, seq, data)
+    }
+    fn is_broken(&self) -> bool {
+        Transcoder::is_broken(self)
+    }
+}
+
+type Factory<E> = Arc<dyn Fn() -> Result<E, BuildError> + Send + Sync>;
+
+/// The engines' worker threads, generic over the engine so that the recovery logic is testable without
+/// GStreamer.
+struct Workers<E: Engine> {
+    factory: Factory<E>,
+    senders: Vec<mpsc::Sender<Job>>,
+    threads: Vec<Option<thread::JoinHandle<()>>>,
+    rebuilds: Arc<AtomicU64>,
+}
+
+impl<E: Engine> Workers<E> {
+    fn new(factory: Factory<E>, n: usize, rebuilds: Arc<AtomicU64>) -> Result<Self, BuildError> {
+        let mut w = Workers {
+            factory,
+            senders: Vec::new(),
+            threads: Vec::new(),
+            rebuilds,
+        };
         for k in 0..n.max(1) {
-            let mut engine = Transcoder::new(cfg.clone())?;
-            let (tx, rx) = mpsc::channel::<Job>();
-            let h = thread::Builder::new()
-                .name(format!("media-engine-{k}"))
-                .spawn(move || {
-                    for (seq, data, reply) in rx {
-                        let _ = reply.send(engine.push_segment(seq, &data));
-                    }
-                })
-                .map_err(|e| BuildError::Init(format!("spawning engine thread: {e}")))?;
-            senders.push(tx);
-            threads.push(h);
+            // the first engines are built here, so that a configuration that cannot build fails at once
+            let engine = (w.factory)()?;
+            let (tx, h) = w.spawn(k, Some(engine))?;
+            w.senders.push(tx);
+            w.threads.push(Some(h));
         }
-        Ok(TranscoderPool {
-            senders,
-            threads,
+        Ok(w)
+    }
+
+    fn spawn(
+        &self,
+        k: usize,
+        engine: Option<E>,
+    ) -> Result<(mpsc::Sender<Job>, thread::JoinHandle<()>), BuildError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let factory = self.factory.clone();
+        let rebuilds = self.rebuilds.clone();
+        let h = thread::Builder::new()
+            .name(format!("media-engine-{k}"))
+            .spawn(move || worker(k, engine, factory, rebuilds, rx))
+            .map_err(|e| BuildError::Init(format!("spawning engine thread: {e}")))?;
+        Ok((tx, h))
+    }
+
+    /// Hands a job to worker `k`; a worker whose thread is gone is started again (its engine is built for
+    /// the job).
+    fn send(&mut self, k: usize, job: Job) {
+        let job = match self.senders[k].send(job) {
+            Ok(()) => return,
+            Err(mpsc::SendError(job)) => job,
+        };
+        tracing::error!(
+            engine = k,
+            "media engine thread is gone: starting a new one"
+        );
+        if let Some(h) = self.threads[k].take() {
+            let _ = h.join();
+        }
+        match self.spawn(k, None) {
+            Ok((tx, h)) => {
+                self.senders[k] = tx;
+                self.threads[k] = Some(h);
+                let _ = self.senders[k].send(job);
+            }
+            Err(e) => {
+                let _ = job.reply.send(Err(SegmentError::Broken {
+                    seq: job.seq,
+                    why: e.to_string(),
+                }));
+            }
+        }
+    }
+}
+
+impl<E: Engine> Drop for Workers<E> {
+    fn drop(&mut self) {
+        self.senders.clear(); // closes the channels: workers finish their job and exit, dropping (NULL) engines
+        for h in self.threads.drain(..).flatten() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One engine thread: runs the jobs in order on its engine, replacing the engine when it breaks.
+fn worker<E: Engine>(
+    k: usize,
+    mut engine: Option<E>,
+    factory: Factory<E>,
+    rebuilds: Arc<AtomicU64>,
+    rx: mpsc::Receiver<Job>,
+) {
+    // Builds a replacement engine; the error is kept for the segments that find no engine.
+    let rebuild = |engine: &mut Option<E>| -> Result<(), String> {
+        match panic::catch_unwind(AssertUnwindSafe(|| factory())) {
+            Ok(Ok(e)) => {
+                *engine = Some(e);
+                rebuilds.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(engine = k, "media engine rebuilt");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(p) => Err(format!("panicked while building: {}", panic_message(&*p))),
+        }
+    };
+    let mut build_error = None;
+    for job in rx {
+        let mut lost = false;
+        // no engine: the last rebuild failed, or this thread was started again; try once more
+        if engine.is_none()
+            && let Err(why) = rebuild(&mut engine)
+        {
+            tracing::error!(engine = k, %why, "cannot rebuild the media engine");
+            build_error = Some(why);
+        }
+        let result = match engine.as_mut() {
+            None => Err(SegmentError::Broken {
+                seq: job.seq,
+                why: format!(
+                    "no engine: {}",
+                    build_error.as_deref().unwrap_or("not built")
+                ),
+            }),
+            Some(e) => {
+                let (seq, data, inject) = (job.seq, &job.data, job.panic);
+                match panic::catch_unwind(AssertUnwindSafe(|| {
+                    if inject {
+                        panic!("injected fault at segment {seq}");
+                    }
+                    e.push_segment(seq, data)
+                })) {
+                    Ok(r) => {
+                        if e.is_broken() {
+                            tracing::warn!(engine = k, seq, "media engine broke: replacing it");
+                            engine = None;
+                            lost = true;
+                        }
+                        r
+                    }
+                    Err(p) => {
+                        let why = format!("panicked: {}", panic_message(&*p));
+                        tracing::error!(engine = k, seq, %why, "media engine crashed: replacing it");
+                        // dropping it takes its pipeline to NULL
+                        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(engine.take())));
+                        lost = true;
+                        Err(SegmentError::Crashed { seq, why })
+                    }
+                }
+            }
+        };
+        let _ = job.reply.send(result);
+        // replace an engine lost on this segment now, so that the next segment does not wait for it
+        if lost {
+            build_error = rebuild(&mut engine).err();
+            if let Some(why) = &build_error {
+                tracing::error!(engine = k, %why, "cannot rebuild the media engine");
+            }
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+type Pending = VecDeque<(u64, mpsc::Receiver<Result<SegmentOutput, SegmentError>>)>;
+
+/// The submission side shared by the pool and its tests.
+struct Queue<E: Engine> {
+    workers: Workers<E>,
+    pending: Pending,
+    submitted: usize,
+    panic_at: Option<u64>,
+}
+
+impl<E: Engine> Queue<E> {
+    fn new(factory: Factory<E>, n: usize, rebuilds: Arc<AtomicU64>) -> Result<Self, BuildError> {
+        Ok(Queue {
+            workers: Workers::new(factory, n, rebuilds)?,
             pending: VecDeque::new(),
             submitted: 0,
+            panic_at: None,
         })
     }
 
-    /// Number of engines.
-    pub fn size(&self) -> usize {
-        self.senders.len()
-    }
-
-    /// Segments submitted and not yet received.
-    pub fn in_flight(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Queue a segment on the next engine (round-robin). Does not block.
-    pub fn submit(&mut self, seq: u64, data: Vec<u8>) {
-        let (tx, rx) = mpsc::channel();
-        let k = self.submitted % self.senders.len();
+    fn submit(&mut self, seq: u64, data: Vec<u8>) {
+        let (reply, rx) = mpsc::channel();
+        let k = self.submitted % self.workers.senders.len();
         self.submitted += 1;
-        if self.senders[k].send((seq, data, tx)).is_err() {
-            // the worker is gone (it panicked): its receiver reports that below
-        }
+        let panic = self.panic_at == Some(seq);
+        self.workers.send(
+            k,
+            Job {
+                seq,
+                data,
+                reply,
+                panic,
+            },
+        );
         self.pending.push_back((seq, rx));
     }
 
-    /// The result of the oldest submitted segment (blocks until it is done); `None` if nothing is pending.
-    pub fn recv(&mut self) -> Option<Result<SegmentOutput, SegmentError>> {
+    fn recv(&mut self) -> Option<Result<SegmentOutput, SegmentError>> {
         let (seq, rx) = self.pending.pop_front()?;
         Some(rx.recv().unwrap_or_else(|_| {
-            Err(SegmentError::Broken {
+            Err(SegmentError::Crashed {
                 seq,
-                why: "engine thread ended (panicked?)".into(),
+                why: "engine thread ended without an answer".into(),
             })
         }))
     }
 }
 
-impl Drop for TranscoderPool {
-    fn drop(&mut self) {
-        self.senders.clear(); // closes the channels: workers finish their job and exit, dropping (NULL) engines
-        for h in self.threads.drain(..) {
-            let _ = h.join();
+/// A pool of `n` engines (each its own pipeline and thread), fed round-robin.
+pub struct TranscoderPool {
+    queue: Queue<Transcoder>,
+}
+
+impl TranscoderPool {
+    /// Build `n` (at least 1) engines with the same configuration.
+    pub fn new(cfg: EngineConfig, n: usize) -> Result<Self, BuildError> {
+        Self::with_rebuild_counter(cfg, n, Arc::default())
+    }
+
+    /// The same, counting the engines it rebuilds on `rebuilds` (which several pools may share).
+    pub fn with_rebuild_counter(
+        cfg: EngineConfig,
+        n: usize,
+        rebuilds: Arc<AtomicU64>,
+    ) -> Result<Self, BuildError> {
+        let factory: Factory<Transcoder> = Arc::new(move || Transcoder::new(cfg.clone()));
+        Ok(TranscoderPool {
+            queue: Queue::new(factory, n, rebuilds)?,
+        })
+    }
+
+    /// Number of engines.
+    pub fn size(&self) -> usize {
+        self.queue.workers.senders.len()
+    }
+
+    /// Segments submitted and not yet received.
+    pub fn in_flight(&self) -> usize {
+        self.queue.pending.len()
+    }
+
+    /// Engines built to replace one that broke (the count on the pool's counter).
+    pub fn rebuilds(&self) -> u64 {
+        self.queue.workers.rebuilds.load(Ordering::Relaxed)
+    }
+
+    /// Fault injection for tests of the recovery path: the engine thread that gets segment `seq` panics
+    /// instead of transcoding it.
+    #[doc(hidden)]
+    pub fn panic_at(&mut self, seq: u64) {
+        self.queue.panic_at = Some(seq);
+    }
+
+    /// Queue a segment on the next engine (round-robin). Does not block.
+    pub fn submit(&mut self, seq: u64, data: Vec<u8>) {
+        self.queue.submit(seq, data);
+    }
+
+    /// The result of the oldest submitted segment (blocks until it is done); `None` if nothing is pending.
+    pub fn recv(&mut self) -> Option<Result<SegmentOutput, SegmentError>> {
+        self.queue.recv()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// An engine that panics on segment 13, reports itself broken after segment 21, and otherwise answers
+    /// with its own build number (in `renditions.len()`).
+    struct Fake {
+        id: usize,
+        broken: bool,
+    }
+
+    impl Engine for Fake {
+        fn push_segment(&mut self, seq: u64, _: &[u8]) -> Result<SegmentOutput, SegmentError> {
+            if self.broken {
+                return Err(SegmentError::Broken {
+                    seq,
+                    why: "earlier failure".into(),
+                });
+            }
+            match seq {
+                13 => panic!("bug at segment 13"),
+                21 => {
+                    self.broken = true;
+                    Err(SegmentError::Timeout {
+                        seq,
+                        waited_ms: 1,
+                        stage: "test".into(),
+                    })
+                }
+                _ => Ok(SegmentOutput {
+                    seq,
+                    renditions: (0..self.id)
+                        .map(|_| crate::engine::Rendition {
+                            profile: String::new(),
+                            data: vec![],
+                            width: 0,
+                            height: 0,
+                            fps: (0, 1),
+                            frames: 0,
+                            duration: 0.0,
+                            first_pts: 0,
+                            codecs: String::new(),
+                            video_bytes: 0,
+                        })
+                        .collect(),
+                    stats: Default::default(),
+                }),
+            }
         }
+        fn is_broken(&self) -> bool {
+            self.broken
+        }
+    }
+
+    fn fakes(fail_builds_after: usize) -> (Factory<Fake>, Arc<AtomicUsize>) {
+        let built = Arc::new(AtomicUsize::new(0));
+        let b = built.clone();
+        let f: Factory<Fake> = Arc::new(move || {
+            let id = b.fetch_add(1, Ordering::SeqCst) + 1;
+            if id > fail_builds_after {
+                return Err(BuildError::NoProfiles);
+            }
+            Ok(Fake { id, broken: false })
+        });
+        (f, built)
+    }
+
+    fn run(q: &mut Queue<Fake>, seq: u64) -> Result<usize, SegmentError> {
+        q.submit(seq, vec![]);
+        q.recv().unwrap().map(|o| o.renditions.len())
+    }
+
+    #[test]
+    fn a_panicking_engine_is_replaced_before_the_next_segment() {
+        let (f, _) = fakes(usize::MAX);
+        let mut q = Queue::new(f, 1, Arc::default()).unwrap();
+        assert_eq!(run(&mut q, 12), Ok(1));
+        let err = run(&mut q, 13).unwrap_err();
+        assert!(
+            matches!(&err, SegmentError::Crashed { seq: 13, why } if why.contains("bug at segment 13"))
+        );
+        assert!(err.to_string().starts_with("segment 13: element "), "{err}");
+        assert_eq!(run(&mut q, 14), Ok(2), "engine 2 answers");
+        assert_eq!(q.workers.rebuilds.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_broken_engine_is_replaced_before_the_next_segment() {
+        let (f, _) = fakes(usize::MAX);
+        let mut q = Queue::new(f, 1, Arc::default()).unwrap();
+        assert!(matches!(
+            run(&mut q, 21),
+            Err(SegmentError::Timeout { seq: 21, .. })
+        ));
+        assert_eq!(run(&mut q, 22), Ok(2));
+        assert_eq!(q.workers.rebuilds.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_failed_rebuild_is_retried_for_every_segment() {
+        // engine 1 builds, engine 2 does not: every segment after the crash is refused, none panics
+        let (f, built) = fakes(1);
+        let mut q = Queue::new(f, 1, Arc::default()).unwrap();
+        assert!(run(&mut q, 13).is_err());
+        for seq in 14..17 {
+            let err = run(&mut q, seq).unwrap_err();
+            assert!(matches!(err, SegmentError::Broken { .. }), "{err}");
+            assert!(err.to_string().contains("no profiles configured"), "{err}");
+        }
+        assert_eq!(q.workers.rebuilds.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            built.load(Ordering::SeqCst),
+            5,
+            "one build tried per segment"
+        );
+    }
+
+    #[test]
+    fn injected_panic_goes_the_same_way() {
+        let (f, _) = fakes(usize::MAX);
+        let mut q = Queue::new(f, 2, Arc::default()).unwrap();
+        q.panic_at = Some(5);
+        // two engines, round-robin: segment 5 crashes engine 1 while engine 0 does segments 4 and 6
+        for seq in 4..8 {
+            q.submit(seq, vec![]);
+        }
+        let got: Vec<_> = (4..8)
+            .map(|_| q.recv().unwrap().map(|o| o.seq).map_err(|e| e.seq()))
+            .collect();
+        assert_eq!(got, [Ok(4), Err(5), Ok(6), Ok(7)]);
+        assert_eq!(q.workers.rebuilds.load(Ordering::Relaxed), 1);
     }
 }

@@ -129,6 +129,19 @@ fn parse_pes_header(pes: &[u8], pid: u16) -> Result<(Option<u64>, Option<u64>, u
     Ok((pts, dts, 9 + hlen))
 }
 
+/// The section a PSI packet's payload starts (after its pointer field). A packet that announces a section
+/// start (PUSI) but whose adaptation field leaves it no payload has no pointer field: an error.
+fn section_start<'a>(payload: &'a [u8], table: &'static str) -> Result<&'a [u8], TsError> {
+    let (&pointer, rest) = payload.split_first().ok_or(TsError::BadTable {
+        table,
+        why: "section start with an empty payload (no pointer field)",
+    })?;
+    rest.get(usize::from(pointer)..).ok_or(TsError::BadTable {
+        table,
+        why: "pointer past end",
+    })
+}
+
 /// Does this Annex-B access unit contain an IDR slice?
 pub fn has_idr(data: &[u8]) -> bool {
     nal_units(data).any(|n| !n.is_empty() && n[0] & 0x1f == 5)
@@ -257,12 +270,7 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
         }
         let payload = &pkt[off..];
         if pid == PID_PAT && pusi {
-            let p = payload
-                .get(1 + payload[0] as usize..)
-                .ok_or(TsError::BadTable {
-                    table: "PAT",
-                    why: "pointer past end",
-                })?;
+            let p = section_start(payload, "PAT")?;
             if p.len() < 8 || p[0] != 0 {
                 return Err(TsError::BadTable {
                     table: "PAT",
@@ -284,12 +292,7 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
             continue;
         }
         if Some(pid) == pmt_pid && pusi {
-            let p = payload
-                .get(1 + payload[0] as usize..)
-                .ok_or(TsError::BadTable {
-                    table: "PMT",
-                    why: "pointer past end",
-                })?;
+            let p = section_start(payload, "PMT")?;
             if p.len() < 12 || p[0] != 2 {
                 return Err(TsError::BadTable {
                     table: "PMT",
@@ -392,6 +395,20 @@ pub fn crc32_mpeg(data: &[u8]) -> u32 {
     crc
 }
 
+/// The longest prefix of a descriptor loop (tag, length, data) that holds only whole descriptors and at most
+/// `room` bytes.
+fn whole_descriptors(desc: &[u8], room: usize) -> &[u8] {
+    let mut end = 0;
+    while let Some(&len) = desc.get(end + 1) {
+        let next = end + 2 + usize::from(len);
+        if next > desc.len() || next > room {
+            break;
+        }
+        end = next;
+    }
+    &desc[..end]
+}
+
 /// A TS muxer for one rendition: PAT + PMT at every segment start, video PID 0x100, audio PID 0x101.
 /// Keeps continuity counters across segments so consecutive segments concatenate cleanly.
 #[derive(Debug, Default, Clone)]
@@ -454,10 +471,13 @@ impl TsMuxer {
             ]);
         }
         if let Some((st, desc)) = audio {
-            let dl = desc.len().min(0x3ff);
+            // the section must fit one packet (after the pointer field), with the audio entry and the CRC
+            let room = PACKET - 5 - (pmt.len() + 5 + 4);
+            let desc = whole_descriptors(desc, room);
+            let dl = desc.len();
             pmt.extend_from_slice(&[st, 0xe0 | (PID_AUDIO >> 8) as u8, PID_AUDIO as u8]);
             pmt.extend_from_slice(&[0xf0 | (dl >> 8) as u8, dl as u8]);
-            pmt.extend_from_slice(&desc[..dl]);
+            pmt.extend_from_slice(desc);
         }
         let len = pmt.len() - 3 + 4;
         pmt[1] = 0xb0 | ((len >> 8) as u8 & 0x0f);
@@ -744,6 +764,77 @@ mod tests {
         // PAT/PMT only: zero frames
         let z = TsMuxer::new().mux_segment(&[], &[], None);
         assert_eq!(demux(&z).unwrap_err(), TsError::NoFrames);
+    }
+
+    /// One TS packet whose adaptation field fills it: `afc` 0b11 (announces a payload that has no room) or
+    /// 0b10 (adaptation only), adaptation_field_length 183.
+    fn adaptation_only_packet(pid: u16, pusi: bool, afc: u8, cc: u8) -> Vec<u8> {
+        let mut pkt = vec![
+            0x47,
+            if pusi { 0x40 } else { 0 } | (pid >> 8) as u8,
+            pid as u8,
+            (afc << 4) | (cc & 0x0f),
+            183,
+            0x00,
+        ];
+        pkt.resize(PACKET, 0xff);
+        pkt
+    }
+
+    #[test]
+    fn pat_packets_with_an_empty_payload_are_an_error_not_a_panic() {
+        for afc in [0b11, 0b10] {
+            let seg: Vec<u8> = (0..3)
+                .flat_map(|cc| adaptation_only_packet(PID_PAT, true, afc, cc))
+                .collect();
+            assert_eq!(seg.len(), 564);
+            let err = demux(&seg).unwrap_err();
+            if afc == 0b11 {
+                assert!(
+                    matches!(err, TsError::BadTable { table: "PAT", .. }),
+                    "{err}"
+                );
+            } else {
+                assert_eq!(err, TsError::NoProgram);
+            }
+        }
+    }
+
+    #[test]
+    fn pmt_packet_with_an_empty_payload_is_an_error_not_a_panic() {
+        // a good PAT (program 1 on PID 0x1000), then a PMT packet whose payload is empty
+        let good = TsMuxer::new().mux_segment(&[], &[], None);
+        let mut seg = good[..PACKET].to_vec();
+        seg.extend(adaptation_only_packet(PID_PMT, true, 0b11, 0));
+        let err = demux(&seg).unwrap_err();
+        assert!(
+            matches!(err, TsError::BadTable { table: "PMT", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pmt_with_long_audio_descriptors_still_fits_its_packet() {
+        // 40 ISO 639 language descriptors (4 bytes each): as much as an input PMT packet can carry
+        let desc: Vec<u8> = (0..40u8).flat_map(|i| [0x0a, 2, b'a', i]).collect();
+        let d = frame(true, 100);
+        let enc = [EncodedFrame {
+            pts: 100,
+            dts: 100,
+            key: true,
+            data: &d,
+        }];
+        let audio = [audio_pes(100, &[1, 2, 3])];
+        let ts = TsMuxer::new().mux_segment(&enc, &audio, Some((STREAM_TYPE_AAC_ADTS, &desc)));
+        let pmt = &ts[PACKET..2 * PACKET];
+        assert_eq!(pmt[4], 0, "pointer field");
+        let section = &pmt[5..];
+        let len = 3 + ((usize::from(section[1] & 0x0f) << 8) | usize::from(section[2]));
+        assert!(len <= section.len(), "section of {len} bytes in a packet");
+        assert_eq!(crc32_mpeg(&section[..len]), 0, "CRC");
+        // whole descriptors are kept, as many as fit
+        let got = demux(&ts).unwrap().audio_descriptors;
+        assert!(!got.is_empty() && got.len() % 4 == 0 && desc.starts_with(&got));
     }
 
     #[test]

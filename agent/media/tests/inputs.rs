@@ -403,6 +403,70 @@ fn pool_returns_segments_in_order() {
     assert_eq!(got, [Ok((10, 60)), Err(11), Ok((12, 60)), Ok((13, 60))]);
 }
 
+/// A segment whose second frame's PTS lies 2^32 ticks (13 h) before its first DTS: the engine's timestamp
+/// arithmetic must not overflow; the segment is refused and the stream goes on.
+#[test]
+fn a_timestamp_jump_is_refused_and_the_stream_goes_on() {
+    let segs = small(30, 320, 240, false, 4.0);
+    let mut t = Transcoder::new(EngineConfig::new(vec![
+        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+    ]))
+    .unwrap();
+    let dm = ts::demux(&segs[0]).unwrap();
+    let mut aus = dm.video[..2].to_vec();
+    aus[1].pts = (aus[0].dts + (1 << 32)) & ts::TS_MASK;
+    aus[1].dts = aus[1].pts;
+    let frames: Vec<ts::EncodedFrame> = aus
+        .iter()
+        .map(|a| ts::EncodedFrame {
+            pts: a.pts,
+            dts: a.dts,
+            key: a.key,
+            data: &a.data,
+        })
+        .collect();
+    let jump = ts::TsMuxer::new().mux_segment(&frames, &[], None);
+    let err = t.push_segment(0, &jump).expect_err("timestamps 13 h apart");
+    assert!(
+        matches!(err, SegmentError::Timestamps { seq: 0, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().starts_with("segment 0: element ts-demux: "),
+        "{err}"
+    );
+    let out = t.push_segment(1, &segs[1]).unwrap();
+    assert_eq!(out.renditions[0].frames, 60);
+}
+
+#[test]
+fn a_crashed_engine_is_rebuilt_and_the_stream_goes_on() {
+    let segs = small(30, 320, 240, false, 6.0);
+    let cfg = EngineConfig::new(vec![
+        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+    ]);
+    let mut pool = media::TranscoderPool::new(cfg, 1).unwrap();
+    pool.panic_at(1);
+    let mut got = Vec::new();
+    for (seq, seg) in segs.iter().enumerate() {
+        pool.submit(seq as u64, seg.clone());
+        got.push(
+            pool.recv()
+                .unwrap()
+                .map(|o| (o.seq, o.renditions[0].frames))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    assert_eq!(got[0], Ok((0, 60)));
+    let err = got[1].as_ref().unwrap_err();
+    assert!(
+        err.starts_with("segment 1: element media-engine: internal error: panicked"),
+        "{err}"
+    );
+    assert_eq!(got[2], Ok((2, 60)), "the rebuilt engine transcodes");
+    assert_eq!(pool.rebuilds(), 1);
+}
+
 #[test]
 fn watchdog_fires_and_the_engine_recovers() {
     let segs = small(30, 320, 240, false, 4.0);

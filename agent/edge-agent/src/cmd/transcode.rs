@@ -203,6 +203,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         HlsMode::Vod,
         segment_secs,
         false,
+        Default::default(),
     )?;
     let total = segments.len() as u64;
     let bar = (!args.json && std::io::stderr().is_terminal()).then(|| {

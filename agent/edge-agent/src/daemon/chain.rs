@@ -20,6 +20,8 @@ use super::Shared;
 pub struct Chain {
     keeper: Keeper,
     pub status: watch::Receiver<KeeperStatus>,
+    /// Checks jobs' segments (job, stream, election, broadcaster signature) before they are transcoded.
+    pub gate: Arc<chain::jobs::SegmentGate>,
 }
 
 /// Reads the deployment, decrypts the keystore (off the async workers: scrypt takes a while) and opens the
@@ -45,8 +47,16 @@ pub async fn open(cfg: &ChainConfig, data_dir: &Path) -> anyhow::Result<Chain> {
         chain::sender::Sender::open(node.clone(), wallet, journal, cfg.send.clone()).await?;
     tracing::info!(account = ?sender.address(), node = node.shown_url(), chain_id, "chain account opened");
     let proto = chain::protocol::Protocol::new(node, deployment);
+    let gate = Arc::new(chain::jobs::SegmentGate::new(
+        proto.clone(),
+        sender.address(),
+    ));
     let (keeper, status) = Keeper::new(proto, Arc::new(sender), cfg.keeper.clone());
-    Ok(Chain { keeper, status })
+    Ok(Chain {
+        keeper,
+        status,
+        gate,
+    })
 }
 
 pub fn spawn(

@@ -8,8 +8,8 @@ pub mod fleet;
 pub mod sd;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -51,11 +51,15 @@ pub struct Shared {
     pub hw: crate::hwsel::HwState,
     pub streams: Mutex<BTreeMap<String, StreamStats>>,
     pub segments_total: AtomicU64,
+    /// Media engines rebuilt after one broke (a panic, or a failure it could not recover from), all streams.
+    pub engine_rebuilds: Arc<AtomicU64>,
     /// Bumped to make every stream rebuild its pipeline before its next segment (fleet `restart-pipeline`).
     pub pipeline_generation: AtomicU64,
     pub shutdown: CancellationToken,
     /// The chain keeper's view, when the box has a `[chain]` account.
     pub chain: Option<watch::Receiver<::chain::keeper::KeeperStatus>>,
+    /// Checks segments sent for an on-chain job (`X-Job-Id`) before they are transcoded.
+    pub job_gate: Option<std::sync::Arc<::chain::jobs::SegmentGate>>,
 }
 
 impl Shared {
@@ -133,9 +137,11 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         hw,
         streams: Mutex::new(BTreeMap::new()),
         segments_total: AtomicU64::new(0),
+        engine_rebuilds: Arc::default(),
         pipeline_generation: AtomicU64::new(0),
         shutdown: CancellationToken::new(),
         chain: chain.as_ref().map(|c| c.status.clone()),
+        job_gate: chain.as_ref().map(|c| c.gate.clone()),
     });
 
     let mut tasks = tokio::task::JoinSet::new();
