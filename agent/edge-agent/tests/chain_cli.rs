@@ -47,6 +47,23 @@ fn bond_delegate_reward_claim_unbond_withdraw_through_the_cli() {
     ]);
     assert_eq!(shown["address"], fresh);
     assert_eq!(u256(&shown["tokens"]), U256::zero());
+    // the password as a systemd credential: the [chain] table's default source
+    let creds = tmp.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("keystore-password"), "credential password\n").unwrap();
+    let cred_ks = tmp.path().join("cred.json");
+    let o = run(
+        &[
+            "account",
+            "new",
+            "--json",
+            "--keystore",
+            cred_ks.to_str().unwrap(),
+        ],
+        &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(chain::keys::decrypt(&cred_ks, "credential password", 1).is_ok());
     let key_file = tmp.path().join("key.hex");
     std::fs::write(&key_file, chain::devnet::DEV_KEYS[3]).unwrap();
     let imported = ok(&[
@@ -235,6 +252,7 @@ fn bond_delegate_reward_claim_unbond_withdraw_through_the_cli() {
     run(&["--log", "debug", "token", "balance", "-c", &t_cfg], &[]);
     let all = OUTPUT.lock().unwrap().clone();
     let mut secrets = vec![
+        "credential password".to_string(),
         chain::devnet::DEV_PASSWORD.to_string(),
         "fresh password".into(),
         chain::devnet::DEV_KEYS[3].into(),
