@@ -113,18 +113,7 @@ fn bond_delegate_reward_claim_unbond_withdraw_through_the_cli() {
         2,
         "approve + bond: {bonded}"
     );
-    ok(&[
-        "transcoder",
-        "register",
-        "--reward-cut",
-        "10",
-        "--fee-share",
-        "50",
-        "--price",
-        "1gwei",
-        "-c",
-        &t_cfg,
-    ]);
+    register(&t_cfg);
     ok(&["bond", "300", "--to", &t_addr, "-c", &d_cfg]);
 
     // ---- next round: the transcoder is active; reward mints what the Minter's formula says

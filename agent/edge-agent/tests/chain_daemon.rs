@@ -102,18 +102,7 @@ fn daemon_rewards_once_per_round_while_active_across_restarts() {
     net.next_round();
     ok(&["round", "init", "-c", d_cfg]);
     ok(&["bond", "500", "--to", "self", "-c", t_cfg]);
-    ok(&[
-        "transcoder",
-        "register",
-        "--reward-cut",
-        "10",
-        "--fee-share",
-        "50",
-        "--price",
-        "1gwei",
-        "-c",
-        t_cfg,
-    ]);
+    register(t_cfg);
     ok(&["bond", "300", "--to", &format!("{t:?}"), "-c", d_cfg]);
 
     // a gas balance that would have to last 100000 days is "low": warned in the log and in /metrics
@@ -184,18 +173,7 @@ fn daemon_rewards_once_per_round_while_active_across_restarts() {
 
     // ---- back in: bond and register again; active (and rewarded) from the next round on
     ok(&["bond", "500", "--to", "self", "-c", t_cfg]);
-    ok(&[
-        "transcoder",
-        "register",
-        "--reward-cut",
-        "10",
-        "--fee-share",
-        "50",
-        "--price",
-        "1gwei",
-        "-c",
-        t_cfg,
-    ]);
+    register(t_cfg);
     let daemon = Daemon::start(&net, "transcoder", tmp.path().join("daemon3.log"), &[]);
     let r = net.next_round();
     wait_reward(&net, r);

@@ -22,18 +22,7 @@ fn broadcast_creates_a_job_elects_the_active_transcoder_and_gets_the_ladder_back
     net.next_round();
     ok(&["round", "init", "-c", t_cfg]);
     ok(&["bond", "500", "--to", "self", "-c", t_cfg]);
-    ok(&[
-        "transcoder",
-        "register",
-        "--reward-cut",
-        "10",
-        "--fee-share",
-        "50",
-        "--price",
-        "1gwei",
-        "-c",
-        t_cfg,
-    ]);
+    register(t_cfg);
     net.next_round();
     ok(&["round", "init", "-c", t_cfg]);
 

@@ -254,6 +254,22 @@ pub fn ok(args: &[&str]) -> Value {
     })
 }
 
+/// Registers the account of `config` as a transcoder (10 % reward cut, 50 % fee share, 1 gwei a segment).
+pub fn register(config: &str) {
+    ok(&[
+        "transcoder",
+        "register",
+        "--reward-cut",
+        "10",
+        "--fee-share",
+        "50",
+        "--price",
+        "1gwei",
+        "-c",
+        config,
+    ]);
+}
+
 /// `edge-agent ARGS`, which must fail; its error text.
 pub fn refused(args: &[&str]) -> String {
     let o = run(args, &[]);
