@@ -231,7 +231,7 @@ pub enum GateError {
 
 /// Checks a job's segment before anything is done with it: the job exists, is for this stream, has not
 /// ended, is (or will be, by the election) this box's, and the segment carries its broadcaster's signature.
-/// Jobs are read from the chain once and kept.
+/// Jobs are read from the chain once and kept; `check` hands the job back.
 pub struct SegmentGate {
     proto: Protocol,
     me: Address,
@@ -289,7 +289,7 @@ impl SegmentGate {
         seq: u64,
         segment: &[u8],
         signature: Option<&str>,
-    ) -> Result<(), GateError> {
+    ) -> Result<Job, GateError> {
         let (job, transcoder) = self.job(job_id).await?;
         if job.stream_id != stream {
             return Err(GateError::WrongStream {
@@ -336,6 +336,6 @@ impl SegmentGate {
                 broadcaster: job.broadcaster,
             });
         }
-        Ok(())
+        Ok(job)
     }
 }

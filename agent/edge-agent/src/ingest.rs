@@ -49,6 +49,9 @@ type Workers = Arc<Mutex<HashMap<String, Worker>>>;
 struct Job {
     seq: u64,
     data: Bytes,
+    /// Set for a segment of an on-chain job (checked by the gate): transcoded into the job's profiles, and
+    /// its receipt stored before it is acknowledged.
+    on_chain: Option<crate::receipts::JobSegment>,
     reply: oneshot::Sender<Result<SegmentReport, PushError>>,
 }
 
@@ -141,6 +144,7 @@ async fn put_segment(
             "segment must be named {seq}.ts with a decimal sequence number",
         );
     };
+    let mut on_chain = None;
     if let Some(job_id) = headers.get("x-job-id") {
         // a segment of an on-chain job: nothing is done with it unless the job and the signature check out
         let Some(job_id) = job_id
@@ -162,9 +166,10 @@ async fn put_segment(
         let sig = headers
             .get("x-broadcaster-signature")
             .and_then(|v| v.to_str().ok());
-        if let Err(e) = gate.check(job_id, &stream, seq, &body, sig).await {
+        let checked = gate.check(job_id, &stream, seq, &body, sig).await;
+        if let Err(e) = &checked {
             use ::chain::jobs::GateError as G;
-            let status = match &e {
+            let status = match e {
                 G::UnknownJob(_) => StatusCode::NOT_FOUND,
                 G::Ended { .. } => StatusCode::GONE,
                 G::WrongSigner { .. } | G::NotOurs { .. } => StatusCode::FORBIDDEN,
@@ -174,11 +179,18 @@ async fn put_segment(
             tracing::warn!(stream, seq, job_id, error = %e, "job segment refused");
             return error(status, e.to_string());
         }
+        let signature = sig
+            .and_then(|s| s.trim().parse::<::chain::Bytes>().ok())
+            .unwrap_or_default();
+        on_chain = checked
+            .ok()
+            .map(|job| crate::receipts::JobSegment { job, signature });
     }
     let (reply, answer) = oneshot::channel();
     let job = Job {
         seq,
         data: body,
+        on_chain,
         reply,
     };
     if let Err(resp) = app.submit(&stream, job) {
@@ -271,7 +283,8 @@ fn stream_worker(
     let span = tracing::info_span!("stream", id = %stream);
     let _g = span.enter();
     let dir = shared.config.agent.data_dir.join("hls").join(&stream);
-    let mut state: Option<(u64, crate::pipeline::StreamPipeline)> = None;
+    // (pipeline generation, ladder, pipeline)
+    let mut state: Option<(u64, Vec<String>, crate::pipeline::StreamPipeline)> = None;
     loop {
         let job = match rx.recv_timeout(IDLE_TIMEOUT) {
             Ok(job) => job,
@@ -293,14 +306,29 @@ fn stream_worker(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let generation = shared.pipeline_generation.load(Ordering::Relaxed);
-        if state.as_ref().is_some_and(|(g, _)| *g != generation) {
+        if state.as_ref().is_some_and(|(g, _, _)| *g != generation) {
             tracing::info!("restarting pipeline on request");
             state = None;
         }
+        // a job's segments go into the job's profiles, in its order; others into the configured ladder
+        let ladder = match &job.on_chain {
+            Some(js) => match shared.config.profile_set().and_then(|set| js.ladder(&set)) {
+                Ok(l) => l,
+                Err(e) => {
+                    let msg = format!("segment {}: {e:#}", job.seq);
+                    let _ = job.reply.send(Err(PushError::Failed(msg)));
+                    continue;
+                }
+            },
+            None => shared.runtime().ladder,
+        };
+        if state.as_ref().is_some_and(|(_, l, _)| *l != ladder) {
+            tracing::info!(?ladder, "the stream's ladder changed: new pipeline");
+            state = None;
+        }
         if state.is_none() {
-            let rt = shared.runtime();
-            match crate::pipeline::StreamPipeline::new(&shared, &rt.ladder, &dir) {
-                Ok(p) => state = Some((generation, p)),
+            match crate::pipeline::StreamPipeline::new(&shared, &ladder, &dir) {
+                Ok(p) => state = Some((generation, ladder.clone(), p)),
                 Err(e) => {
                     let msg = format!("{e:#}");
                     tracing::error!("cannot build pipeline: {msg}");
@@ -310,9 +338,24 @@ fn stream_worker(
                 }
             }
         }
-        let (_, pipeline) = state.as_mut().expect("built above");
+        let (_, _, pipeline) = state.as_mut().expect("built above");
         let started = Instant::now();
-        let result = pipeline.push(job.seq, &job.data);
+        let mut result = pipeline.push(job.seq, &job.data);
+        if let (Ok(_), Some(js), Some(store)) = (&result, &job.on_chain, &shared.proof) {
+            let block = shared.chain.as_ref().map_or(0, |c| c.borrow().block);
+            let data_dir = &shared.config.agent.data_dir;
+            match crate::receipts::store(store, data_dir, js, &ladder, job.seq, &job.data, block) {
+                Ok(leaf) => {
+                    tracing::info!(seq = job.seq, job = js.job.job_id, ?leaf, "receipt stored")
+                }
+                Err(e) => {
+                    result = Err(PushError::Failed(format!(
+                        "segment {}: storing its receipt: {e:#}",
+                        job.seq
+                    )))
+                }
+            }
+        }
         match &result {
             Ok(r) => {
                 let wall = started.elapsed().as_secs_f64().max(1e-6);
@@ -336,7 +379,7 @@ fn stream_worker(
             report
         }));
     }
-    if let Some((_, mut p)) = state.take()
+    if let Some((_, _, mut p)) = state.take()
         && let Err(e) = p.finish()
     {
         tracing::warn!("finishing playlists: {e:#}");

@@ -8,6 +8,7 @@ mod hwsel;
 mod ingest;
 mod logging;
 mod pipeline;
+mod receipts;
 
 use std::path::PathBuf;
 

@@ -124,6 +124,43 @@ fn broadcast_creates_a_job_elects_the_active_transcoder_and_gets_the_ladder_back
     miner.join().unwrap();
     drop(daemon);
 
+    // ---- a receipt per accepted segment, none for the refused one: hashes in the job's profile order, the
+    // broadcaster's signature, the input kept for a challenge
+    let store = proof::ProofStore::open(&net.dir.join("transcoder/proof/store")).unwrap();
+    let job_id = v["job_id"].as_u64().unwrap();
+    for seq in 0..2u64 {
+        let r = store
+            .receipt(job_id, seq)
+            .unwrap()
+            .expect("receipt stored")
+            .receipt;
+        let renditions: Vec<Vec<u8>> = ["P360p30fps16x9", "P240p30fps16x9"]
+            .iter()
+            .map(|p| std::fs::read(out.join(format!("{p}/{seq}.ts"))).unwrap())
+            .collect();
+        assert_eq!(
+            r.transcoded_data_hash,
+            hashes::transcoded_data_hash(&renditions),
+            "segment {seq}"
+        );
+        assert!(r.check().is_ok());
+        let input = std::fs::read(r.input.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            hashes::data_hash(&input),
+            r.data_hash,
+            "the input is kept as received"
+        );
+        assert_eq!(
+            hashes::segment_signer("cam1", seq, r.data_hash, &r.broadcaster_sig),
+            Ok(b)
+        );
+    }
+    assert!(
+        store.receipt(job_id, 2).unwrap().is_none(),
+        "no receipt for a refused segment"
+    );
+    assert_eq!(store.job(job_id).unwrap().stream_id, "cam1");
+
     assert_eq!(v["segments"], 2, "{v}");
     assert_eq!(
         v["transcoder"],

@@ -22,6 +22,8 @@ pub struct Chain {
     pub status: watch::Receiver<KeeperStatus>,
     /// Checks jobs' segments (job, stream, election, broadcaster signature) before they are transcoded.
     pub gate: Arc<chain::jobs::SegmentGate>,
+    /// Receipts of the jobs' segments.
+    pub proof: proof::ProofStore,
 }
 
 /// Reads the deployment, decrypts the keystore (off the async workers: scrypt takes a while) and opens the
@@ -43,6 +45,7 @@ pub async fn open(cfg: &ChainConfig, data_dir: &Path) -> anyhow::Result<Chain> {
         .clone()
         .unwrap_or_else(|| data_dir.join("chain"));
     let journal = chain::journal::Journal::open(&state.join("journal"))?;
+    let proof = proof::ProofStore::open(&data_dir.join("proof/store"))?;
     let sender =
         chain::sender::Sender::open(node.clone(), wallet, journal, cfg.send.clone()).await?;
     tracing::info!(account = ?sender.address(), node = node.shown_url(), chain_id, "chain account opened");
@@ -56,6 +59,7 @@ pub async fn open(cfg: &ChainConfig, data_dir: &Path) -> anyhow::Result<Chain> {
         keeper,
         status,
         gate,
+        proof,
     })
 }
 

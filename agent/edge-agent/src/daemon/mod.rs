@@ -60,6 +60,8 @@ pub struct Shared {
     pub chain: Option<watch::Receiver<::chain::keeper::KeeperStatus>>,
     /// Checks segments sent for an on-chain job (`X-Job-Id`) before they are transcoded.
     pub job_gate: Option<std::sync::Arc<::chain::jobs::SegmentGate>>,
+    /// Receipts of on-chain jobs' segments.
+    pub proof: Option<::proof::ProofStore>,
 }
 
 impl Shared {
@@ -142,6 +144,7 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         shutdown: CancellationToken::new(),
         chain: chain.as_ref().map(|c| c.status.clone()),
         job_gate: chain.as_ref().map(|c| c.gate.clone()),
+        proof: chain.as_ref().map(|c| c.proof.clone()),
     });
 
     let mut tasks = tokio::task::JoinSet::new();
