@@ -37,20 +37,14 @@ pub struct JobWindows {
 impl Protocol {
     pub async fn job(&self, job_id: u64) -> Result<Job, ViewError> {
         let d = &self.deployment;
-        let out = self
-            .node
-            .call(
-                None,
+        let j = self
+            .read(
+                "getJob",
                 d.jobs_manager,
-                &jm::get_job(job_id.into()),
-                U256::zero(),
-                None,
+                jm::get_job(job_id.into()),
+                jm::decode_get_job,
             )
             .await?;
-        let j = jm::decode_get_job(&out).map_err(|source| ViewError::Abi {
-            what: "getJob",
-            source,
-        })?;
         Ok(Job {
             job_id,
             stream_id: j.stream_id,
@@ -68,24 +62,26 @@ impl Protocol {
     }
 
     pub async fn job_windows(&self) -> Result<JobWindows, ViewError> {
-        let d = &self.deployment;
-        let read = |data, what: &'static str| async move {
-            let out = self
-                .node
-                .call(None, d.jobs_manager, &data, U256::zero(), None)
-                .await?;
-            jm::decode_verification_rate(&out)
-                .map(|v| v.as_u64())
-                .map_err(|source| ViewError::Abi { what, source })
-        };
+        let jm_addr = self.deployment.jobs_manager;
+        let u = jm::decode_verification_rate; // every window is one uint256
         Ok(JobWindows {
-            verification_rate: read(jm::verification_rate(), "verificationRate").await?,
-            verification_period: read(jm::verification_period(), "verificationPeriod").await?,
-            slashing_period: read(
-                jm::verification_slashing_period(),
-                "verificationSlashingPeriod",
-            )
-            .await?,
+            verification_rate: self
+                .read("verificationRate", jm_addr, jm::verification_rate(), u)
+                .await?
+                .as_u64(),
+            verification_period: self
+                .read("verificationPeriod", jm_addr, jm::verification_period(), u)
+                .await?
+                .as_u64(),
+            slashing_period: self
+                .read(
+                    "verificationSlashingPeriod",
+                    jm_addr,
+                    jm::verification_slashing_period(),
+                    u,
+                )
+                .await?
+                .as_u64(),
         })
     }
 
@@ -94,37 +90,25 @@ impl Protocol {
     pub async fn elected(&self, job: &Job) -> Result<(Address, U256), ViewError> {
         let d = &self.deployment;
         let seed = self
-            .node
-            .call(
-                None,
+            .read(
+                "blockHash",
                 d.rounds_manager,
-                &rm::block_hash(job.creation_block.into()),
-                U256::zero(),
-                None,
+                rm::block_hash(job.creation_block.into()),
+                rm::decode_block_hash,
             )
             .await?;
-        let seed = rm::decode_block_hash(&seed).map_err(|source| ViewError::Abi {
-            what: "blockHash",
-            source,
-        })?;
-        let out = self
-            .node
-            .call(
-                None,
+        let e = self
+            .read(
+                "electActiveTranscoder",
                 d.bonding_manager,
-                &bm::elect_active_transcoder(
+                bm::elect_active_transcoder(
                     job.max_price_per_segment,
                     seed,
                     job.creation_round.into(),
                 ),
-                U256::zero(),
-                None,
+                bm::decode_elect_active_transcoder,
             )
             .await?;
-        let e = bm::decode_elect_active_transcoder(&out).map_err(|source| ViewError::Abi {
-            what: "electActiveTranscoder",
-            source,
-        })?;
         Ok((e.elected, e.price_per_segment))
     }
 }
@@ -139,10 +123,7 @@ impl Client {
         end_block: u64,
     ) -> Result<u64, OpError> {
         if !self.proto.round_initialized().await? {
-            return Err(OpError::Refused(
-                "the current round is not initialized yet: run `edge-agent round init` (anyone may) and retry"
-                    .into(),
-            ));
+            return Err(crate::ops::not_initialized());
         }
         let m = self
             .sender
@@ -168,21 +149,15 @@ impl Client {
     /// The broadcaster's deposit held by the JobsManager.
     pub async fn deposit_of(&self, who: Address) -> Result<U256, OpError> {
         let d = &self.proto.deployment;
-        let out = self
+        let b = self
             .proto
-            .node
-            .call(
-                None,
+            .read(
+                "broadcasters",
                 d.jobs_manager,
-                &jm::broadcasters(who),
-                U256::zero(),
-                None,
+                jm::broadcasters(who),
+                jm::decode_broadcasters,
             )
             .await?;
-        let b = jm::decode_broadcasters(&out).map_err(|source| ViewError::Abi {
-            what: "broadcasters",
-            source,
-        })?;
         Ok(b.deposit)
     }
 }

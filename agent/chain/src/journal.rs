@@ -119,6 +119,14 @@ pub fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
     }
 }
 
+/// The error of a sled transaction that never aborts by itself.
+fn storage(e: sled::transaction::TransactionError<()>) -> JournalError {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => JournalError::Db(e),
+        sled::transaction::TransactionError::Abort(()) => unreachable!("never aborted"),
+    }
+}
+
 #[derive(Clone)]
 pub struct Journal {
     db: sled::Db,
@@ -169,10 +177,7 @@ impl Journal {
                 next.insert(rec.from.as_bytes(), &(rec.nonce + 1).to_be_bytes()[..])?;
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(e) => JournalError::Db(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborted"),
-            })?;
+            .map_err(storage)?;
         self.db.flush()?;
         Ok(())
     }
@@ -199,10 +204,7 @@ impl Journal {
                 }
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(e) => JournalError::Db(e),
-                sled::transaction::TransactionError::Abort(()) => unreachable!("never aborted"),
-            })?;
+            .map_err(storage)?;
         self.db.flush()?;
         Ok(())
     }

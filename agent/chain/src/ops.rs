@@ -32,6 +32,12 @@ pub enum OpError {
     Deployment(#[from] crate::deployment::DeploymentError),
 }
 
+pub(crate) fn not_initialized() -> OpError {
+    OpError::Refused(
+        "the current round is not initialized yet: run `edge-agent round init` (anyone may) and retry".into(),
+    )
+}
+
 /// One account's access to the protocol: views plus signed transactions.
 pub struct Client {
     pub proto: Protocol,
@@ -72,10 +78,7 @@ impl Client {
 
     async fn need_initialized(&self) -> Result<(), OpError> {
         if !self.proto.round_initialized().await? {
-            return Err(OpError::Refused(
-                "the current round is not initialized yet: run `edge-agent round init` (anyone may) and retry"
-                    .into(),
-            ));
+            return Err(not_initialized());
         }
         Ok(())
     }
@@ -257,7 +260,7 @@ impl Client {
         }
         let r = self.proto.round().await?;
         if !r.initialized {
-            self.need_initialized().await?;
+            return Err(not_initialized());
         }
         if r.locked {
             return Err(OpError::Refused(

@@ -84,7 +84,8 @@ impl Protocol {
         Self { node, deployment }
     }
 
-    async fn read<T>(
+    /// One `eth_call` of a view and its decoding.
+    pub(crate) async fn read<T>(
         &self,
         what: &'static str,
         to: Address,

@@ -9,7 +9,6 @@ mod chain_common;
 use chain::U256;
 use chain::bindings::{bonding_manager as bm, minter, token};
 use chain_common::*;
-use ethers_signers::Signer;
 
 fn cfg(net: &Net, name: &str) -> String {
     net.config(name).display().to_string()
@@ -253,7 +252,6 @@ fn bond_delegate_reward_claim_unbond_withdraw_through_the_cli() {
     ] {
         let w = chain::keys::decrypt(&ks, p, 1).unwrap();
         secrets.push(hex::encode(w.signer().to_bytes()));
-        let _ = w.address();
     }
     for s in &secrets {
         assert!(!all.contains(s.as_str()), "a secret appears in the output");
