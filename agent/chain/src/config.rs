@@ -30,6 +30,33 @@ pub struct ChainConfig {
     pub retries: u32,
     pub send: SendOptions,
     pub keeper: KeeperConfig,
+    pub claims: ClaimsConfig,
+}
+
+/// When the daemon claims its jobs' segments, and where verifiers fetch a challenged segment's data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimsConfig {
+    /// Base URL at which this box serves challenged segments' data to verifiers (the verify transaction's
+    /// dataStorageHash is `<data_url>/<job>/<segment>`); default `http://<ingest.listen>/proof`.
+    pub data_url: Option<String>,
+    /// Most segments in one claim.
+    pub max_segments: u64,
+    /// Claim the segments received so far once the oldest unclaimed one is this many blocks old.
+    pub claim_after_blocks: u64,
+    /// Seconds between two passes over the claims.
+    pub poll_s: f64,
+}
+
+impl Default for ClaimsConfig {
+    fn default() -> Self {
+        Self {
+            data_url: None,
+            max_segments: 100,
+            claim_after_blocks: 20,
+            poll_s: 1.0,
+        }
+    }
 }
 
 impl Default for ChainConfig {
@@ -44,6 +71,7 @@ impl Default for ChainConfig {
             retries: 4,
             send: SendOptions::default(),
             keeper: KeeperConfig::default(),
+            claims: ClaimsConfig::default(),
         }
     }
 }

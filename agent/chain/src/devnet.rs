@@ -28,6 +28,9 @@ pub const DEV_KEYS: [&str; 4] = [
     "7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
 ];
 
+/// The named account that is dev account 0: the deployer and the Verifier's trusted solver.
+pub const SOLVER_ACCOUNT: &str = "verifier";
+
 /// Password of the dev keystores (a dev chain's keys are not secrets; real boxes use their own).
 pub const DEV_PASSWORD: &str = "edge-devnet";
 
@@ -177,7 +180,8 @@ impl Devnet {
         Ok(())
     }
 
-    /// Creates (or finds) the keystore of `name` and, on a fresh chain, funds it with ETH and tokens.
+    /// Creates (or finds) the keystore of `name` and, on a fresh chain, funds it with ETH and tokens. The
+    /// account named [`SOLVER_ACCOUNT`] is dev account 0, the deployer and the Verifier's trusted solver.
     fn account(&self, name: &str, fund: bool) -> Result<DevAccount, DevnetError> {
         let keystore = self.dir.join("keys").join(format!("{name}.json"));
         let password = self.password_file();
@@ -185,12 +189,15 @@ impl Devnet {
             std::fs::write(&password, format!("{DEV_PASSWORD}\n"))
                 .map_err(|e| DevnetError::Dir(password.display().to_string(), e))?;
         }
+        let solver = name == SOLVER_ACCOUNT;
         let address = if keystore.exists() {
             crate::keys::decrypt(&keystore, DEV_PASSWORD, self.deployment.chain_id)?.address()
+        } else if solver {
+            crate::keys::import(&keystore, DEV_KEYS[0], DEV_PASSWORD)?
         } else {
             crate::keys::create(&keystore, DEV_PASSWORD)?
         };
-        if fund {
+        if fund && !solver {
             self.fund(address, self.opts.eth, self.opts.tokens)?;
         }
         Ok(DevAccount {

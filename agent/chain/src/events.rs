@@ -54,6 +54,9 @@ pub struct Watcher {
     depth: usize,
     /// Largest block range per eth_getLogs.
     max_range: u64,
+    /// Save the cursor in `poll` (else the caller saves it with [`Watcher::commit`] once it has recorded
+    /// what it was handed).
+    autosave: bool,
 }
 
 impl Watcher {
@@ -81,7 +84,21 @@ impl Watcher {
             cursor,
             depth: 64,
             max_range: 2_000,
+            autosave: true,
         })
+    }
+
+    /// The cursor is saved only by [`Watcher::commit`]: a caller that records the events it is handed
+    /// commits after that record, so a crash in between hands the same events over again (at least once).
+    pub fn deferred(mut self) -> Self {
+        self.autosave = false;
+        self
+    }
+
+    /// Saves the cursor (the events handed out so far are taken care of).
+    pub fn commit(&self) -> Result<(), WatchError> {
+        self.journal.put_meta(&self.key, &self.cursor)?;
+        Ok(())
     }
 
     /// Last block whose events were delivered.
@@ -241,7 +258,9 @@ impl Watcher {
     }
 
     fn save(&self) -> Result<(), WatchError> {
-        self.journal.put_meta(&self.key, &self.cursor)?;
+        if self.autosave {
+            self.commit()?;
+        }
         Ok(())
     }
 }

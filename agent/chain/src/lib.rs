@@ -4,6 +4,7 @@
 //! - [`journal`]: the sled journal of signed transactions (nonce reservation before broadcast) and cursors;
 //! - [`sender`]: dry run, sign (ethers-signers), broadcast, confirm, replace when stuck, name reverts;
 //! - [`events`]: log polling from a persisted cursor, reorgs retracted;
+//! - [`claims`]: a job's claims and verifications: views, the calls that make them, their events;
 //! - [`protocol`]: typed views of the protocol state; [`keeper`]: round initialization and reward, once per round;
 //! - [`bindings`], [`abi`], [`revert`]: the contracts' calls, events and named errors, generated from forge
 //!   artifacts; [`hashes`]: the hash rules shared with the contracts; [`deployment`]: the deployment file;
@@ -12,6 +13,7 @@
 
 pub mod abi;
 pub mod bindings;
+pub mod claims;
 pub mod config;
 pub mod deployment;
 pub mod devnet;
@@ -28,7 +30,7 @@ pub mod revert;
 pub mod rpc;
 pub mod sender;
 
-pub use config::ChainConfig;
+pub use config::{ChainConfig, ClaimsConfig};
 pub use deployment::Deployment;
 pub use ethers_core::types::{Address, Bytes, H256, I256, U256};
 
@@ -49,4 +51,18 @@ pub fn sign_segment(
     let digest =
         hashes::eth_signed_message_hash(hashes::segment_hash(stream_id, seg_no, data_hash));
     Ok(wallet.sign_hash(digest)?.to_vec())
+}
+
+/// Crash-consistency tests: `EDGE_AGENT_CRASH_AT=<point>` makes the process abort at that point, as a power
+/// cut or kill -9 would (no destructors, no flush beyond what was already made durable).
+pub fn crash_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT
+        .get_or_init(|| std::env::var("EDGE_AGENT_CRASH_AT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        tracing::error!(point = name, "EDGE_AGENT_CRASH_AT: aborting");
+        std::process::abort();
+    }
 }

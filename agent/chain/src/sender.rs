@@ -262,7 +262,7 @@ impl Sender {
         };
         self.journal.record(&rec)?;
         tracing::info!(nonce, label = %rec.label, hash = ?rec.latest().hash, "transaction signed and journaled");
-        crash_point("after-journal");
+        crate::crash_point("after-journal");
         match self.node.send_raw(&rec.latest().raw).await {
             Ok(_) => Ok(nonce),
             Err(e) if e.is_node_answer() && !already_known(&e) => {
@@ -286,6 +286,9 @@ impl Sender {
         let from = self.address();
         let started = std::time::Instant::now();
         let mut last_broadcast_head = None;
+        // polls that saw the nonce used without a receipt of ours: a node may answer the new nonce a moment
+        // before it answers the receipt, so one sighting is not enough to call it dropped
+        let mut used_without_receipt = 0;
         loop {
             let mut rec = self.journal.get(from, nonce)?;
             match &rec.state {
@@ -301,8 +304,9 @@ impl Sender {
                     return self.conclude(&mut rec, receipt, idx).await;
                 }
             } else if self.node.nonce(from, false).await? > nonce {
+                used_without_receipt += 1;
                 // the nonce is used: one last look for our receipt (it may have been mined meanwhile)
-                if self.find_receipt(&rec).await?.is_none() {
+                if used_without_receipt >= 3 && self.find_receipt(&rec).await?.is_none() {
                     rec.state = TxState::Dropped;
                     self.journal.update(&rec)?;
                     return Err(SendError::Dropped {
@@ -310,7 +314,6 @@ impl Sender {
                         nonce,
                     });
                 }
-                continue;
             } else if head >= rec.latest().block + self.opts.stuck_after_blocks {
                 self.replace(&mut rec, head).await?;
                 last_broadcast_head = Some(head);
@@ -565,20 +568,6 @@ impl Sender {
             fee,
             block: head,
         })
-    }
-}
-
-/// Crash-consistency tests: `EDGE_AGENT_CRASH_AT=<point>` makes the process abort at that point, as a power
-/// cut or kill -9 would (no destructors run). Points: `after-journal` (signed and journaled, not broadcast).
-fn crash_point(name: &str) {
-    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if AT
-        .get_or_init(|| std::env::var("EDGE_AGENT_CRASH_AT").ok())
-        .as_deref()
-        == Some(name)
-    {
-        tracing::error!(point = name, "EDGE_AGENT_CRASH_AT: aborting");
-        std::process::abort();
     }
 }
 

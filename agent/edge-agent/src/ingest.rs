@@ -6,6 +6,7 @@
 //! | `PUT /live/{stream}/{seq}.ts` | transcode one MPEG-TS segment; answers with the renditions (JSON) or a 4xx/5xx with the error |
 //! | `DELETE /live/{stream}` | end a stream: playlists get `#EXT-X-ENDLIST`, the session is freed |
 //! | `GET /hls/{stream}/...` | the HLS output (master playlist `master.m3u8`) |
+//! | `GET /proof/{job}/{seq}/{file}` | a job segment's proof bundle, kept until no challenge can come (`proof::bundle`) |
 //! | `GET /healthz` | liveness and what the box runs (JSON) |
 //! | `GET /metrics` | Prometheus text format |
 
@@ -76,6 +77,8 @@ pub struct RenditionReport {
     pub bytes: usize,
     /// Size of the H.264 elementary stream alone (for bitrate against the profile).
     pub video_bytes: usize,
+    /// Video frames in the segment.
+    pub frames: usize,
     pub uri: String,
 }
 
@@ -92,6 +95,7 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
         )
         .route("/live/{stream}", axum::routing::delete(end_stream))
         .route("/hls/{stream}/{*path}", get(get_hls))
+        .route("/proof/{job}/{seq}/{file}", get(get_proof))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(
@@ -344,7 +348,8 @@ fn stream_worker(
         if let (Ok(_), Some(js), Some(store)) = (&result, &job.on_chain, &shared.proof) {
             let block = shared.chain.as_ref().map_or(0, |c| c.borrow().block);
             let data_dir = &shared.config.agent.data_dir;
-            match crate::receipts::store(store, data_dir, js, &ladder, job.seq, &job.data, block) {
+            let report = &result.as_ref().expect("matched Ok").report;
+            match crate::receipts::store(store, data_dir, js, report, job.seq, &job.data, block) {
                 Ok(leaf) => {
                     tracing::info!(seq = job.seq, job = js.job.job_id, ?leaf, "receipt stored")
                 }
@@ -414,6 +419,30 @@ async fn get_hls(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             error(StatusCode::NOT_FOUND, "not found")
         }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// A kept proof bundle's file (manifest, input, renditions), for verifiers.
+async fn get_proof(
+    State(app): State<App>,
+    UrlPath((job, seq, file)): UrlPath<(u64, u64, String)>,
+) -> Response {
+    let dir = crate::receipts::kept_dir(&app.shared.config.agent.data_dir, job, seq);
+    let Some(path) = safe_join(&dir, &file) else {
+        return error(StatusCode::BAD_REQUEST, "bad path");
+    };
+    let ctype = if file.ends_with(".json") {
+        "application/json"
+    } else {
+        "video/mp2t"
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, ctype)], bytes).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => error(
+            StatusCode::NOT_FOUND,
+            format!("job {job} segment {seq}: no {file} kept"),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -509,6 +538,9 @@ async fn metrics(State(app): State<App>) -> Response {
     }
     if let Some(c) = &s.chain {
         crate::daemon::chain::metrics(&c.borrow(), &mut out);
+    }
+    if let Some(c) = &s.claims {
+        crate::daemon::chain::claim_metrics(&c.borrow(), &mut out);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -70,6 +70,12 @@ enum Command {
     Status(cmd::chain::status::Args),
     /// A local chain with the contracts deployed and funded accounts, for the demo and the CLI.
     Devnet(cmd::chain::devnet::Args),
+    /// The verifier daemon (trusted solver key): answers verification requests with a verdict and evidence.
+    Verify(cmd::chain::verify::VerifyArgs),
+    /// Slash a job's claims whose challenged segments were never submitted for verification (finder's fee).
+    SlashMissed(cmd::chain::verify::SlashArgs),
+    /// Check one rendition segment against the signed original in fidelity mode, without the chain.
+    SpotCheck(cmd::chain::verify::SpotCheckArgs),
     // Each further subcommand lives in its own module under `cmd/`; add it here and in `main` below.
 }
 
@@ -122,6 +128,7 @@ fn main() -> anyhow::Result<()> {
                     | Command::Round(_)
                     | Command::Broadcaster(_)
                     | Command::Status(_)
+                    | Command::SlashMissed(_)
             );
             let filter = match (&cli.log, quiet) {
                 (None, true) if std::env::var_os("RUST_LOG").is_none() => "warn".to_string(),
@@ -146,6 +153,9 @@ fn main() -> anyhow::Result<()> {
                 Command::Status(a) => cmd::chain::status::run(a),
                 Command::Broadcast(a) => cmd::chain::broadcast::run(a),
                 Command::Devnet(a) => cmd::chain::devnet::run(a),
+                Command::Verify(a) => cmd::chain::verify::verify(a),
+                Command::SlashMissed(a) => cmd::chain::verify::slash_missed(a),
+                Command::SpotCheck(a) => cmd::chain::verify::spot_check(a),
                 Command::Run(_) | Command::Config(_) => unreachable!("handled above"),
             }
         }

@@ -181,6 +181,7 @@ impl StreamPipeline {
                 duration: r.duration,
                 bytes: r.data.len(),
                 video_bytes: r.video_bytes,
+                frames: r.frames,
                 uri: format!("{}/{seq}.ts", r.profile),
             })
             .collect();

@@ -1,12 +1,14 @@
 //! Receipts for the segments of on-chain jobs: after a job segment is transcoded (into the job's profiles, in
-//! the job's order), its input is kept for a possible challenge and a receipt goes into the proof store
-//! (`proof::ProofStore`), durably, before the segment is acknowledged.
+//! the job's order), its proof bundle (input, renditions, manifest) is kept for a possible challenge and a
+//! receipt goes into the proof store (`proof::ProofStore`), durably, before the segment is acknowledged.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chain::Bytes;
-use proof::{EncodeMode, JobRecord, ProofStore, Receipt};
+use proof::{EncodeMode, JobRecord, ProofStore, Receipt, bundle};
+
+use crate::ingest::SegmentReport;
 
 /// What the ingest learned about a job segment before handing it to the stream's worker.
 #[derive(Debug, Clone)]
@@ -28,13 +30,32 @@ impl JobSegment {
     }
 }
 
-/// Keeps the input, reads the renditions back from the stream's HLS output
-/// (`<data_dir>/hls/<stream>/<profile>/<seq>.ts`), and stores the receipt. Returns its Merkle leaf.
+/// Where a job segment's proof bundle is kept until no challenge can come (served at `/proof/{job}/{seq}/`).
+pub fn kept_dir(data_dir: &Path, job: u64, seq: u64) -> PathBuf {
+    data_dir
+        .join("proof/kept")
+        .join(job.to_string())
+        .join(seq.to_string())
+}
+
+/// Fault injection for the tests of the slashing path (`EDGE_AGENT_FAULT`): `wrong-output` claims renditions
+/// that are not this segment's; `ignore-challenges` never answers a challenge.
+pub fn fault() -> Option<&'static str> {
+    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FAULT
+        .get_or_init(|| std::env::var("EDGE_AGENT_FAULT").ok())
+        .as_deref()
+}
+
+/// Keeps the segment's proof bundle (the input as received, the renditions read back from the stream's HLS
+/// output `<data_dir>/hls/<stream>/<profile>/<seq>.ts`, a manifest) and stores the receipt. Returns its
+/// Merkle leaf. Everything is on disk (fsynced) before the receipt is, and the receipt before the segment is
+/// acknowledged.
 pub fn store(
     store: &ProofStore,
     data_dir: &Path,
     js: &JobSegment,
-    ladder: &[String],
+    report: &SegmentReport,
     seq: u64,
     input: &[u8],
     block: u64,
@@ -49,34 +70,75 @@ pub fn store(
         price_per_segment: job.price_per_segment,
     })?;
     let hls_dir = data_dir.join("hls").join(&job.stream_id);
-    let outputs: Vec<PathBuf> = ladder
+    let read =
+        |p: &Path| std::fs::read(p).with_context(|| format!("reading rendition {}", p.display()));
+    let mut renditions = report
+        .renditions
         .iter()
-        .map(|p| hls_dir.join(p).join(format!("{seq}.ts")))
-        .collect();
-    let renditions = outputs
-        .iter()
-        .map(|p| std::fs::read(p).with_context(|| format!("reading rendition {}", p.display())))
+        .map(|r| read(&hls_dir.join(&r.profile).join(format!("{seq}.ts"))))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let kept = data_dir
-        .join("proof/inputs")
-        .join(job.job_id.to_string())
-        .join(format!("{seq}.ts"));
-    write_synced(&kept, input)?;
-    // the engine's live streams are not bit-exact across encoder states: a verifier compares by fidelity
+    if fault() == Some("wrong-output") {
+        // a cheating box: the previous segment's pictures (or, for the first, the ladder reversed)
+        renditions = match seq.checked_sub(1) {
+            Some(prev) => report
+                .renditions
+                .iter()
+                .map(|r| read(&hls_dir.join(&r.profile).join(format!("{prev}.ts"))))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            None => renditions.into_iter().rev().collect(),
+        };
+    }
+    let mode = EncodeMode::Fidelity;
     let mut receipt = Receipt::new(
         &job.stream_id,
         seq,
         input,
         &renditions,
         js.signature.clone(),
-        EncodeMode::Fidelity,
+        mode,
     );
-    receipt.input = Some(kept);
+    let dir = kept_dir(data_dir, job.job_id, seq);
+    let kept_input = dir.join(bundle::INPUT);
+    write_synced(&kept_input, input)?;
+    let mut outputs = Vec::new();
+    for (i, r) in renditions.iter().enumerate() {
+        let p = dir.join(bundle::rendition_file(i));
+        write_synced(&p, r)?;
+        outputs.push(p);
+    }
+    let manifest = bundle::Manifest {
+        job_id: job.job_id,
+        stream_id: job.stream_id.clone(),
+        seg_no: seq,
+        data_hash: receipt.data_hash,
+        profiles: report
+            .renditions
+            .iter()
+            .map(|r| r.profile.clone())
+            .collect(),
+        rendition_hashes: receipt.rendition_hashes.clone(),
+        mode,
+        pixels: report
+            .renditions
+            .iter()
+            .map(|r| u64::from(r.width) * u64::from(r.height) * r.frames as u64)
+            .sum(),
+    };
+    let m = dir.join(bundle::MANIFEST);
+    write_synced(&m, &serde_json::to_vec_pretty(&manifest)?)?;
+    sync_dir(&dir)?;
+    receipt.input = Some(kept_input);
+    // the manifest goes with the bundle's directory when the files are released
     receipt.outputs = outputs;
     store.put_receipt(job.job_id, block, &receipt)?;
     Ok(receipt.leaf())
 }
 
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
 fn write_synced(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     if let Some(d) = path.parent() {

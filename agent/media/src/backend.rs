@@ -38,6 +38,20 @@ impl Default for X264Options {
     }
 }
 
+impl X264Options {
+    /// The deterministic software mode that bit-exact verification relies on: one thread, no B-frames, no
+    /// lookahead, plain ABR. A segment's output then depends only on that segment and the x264 build, so a
+    /// verifier re-transcoding it with a fresh engine gets the same bytes.
+    pub fn deterministic() -> Self {
+        X264Options {
+            threads: 1,
+            vbv: false,
+            option_string: "scenecut=0:bframes=0:rc-lookahead=0".into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Which encoder/decoder family to use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]

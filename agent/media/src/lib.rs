@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod engine;
+pub mod fidelity;
 pub mod hls;
 pub mod pool;
 pub mod profiles;

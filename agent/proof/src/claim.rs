@@ -146,6 +146,24 @@ impl ClaimRecord {
         }
     }
 
+    /// The claimWork recorded as sent never reached the chain (refused before sending, or lost with a crash
+    /// before the chain client journaled it): it is due again.
+    pub fn unsent(&mut self) {
+        if matches!(self.stage, Stage::Sent { .. }) {
+            self.stage = Stage::Built;
+        }
+    }
+
+    /// A verify recorded as sent never reached the chain: it is due again (while its window is open).
+    pub fn verify_unsent(&mut self, seg_no: u64) {
+        if let Stage::Challenged { answers, .. } = &mut self.stage
+            && let Some(slot) = answers.get_mut(&seg_no)
+            && *slot == Some(Answer::Sent)
+        {
+            *slot = None;
+        }
+    }
+
     /// claimWork mined as claim `claim_id` in `claim_block` (also from Built: a restart between the send and
     /// its record finds the claim on chain).
     pub fn mined(&mut self, claim_id: u64, claim_block: u64) {

@@ -76,6 +76,11 @@ pub enum Event {
         first: u64,
         block: u64,
     },
+    /// The claimWork recorded as sent is not on chain and nothing of this box is pending: send it again.
+    ClaimNotSent {
+        job_id: u64,
+        first: u64,
+    },
     ClaimMined {
         job_id: u64,
         first: u64,
@@ -88,6 +93,12 @@ pub enum Event {
         hash: H256,
     },
     VerifySent {
+        job_id: u64,
+        claim_id: u64,
+        seg_no: u64,
+    },
+    /// The verify recorded as sent is not on chain and nothing of this box is pending: send it again.
+    VerifyNotSent {
         job_id: u64,
         claim_id: u64,
         seg_no: u64,
@@ -192,9 +203,13 @@ impl Ledger {
     pub fn apply(&self, e: &Event) -> Result<(), LedgerError> {
         let (job, first) = match e {
             Event::ClaimSent { job_id, first, .. }
+            | Event::ClaimNotSent { job_id, first }
             | Event::ClaimMined { job_id, first, .. }
             | Event::BlockHash { job_id, first, .. } => (*job_id, *first),
             Event::VerifySent {
+                job_id, claim_id, ..
+            }
+            | Event::VerifyNotSent {
                 job_id, claim_id, ..
             }
             | Event::Verified {
@@ -217,6 +232,7 @@ impl Ledger {
             .ok_or(LedgerError::NoSuchClaim { job, first })?;
         match *e {
             Event::ClaimSent { block, .. } => c.sent(block),
+            Event::ClaimNotSent { .. } => c.unsent(),
             Event::ClaimMined {
                 claim_id,
                 claim_block,
@@ -224,6 +240,7 @@ impl Ledger {
             } => c.mined(claim_id, claim_block),
             Event::BlockHash { hash, .. } => c.challenges(hash, &self.windows),
             Event::VerifySent { seg_no, .. } => c.answer(seg_no, Answer::Sent),
+            Event::VerifyNotSent { seg_no, .. } => c.verify_unsent(seg_no),
             Event::Verified { seg_no, passed, .. } => c.answer(
                 seg_no,
                 if passed {

@@ -185,19 +185,21 @@ impl ProofStore {
         }
     }
 
-    /// Forgets where the input of a receipt is kept (the file itself is the caller's to delete).
+    /// Forgets where the input and renditions of a receipt are kept (the files themselves are the caller's
+    /// to delete); returns their paths.
     pub fn release_input(
         &self,
         job: u64,
         seg_no: u64,
-    ) -> Result<Option<std::path::PathBuf>, StoreError> {
+    ) -> Result<Vec<std::path::PathBuf>, StoreError> {
         let Some(mut s) = self.receipt(job, seg_no)? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let path = s.receipt.input.take();
+        let mut paths: Vec<_> = s.receipt.input.take().into_iter().collect();
+        paths.append(&mut s.receipt.outputs);
         self.receipts
             .insert(key(job, seg_no), serde_json::to_vec(&s)?)?;
-        Ok(path)
+        Ok(paths)
     }
 
     pub fn put_claim(&self, c: &ClaimRecord) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Protocol participation for the daemon (`[chain]` table): opens the keystore and the transaction journal,
-//! runs `chain::keeper::Keeper` (round initialization when configured, reward once per round) as a subsystem,
-//! and turns its status into `/metrics` lines and fleet telemetry.
+//! runs `chain::keeper::Keeper` (round initialization when configured, reward once per round) and the claim
+//! life cycle of the box's jobs (`proof::driver::Driver`: claims, challenges answered, fees distributed, kept
+//! data deleted) as subsystems, and turns their status into `/metrics` lines and fleet telemetry.
 //!
 //! A keystore or deployment file that cannot be read stops the daemon at start with the reason; a node that
 //! is down (or on the wrong chain) is logged and waited for, and the box keeps transcoding meanwhile.
@@ -16,10 +17,12 @@ use tokio::sync::watch;
 
 use super::Shared;
 
-/// The opened keeper (not yet running) and its status channel.
+/// The opened keeper and claim driver (not yet running) and their status channels.
 pub struct Chain {
     keeper: Keeper,
+    driver: proof::driver::Driver,
     pub status: watch::Receiver<KeeperStatus>,
+    pub claims: watch::Receiver<proof::driver::DriverStatus>,
     /// Checks jobs' segments (job, stream, election, broadcaster signature) before they are transcoded.
     pub gate: Arc<chain::jobs::SegmentGate>,
     /// Receipts of the jobs' segments.
@@ -28,7 +31,11 @@ pub struct Chain {
 
 /// Reads the deployment, decrypts the keystore (off the async workers: scrypt takes a while) and opens the
 /// journal; broadcasts again what an earlier run left pending.
-pub async fn open(cfg: &ChainConfig, data_dir: &Path) -> anyhow::Result<Chain> {
+pub async fn open(
+    cfg: &ChainConfig,
+    data_dir: &Path,
+    ingest_listen: &str,
+) -> anyhow::Result<Chain> {
     let deployment = chain::Deployment::load(&cfg.deployment)?;
     let node = chain::node::Node::new(&cfg.rpc_url, cfg.node_options())?;
     let (path, source, chain_id) = (
@@ -46,21 +53,52 @@ pub async fn open(cfg: &ChainConfig, data_dir: &Path) -> anyhow::Result<Chain> {
         .unwrap_or_else(|| data_dir.join("chain"));
     let journal = chain::journal::Journal::open(&state.join("journal"))?;
     let proof = proof::ProofStore::open(&data_dir.join("proof/store"))?;
-    let sender =
-        chain::sender::Sender::open(node.clone(), wallet, journal, cfg.send.clone()).await?;
+    let sender = Arc::new(
+        chain::sender::Sender::open(node.clone(), wallet, journal, cfg.send.clone()).await?,
+    );
     tracing::info!(account = ?sender.address(), node = node.shown_url(), chain_id, "chain account opened");
     let proto = chain::protocol::Protocol::new(node, deployment);
     let gate = Arc::new(chain::jobs::SegmentGate::new(
         proto.clone(),
         sender.address(),
     ));
-    let (keeper, status) = Keeper::new(proto, Arc::new(sender), cfg.keeper.clone());
+    let (driver, claims) = proof::driver::Driver::open(
+        proof.clone(),
+        proto.clone(),
+        sender.clone(),
+        driver_options(cfg, ingest_listen),
+    )
+    .await
+    .context("reading the JobsManager's windows")?;
+    let (keeper, status) = Keeper::new(proto, sender, cfg.keeper.clone());
     Ok(Chain {
         keeper,
+        driver,
         status,
+        claims,
         gate,
         proof,
     })
+}
+
+fn driver_options(cfg: &ChainConfig, ingest_listen: &str) -> proof::driver::DriverOptions {
+    let c = &cfg.claims;
+    let data_url = c
+        .data_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{ingest_listen}/proof"));
+    proof::driver::DriverOptions {
+        poll: std::time::Duration::from_secs_f64(c.poll_s.clamp(0.05, 60.0)),
+        data_url,
+        policy: proof::Policy {
+            max_segments: c.max_segments.max(1),
+            claim_after_blocks: c.claim_after_blocks,
+            ..Default::default()
+        },
+        // fault injection for the slashing tests: a box that never answers its challenges
+        ignore_challenges: crate::receipts::fault() == Some("ignore-challenges"),
+        ..Default::default()
+    }
 }
 
 pub fn spawn(
@@ -73,6 +111,60 @@ pub fn spawn(
         chain.keeper.run(stop.cancelled_owned()).await;
         Ok(())
     });
+    let stop = shared.shutdown.clone();
+    tasks.spawn(async move {
+        chain.driver.run(stop.cancelled_owned()).await;
+        Ok(())
+    });
+}
+
+/// Prometheus lines of the claim life cycle.
+pub fn claim_metrics(s: &proof::driver::DriverStatus, out: &mut String) {
+    let counters: [(&str, &str, u64); 8] = [
+        (
+            "claims_sent_total",
+            "claimWork transactions sent.",
+            s.claims_sent,
+        ),
+        ("claims_mined_total", "Claims mined.", s.claims_mined),
+        (
+            "verifications_sent_total",
+            "Challenged segments submitted for verification.",
+            s.verifications_sent,
+        ),
+        (
+            "verifications_passed_total",
+            "Verifications passed.",
+            s.verifications_passed,
+        ),
+        (
+            "verifications_failed_total",
+            "Verifications failed.",
+            s.verifications_failed,
+        ),
+        ("claims_slashed_total", "Claims slashed.", s.claims_slashed),
+        (
+            "failed_transactions_total",
+            "Claim life cycle transactions that reverted, were refused or dropped.",
+            s.failed_txs,
+        ),
+        (
+            "kept_segments_released_total",
+            "Segments whose kept input and renditions were deleted (no challenge can come).",
+            s.inputs_released,
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP edge_agent_proof_{name} {help}\n# TYPE edge_agent_proof_{name} counter\nedge_agent_proof_{name} {v}"
+        );
+    }
+    let fees: f64 = s.fees_distributed_wei.parse::<f64>().unwrap_or(0.0) / 1e18;
+    let _ = writeln!(
+        out,
+        "# HELP edge_agent_proof_fees_distributed_eth Fees of this box's claims moved to its earnings.\n# TYPE edge_agent_proof_fees_distributed_eth counter\nedge_agent_proof_fees_distributed_eth {fees}"
+    );
 }
 
 /// Tokens or ETH as a float, for gauges (precision beyond 1e-9 does not matter on a graph).

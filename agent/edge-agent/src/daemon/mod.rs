@@ -62,6 +62,8 @@ pub struct Shared {
     pub job_gate: Option<std::sync::Arc<::chain::jobs::SegmentGate>>,
     /// Receipts of on-chain jobs' segments.
     pub proof: Option<::proof::ProofStore>,
+    /// The claim life cycle's view, when the box has a `[chain]` account.
+    pub claims: Option<watch::Receiver<::proof::driver::DriverStatus>>,
 }
 
 impl Shared {
@@ -123,7 +125,7 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         hw.session_limit()
     };
     let chain = match &config.chain {
-        Some(c) => Some(chain::open(c, &config.agent.data_dir).await?),
+        Some(c) => Some(chain::open(c, &config.agent.data_dir, &config.ingest.listen).await?),
         None => None,
     };
     let (runtime, _) = watch::channel(RuntimeConfig {
@@ -145,6 +147,7 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         chain: chain.as_ref().map(|c| c.status.clone()),
         job_gate: chain.as_ref().map(|c| c.gate.clone()),
         proof: chain.as_ref().map(|c| c.proof.clone()),
+        claims: chain.as_ref().map(|c| c.claims.clone()),
     });
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -48,10 +48,15 @@ pub struct Net {
 
 impl Net {
     pub fn start(dir: &Path, accounts: &[&str]) -> Net {
-        Self::start_on(dir, free_port(), accounts)
+        Self::start_on(dir, free_port(), accounts, &[])
     }
 
-    fn start_on(dir: &Path, port: u16, accounts: &[&str]) -> Net {
+    /// With deployment parameters of `contracts/deploy.sh` (e.g. `VERIFICATION_RATE`).
+    pub fn start_with_params(dir: &Path, accounts: &[&str], params: &[(&str, &str)]) -> Net {
+        Self::start_on(dir, free_port(), accounts, params)
+    }
+
+    fn start_on(dir: &Path, port: u16, accounts: &[&str], params: &[(&str, &str)]) -> Net {
         let mut child = Command::new(BIN)
             .args([
                 "devnet",
@@ -65,6 +70,7 @@ impl Net {
             .arg(dir)
             .args(["--accounts", &accounts.join(",")])
             .env("RUST_BACKTRACE", "0")
+            .envs(params.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -200,7 +206,7 @@ impl Net {
         let _ = self.child.wait();
         std::thread::sleep(down);
         let dir = self.dir.clone();
-        let restarted = Net::start_on(&dir, self.port, accounts);
+        let restarted = Net::start_on(&dir, self.port, accounts, &[]);
         drop(std::mem::replace(self, restarted));
     }
 }
@@ -359,4 +365,64 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A block every `every` on a devnet that mines only on transactions (elections, windows and rounds need
+/// blocks to pass while the processes work); stops when dropped.
+pub struct Miner {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Miner {
+    pub fn start(net: &Net, every: Duration) -> Miner {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, url) = (
+            stop.clone(),
+            net.info["rpc_url"].as_str().unwrap().to_string(),
+        );
+        let thread = std::thread::spawn(move || {
+            let rpc = Rpc::new(&url).unwrap();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = rpc.mine(1);
+                std::thread::sleep(every);
+            }
+        });
+        Miner {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `edge-agent ARGS` in the background with its output in `log` (read it with [`tail`] when a test fails).
+pub fn spawn_logged(args: &[&str], envs: &[(&str, &str)], log: &Path) -> KillOnDrop {
+    let f = std::fs::File::create(log).unwrap();
+    KillOnDrop(
+        Command::new(BIN)
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .env_remove("RUST_LOG")
+            .envs(envs.iter().copied())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("spawn edge-agent"),
+    )
+}
+
+/// The last `n` lines of a log file.
+pub fn tail(log: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }

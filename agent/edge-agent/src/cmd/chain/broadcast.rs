@@ -74,10 +74,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         if have < need {
             c.deposit(need - have).await?;
         }
-        let head = c.proto.node.block_number().await?;
-        let job_id = c
-            .create_job(&a.stream, &options, max_price, head + a.blocks)
-            .await?;
+        // a job needs the current round initialized: anyone may do it, so the broadcaster does when nobody
+        // has yet (a round may also begin between the check and the job: try again then)
+        let mut tries = 0;
+        let job_id = loop {
+            tries += 1;
+            if !c.proto.round_initialized().await? {
+                if let Err(e) = c.initialize_round().await {
+                    tracing::info!(error = %e, "round initialization (someone else may have done it)");
+                }
+            }
+            let head = c.proto.node.block_number().await?;
+            match c
+                .create_job(&a.stream, &options, max_price, head + a.blocks)
+                .await
+            {
+                Ok(id) => break id,
+                Err(e) if tries < 3 && e.to_string().contains("RoundNotInitialized") => continue,
+                Err(e) if tries < 3 && e.to_string().contains("not initialized") => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
         // the election's seed is the creation block's hash: known once the next block exists
         let job = c.proto.job(job_id).await?;
         let waiting = std::time::Instant::now();

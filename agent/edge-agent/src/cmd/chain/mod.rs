@@ -1,6 +1,6 @@
 //! The manual steps of the protocol: `account`, `token`, `bond`, `unbond`, `withdraw-stake`,
-//! `claim-earnings`, `withdraw-fees`, `transcoder`, `round`, `broadcaster`, `status`, and `devnet` for a local
-//! chain. Each command reads the `[chain]` table of the configuration (flags override it), connects through
+//! `claim-earnings`, `withdraw-fees`, `transcoder`, `round`, `broadcaster`, `status`, the verifier's and the
+//! finder's (`verify`, `slash-missed`, `spot-check`), and `devnet` for a local chain. Each command reads the `[chain]` table of the configuration (flags override it), connects through
 //! `chain::ops`, and prints text or, with `--json`, one JSON document.
 
 pub mod account;
@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod devnet;
 pub mod stake;
 pub mod status;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -167,6 +168,7 @@ pub fn tx_json(m: &Mined) -> serde_json::Value {
         "block": m.block,
         "nonce": m.nonce,
         "gas_used": m.gas_used.as_u64(),
+        "effective_gas_price": m.effective_gas_price.to_string(),
         "replacements": m.replacements,
     })
 }
