@@ -46,6 +46,10 @@ pub struct ClaimsConfig {
     pub claim_after_blocks: u64,
     /// Seconds between two passes over the claims.
     pub poll_s: f64,
+    /// Encode job segments in the engine's deterministic software mode (x264, one thread, no B-frames, no
+    /// lookahead), so that a verifier compares the renditions bit for bit with its own re-transcode. Off:
+    /// the box's encoder (hardware where there is one) and verification by fidelity.
+    pub bit_exact: bool,
 }
 
 impl Default for ClaimsConfig {
@@ -55,6 +59,7 @@ impl Default for ClaimsConfig {
             max_segments: 100,
             claim_after_blocks: 20,
             poll_s: 1.0,
+            bit_exact: false,
         }
     }
 }

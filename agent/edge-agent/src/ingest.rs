@@ -186,9 +186,11 @@ async fn put_segment(
         let signature = sig
             .and_then(|s| s.trim().parse::<::chain::Bytes>().ok())
             .unwrap_or_default();
-        on_chain = checked
-            .ok()
-            .map(|job| crate::receipts::JobSegment { job, signature });
+        on_chain = checked.ok().map(|job| crate::receipts::JobSegment {
+            job,
+            signature,
+            bit_exact: crate::receipts::bit_exact(&app.shared.config),
+        });
     }
     let (reply, answer) = oneshot::channel();
     let job = Job {
@@ -287,8 +289,8 @@ fn stream_worker(
     let span = tracing::info_span!("stream", id = %stream);
     let _g = span.enter();
     let dir = shared.config.agent.data_dir.join("hls").join(&stream);
-    // (pipeline generation, ladder, pipeline)
-    let mut state: Option<(u64, Vec<String>, crate::pipeline::StreamPipeline)> = None;
+    // (pipeline generation, ladder, pipeline, deterministic encoder)
+    let mut state: Option<(u64, Vec<String>, crate::pipeline::StreamPipeline, bool)> = None;
     loop {
         let job = match rx.recv_timeout(IDLE_TIMEOUT) {
             Ok(job) => job,
@@ -310,7 +312,7 @@ fn stream_worker(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let generation = shared.pipeline_generation.load(Ordering::Relaxed);
-        if state.as_ref().is_some_and(|(g, _, _)| *g != generation) {
+        if state.as_ref().is_some_and(|(g, ..)| *g != generation) {
             tracing::info!("restarting pipeline on request");
             state = None;
         }
@@ -326,13 +328,22 @@ fn stream_worker(
             },
             None => shared.runtime().ladder,
         };
-        if state.as_ref().is_some_and(|(_, l, _)| *l != ladder) {
-            tracing::info!(?ladder, "the stream's ladder changed: new pipeline");
+        // a job's segments are encoded in the deterministic mode when the box offers bit-exact verification
+        let deterministic = job.on_chain.as_ref().is_some_and(|js| js.bit_exact);
+        if state
+            .as_ref()
+            .is_some_and(|(_, l, _, d)| *l != ladder || *d != deterministic)
+        {
+            tracing::info!(
+                ?ladder,
+                deterministic,
+                "the stream's ladder or encoder changed: new pipeline"
+            );
             state = None;
         }
         if state.is_none() {
-            match crate::pipeline::StreamPipeline::new(&shared, &ladder, &dir) {
-                Ok(p) => state = Some((generation, ladder.clone(), p)),
+            match crate::pipeline::StreamPipeline::new(&shared, &ladder, &dir, deterministic) {
+                Ok(p) => state = Some((generation, ladder.clone(), p, deterministic)),
                 Err(e) => {
                     let msg = format!("{e:#}");
                     tracing::error!("cannot build pipeline: {msg}");
@@ -342,7 +353,7 @@ fn stream_worker(
                 }
             }
         }
-        let (_, _, pipeline) = state.as_mut().expect("built above");
+        let (_, _, pipeline, _) = state.as_mut().expect("built above");
         let started = Instant::now();
         let mut result = pipeline.push(job.seq, &job.data);
         if let (Ok(_), Some(js), Some(store)) = (&result, &job.on_chain, &shared.proof) {
@@ -384,7 +395,7 @@ fn stream_worker(
             report
         }));
     }
-    if let Some((_, _, mut p)) = state.take()
+    if let Some((_, _, mut p, _)) = state.take()
         && let Err(e) = p.finish()
     {
         tracing::warn!("finishing playlists: {e:#}");

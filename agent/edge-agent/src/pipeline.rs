@@ -91,11 +91,13 @@ impl StreamPipeline {
     }
 
     /// The daemon's form: ladder names resolved against the configuration, backend from the hardware
-    /// selection, live playlists with the configured window.
+    /// selection (or the deterministic software mode, for bit-exact verification), live playlists with the
+    /// configured window.
     pub fn new(
         shared: &crate::daemon::Shared,
         ladder: &[String],
         out_dir: &Path,
+        deterministic: bool,
     ) -> anyhow::Result<Self> {
         let set = shared.config.profile_set()?;
         let profiles = ladder
@@ -103,8 +105,14 @@ impl StreamPipeline {
             .map(|n| set.by_name(n).cloned())
             .collect::<Result<Vec<_>, _>>()
             .context("ladder")?;
-        let mut cfg = EngineConfig::new(profiles);
-        cfg.backend = shared.hw.backend();
+        let cfg = if deterministic {
+            EngineConfig::bit_exact(profiles)
+        } else {
+            EngineConfig {
+                backend: shared.hw.backend(),
+                ..EngineConfig::new(profiles)
+            }
+        };
         let media = &shared.config.media;
         // Segments of a live stream arrive one at a time: one engine.
         Self::build(

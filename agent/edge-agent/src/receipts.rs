@@ -16,6 +16,8 @@ pub struct JobSegment {
     pub job: chain::jobs::Job,
     /// The broadcaster's signature, as received (checked by the gate).
     pub signature: Bytes,
+    /// Encoded in the deterministic software mode, for bit-exact verification ([`bit_exact`]).
+    pub bit_exact: bool,
 }
 
 impl JobSegment {
@@ -36,6 +38,12 @@ pub fn kept_dir(data_dir: &Path, job: u64, seq: u64) -> PathBuf {
         .join("proof/kept")
         .join(job.to_string())
         .join(seq.to_string())
+}
+
+/// The box offers bit-exact verification of its jobs (`[chain.claims] bit_exact`): their segments are encoded
+/// in the deterministic software mode and their receipts say so.
+pub fn bit_exact(cfg: &crate::config::Config) -> bool {
+    cfg.chain.as_ref().is_some_and(|c| c.claims.bit_exact)
 }
 
 /// Fault injection for the tests of the slashing path (`EDGE_AGENT_FAULT`): `wrong-output` claims renditions
@@ -88,7 +96,11 @@ pub fn store(
             None => renditions.into_iter().rev().collect(),
         };
     }
-    let mode = EncodeMode::Fidelity;
+    let mode = if js.bit_exact {
+        EncodeMode::BitExact
+    } else {
+        EncodeMode::Fidelity
+    };
     let mut receipt = Receipt::new(
         &job.stream_id,
         seq,

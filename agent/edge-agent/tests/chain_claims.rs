@@ -27,6 +27,8 @@ struct Loop {
     fault: Option<&'static str>,
     /// Blocks the daemon waits before claiming what it has.
     claim_after: u64,
+    /// The daemon offers bit-exact verification (deterministic software encodes).
+    bit_exact: bool,
 }
 
 impl Loop {
@@ -62,6 +64,7 @@ impl Loop {
             miner: None,
             fault,
             claim_after,
+            bit_exact: false,
         };
         l.start_daemon(None);
         let v_cfg = l.net.config("verifier");
@@ -109,6 +112,9 @@ impl Loop {
             ("EDGE_AGENT__CHAIN__KEEPER__INITIALIZE_ROUND", "true"),
             ("EDGE_AGENT__CHAIN__KEEPER__POLL_MS", "200"),
         ];
+        if self.bit_exact {
+            envs.push(("EDGE_AGENT__CHAIN__CLAIMS__BIT_EXACT", "true"));
+        }
         if let Some(f) = self.fault {
             envs.push(("EDGE_AGENT_FAULT", f));
         }
@@ -575,11 +581,14 @@ fn an_ignored_challenge_is_slashed_by_a_finder_who_earns_the_fee() {
 }
 
 /// kill -9 (an abort at a crash point) at each stage of the claim life cycle, each followed by a restart:
-/// the job still completes with every receipt claimed, every challenge answered, nothing slashed.
+/// the job still completes with every receipt claimed, every challenge answered, nothing slashed. The box
+/// offers bit-exact verification here: the verifier re-transcodes each segment and matches every byte.
 #[test]
 fn kill_9_at_every_claim_stage_loses_nothing_and_is_never_slashed() {
     let tmp = tempfile::tempdir().unwrap();
     let mut l = Loop::start_with(tmp.path(), &[("VERIFICATION_RATE", "1")], None, 40);
+    l.bit_exact = true;
+    l.start_daemon(None);
     let t = l.net.address("transcoder");
     // the segments are all in (receipts stored) before the first claim is due
     let job = l.broadcast("cam4", 8);
@@ -599,8 +608,9 @@ fn kill_9_at_every_claim_stage_loses_nothing_and_is_never_slashed() {
             }
             assert!(
                 start.elapsed() < Duration::from_secs(180),
-                "the daemon never reached {point}:\n{}",
-                l.daemon_log_tail()
+                "the daemon never reached {point}:\n{}\n--- verifier\n{}",
+                l.daemon_log_tail(),
+                tail(&tmp.path().join("verifier.log"), 30)
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -625,6 +635,18 @@ fn kill_9_at_every_claim_stage_loses_nothing_and_is_never_slashed() {
         "every segment challenged and verified once"
     );
     assert!(l.logs(jmx, jm::events::ClaimSlashed::TOPIC).is_empty());
+    let callbacks: Vec<vf::events::Callback> = l
+        .logs(l.net.deployment.verifier, vf::events::Callback::TOPIC)
+        .iter()
+        .map(|x| Loop::decode(x, vf::events::Callback::decode))
+        .collect();
+    assert_eq!(callbacks.len(), 4);
+    assert!(
+        callbacks
+            .iter()
+            .all(|c| c.result && c.mode == 0 && c.computed_hash == c.claimed_hash),
+        "bit-exact verdicts: {callbacks:?}"
+    );
     let fees: U256 = l
         .logs(jmx, jm::events::DistributeFees::TOPIC)
         .iter()

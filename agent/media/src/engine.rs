@@ -123,6 +123,11 @@ pub struct EngineConfig {
     /// Watchdog: longest a segment may take before it is declared stuck.
     #[serde(default = "default_watchdog_ms")]
     pub watchdog_ms: u64,
+    /// Every output segment's MPEG-TS starts its continuity counters afresh, so that its bytes depend only on
+    /// that segment (bit-exact verification re-transcodes one segment with a fresh engine). Off: counters
+    /// run on across segments, so that consecutive segments concatenate without a discontinuity.
+    #[serde(default)]
+    pub self_contained_segments: bool,
 }
 
 fn default_watchdog_ms() -> u64 {
@@ -136,6 +141,18 @@ impl EngineConfig {
             backend: Backend::default(),
             layout: Layout::default(),
             watchdog_ms: default_watchdog_ms(),
+            self_contained_segments: false,
+        }
+    }
+
+    /// The bit-exact verification mode: the deterministic software encoder
+    /// ([`crate::X264Options::deterministic`]) and self-contained segments. A segment's renditions then
+    /// depend only on that segment (and the x264 build): a verifier's fresh engine makes the same bytes.
+    pub fn bit_exact(profiles: Vec<Profile>) -> Self {
+        EngineConfig {
+            backend: Backend::Software(crate::X264Options::deterministic()),
+            self_contained_segments: true,
+            ..Self::new(profiles)
         }
     }
 }
@@ -1029,6 +1046,7 @@ impl Transcoder {
                 dst.height = src.height;
             }
         }
+        let self_contained = self.cfg.self_contained_segments;
         for ((br, st), sel) in self.branches.iter_mut().zip(branch_states).zip(&selections) {
             let enc_name = format!("enc-{}", br.profile.name);
             if st.frames.len() != sel.0.len() {
@@ -1060,6 +1078,9 @@ impl Transcoder {
                 })
                 .collect();
             let video_bytes = st.frames.iter().map(|f| f.data.len()).sum();
+            if self_contained {
+                br.muxer = TsMuxer::new();
+            }
             let data = br.muxer.mux_segment(&frames, &dm.audio, audio_type);
             let mut codecs = avc1_codec(&st.frames[0].data).unwrap_or_else(|| "avc1.640028".into());
             if let Some(a) = &audio_codec {

@@ -1,6 +1,6 @@
 //! The verdict on one challenged segment. The transcoder's manifest says how its renditions were encoded:
 //! - bit-exact: the input is transcoded again with a fresh engine in the deterministic software mode
-//!   (`media::X264Options::deterministic`) and the transcodedDataHash of that output must equal the claimed
+//!   (`media::EngineConfig::bit_exact`) and the transcodedDataHash of that output must equal the claimed
 //!   one (the Verifier contract enforces `passed == (computed == claimed)` in this mode);
 //! - fidelity (hardware encoders and every other non-deterministic encode): the claimed renditions are measured
 //!   against the input and the job's profiles (`media::fidelity`); the deciding per-frame margin is the score.
@@ -121,9 +121,7 @@ fn measure(
     }
     let score = match m.mode {
         EncodeMode::BitExact => {
-            let mut cfg = media::EngineConfig::new(profiles.clone());
-            cfg.backend = media::Backend::Software(media::X264Options::deterministic());
-            let out = media::Transcoder::new(cfg)
+            let out = media::Transcoder::new(media::EngineConfig::bit_exact(profiles.clone()))
                 .map_err(|e| format!("re-transcoding: {e}"))?
                 .push_segment(r.seg_no, &b.input)
                 .map_err(|e| format!("re-transcoding the input: {e}"))?;

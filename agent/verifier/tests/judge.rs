@@ -27,14 +27,14 @@ fn segment(mode: EncodeMode) -> (Vec<u8>, Vec<Vec<u8>>, u64) {
         .iter()
         .map(|p| set.by_name(p).unwrap().clone())
         .collect();
-    let mut cfg = media::EngineConfig::new(profiles);
-    if mode == EncodeMode::BitExact {
-        cfg.backend = media::Backend::Software(media::X264Options::deterministic());
-    }
-    let out = media::Transcoder::new(cfg)
-        .unwrap()
-        .push_segment(5, &input)
-        .unwrap();
+    let cfg = match mode {
+        EncodeMode::BitExact => media::EngineConfig::bit_exact(profiles),
+        EncodeMode::Fidelity => media::EngineConfig::new(profiles),
+    };
+    let mut engine = media::Transcoder::new(cfg).unwrap();
+    // an engine with history, as a daemon's: its segment 5 must still match a fresh engine's
+    engine.push_segment(4, &input).unwrap();
+    let out = engine.push_segment(5, &input).unwrap();
     let pixels = out
         .renditions
         .iter()

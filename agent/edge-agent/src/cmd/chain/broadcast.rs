@@ -90,8 +90,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .await
             {
                 Ok(id) => break id,
-                Err(e) if tries < 3 && e.to_string().contains("RoundNotInitialized") => continue,
-                Err(e) if tries < 3 && e.to_string().contains("not initialized") => continue,
+                // the next block starts a round: wait for it, then initialize it
+                Err(e) if tries < 10 && e.to_string().contains("not initialized") => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
                 Err(e) => return Err(e.into()),
             }
         };
