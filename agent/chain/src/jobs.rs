@@ -200,6 +200,15 @@ pub enum GateError {
         seq: u64,
         transcoder: Address,
     },
+    #[error(
+        "segment {seq}: the broadcaster's deposit ({deposit} wei) does not cover one more segment of job {job} ({need} wei): deposit more"
+    )]
+    InsufficientDeposit {
+        job: u64,
+        seq: u64,
+        deposit: U256,
+        need: U256,
+    },
     #[error("checking job {job}: {source}")]
     Chain { job: u64, source: ViewError },
 }
@@ -210,7 +219,8 @@ pub enum GateError {
 pub struct SegmentGate {
     proto: Protocol,
     me: Address,
-    jobs: tokio::sync::Mutex<std::collections::HashMap<u64, (Job, Address)>>,
+    /// job -> (job, its transcoder, the transcoder's price per segment and profile)
+    jobs: tokio::sync::Mutex<std::collections::HashMap<u64, (Job, Address, U256)>>,
 }
 
 impl SegmentGate {
@@ -222,8 +232,8 @@ impl SegmentGate {
         }
     }
 
-    /// The job and its transcoder (the one set on chain, or the one the election picks).
-    async fn job(&self, job_id: u64) -> Result<(Job, Address), GateError> {
+    /// The job, its transcoder (the one set on chain, or the one the election picks) and its price.
+    async fn job(&self, job_id: u64) -> Result<(Job, Address, U256), GateError> {
         if let Some(j) = self.jobs.lock().await.get(&job_id) {
             return Ok(j.clone());
         }
@@ -245,16 +255,16 @@ impl SegmentGate {
         if job.broadcaster.is_zero() {
             return Err(GateError::UnknownJob(job_id));
         }
-        let transcoder = if job.transcoder.is_zero() {
-            self.proto.elected(&job).await.map_err(chain)?.0
+        let (transcoder, price) = if job.transcoder.is_zero() {
+            self.proto.elected(&job).await.map_err(chain)?
         } else {
-            job.transcoder
+            (job.transcoder, job.price_per_segment)
         };
         self.jobs
             .lock()
             .await
-            .insert(job_id, (job.clone(), transcoder));
-        Ok((job, transcoder))
+            .insert(job_id, (job.clone(), transcoder, price));
+        Ok((job, transcoder, price))
     }
 
     pub async fn check(
@@ -265,7 +275,7 @@ impl SegmentGate {
         segment: &[u8],
         signature: Option<&str>,
     ) -> Result<Job, GateError> {
-        let (job, transcoder) = self.job(job_id).await?;
+        let (job, transcoder, price) = self.job(job_id).await?;
         if job.stream_id != stream {
             return Err(GateError::WrongStream {
                 job: job_id,
@@ -309,6 +319,31 @@ impl SegmentGate {
                 seq,
                 signer,
                 broadcaster: job.broadcaster,
+            });
+        }
+        // the claim escrows price x profiles per segment from the deposit: a segment it cannot pay for is
+        // refused before any work is done
+        let need = price * U256::from(job.transcoding_options.len() as u64 / 8);
+        let deposit = self
+            .proto
+            .read(
+                "broadcasters",
+                self.proto.deployment.jobs_manager,
+                jm::broadcasters(job.broadcaster),
+                jm::decode_broadcasters,
+            )
+            .await
+            .map_err(|source| GateError::Chain {
+                job: job_id,
+                source,
+            })?
+            .deposit;
+        if deposit < need {
+            return Err(GateError::InsufficientDeposit {
+                job: job_id,
+                seq,
+                deposit,
+                need,
             });
         }
         Ok(job)

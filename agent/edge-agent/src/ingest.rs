@@ -177,6 +177,7 @@ async fn put_segment(
                 G::UnknownJob(_) => StatusCode::NOT_FOUND,
                 G::Ended { .. } => StatusCode::GONE,
                 G::WrongSigner { .. } | G::NotOurs { .. } => StatusCode::FORBIDDEN,
+                G::InsufficientDeposit { .. } => StatusCode::PAYMENT_REQUIRED,
                 G::Chain { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             };
