@@ -21,11 +21,11 @@ pub struct Args {
     /// Seconds per block (0: a block per transaction).
     #[arg(long, default_value_t = 1)]
     block_time: u64,
-    /// Accounts to create and fund (comma-separated).
+    /// Accounts to create and fund (comma-separated); `verifier` is dev account 0, the Verifier's solver.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "transcoder,delegator,broadcaster"
+        default_value = "transcoder,delegator,broadcaster,verifier"
     )]
     accounts: Vec<String>,
     /// ETH per account.
