@@ -70,17 +70,22 @@ impl VerifyRequest {
     pub fn from_log(l: &Log) -> Option<Self> {
         let e = vf::events::VerifyRequest::decode(&l.topics, &l.data).ok()?;
         Some(Self {
-            request_id: e.request_id.as_u64(),
-            job_id: e.job_id.as_u64(),
-            claim_id: e.claim_id.as_u64(),
-            seg_no: e.segment_number.as_u64(),
+            request_id: small(e.request_id)?,
+            job_id: small(e.job_id)?,
+            claim_id: small(e.claim_id)?,
+            seg_no: small(e.segment_number)?,
             transcoding_options: e.transcoding_options,
             data_storage_hash: e.data_storage_hash,
             data_hash: e.data_hash,
             transcoded_data_hash: e.transcoded_data_hash,
-            block: l.block_number.map_or(0, |b| b.as_u64()),
+            block: l.block_number.map_or(0, |b| b.low_u64()),
         })
     }
+}
+
+/// A number from a log that must fit in u64 (ids, segment numbers): a log claiming more is not ours to read.
+fn small(v: U256) -> Option<u64> {
+    (v <= U256::from(u64::MAX)).then(|| v.low_u64())
 }
 
 /// A solver's verdict on a request, with its evidence (all of it lands in the `Callback` event).
@@ -139,46 +144,46 @@ impl ClaimEvent {
 
     pub fn from_log(l: &Log) -> Option<Self> {
         let (t, d) = (&l.topics, &l.data);
-        let n = |v: U256| v.low_u64();
+        let n = small;
         let t0 = *t.first()?;
         match () {
             _ if t0 == jm::events::NewClaim::TOPIC => {
                 let e = jm::events::NewClaim::decode(t, d).ok()?;
                 Some(Self::NewClaim {
                     transcoder: e.transcoder,
-                    job_id: n(e.job_id),
-                    claim_id: n(e.claim_id),
+                    job_id: n(e.job_id)?,
+                    claim_id: n(e.claim_id)?,
                 })
             }
             _ if t0 == jm::events::PassedVerification::TOPIC => {
                 let e = jm::events::PassedVerification::decode(t, d).ok()?;
                 Some(Self::Passed {
-                    job_id: n(e.job_id),
-                    claim_id: n(e.claim_id),
-                    seg_no: n(e.segment_number),
+                    job_id: n(e.job_id)?,
+                    claim_id: n(e.claim_id)?,
+                    seg_no: n(e.segment_number)?,
                 })
             }
             _ if t0 == jm::events::FailedVerification::TOPIC => {
                 let e = jm::events::FailedVerification::decode(t, d).ok()?;
                 Some(Self::Failed {
-                    job_id: n(e.job_id),
-                    claim_id: n(e.claim_id),
-                    seg_no: n(e.segment_number),
+                    job_id: n(e.job_id)?,
+                    claim_id: n(e.claim_id)?,
+                    seg_no: n(e.segment_number)?,
                 })
             }
             _ if t0 == jm::events::DistributeFees::TOPIC => {
                 let e = jm::events::DistributeFees::decode(t, d).ok()?;
                 Some(Self::FeesDistributed {
-                    job_id: n(e.job_id),
-                    claim_id: n(e.claim_id),
+                    job_id: n(e.job_id)?,
+                    claim_id: n(e.claim_id)?,
                     fees: e.fees,
                 })
             }
             _ if t0 == jm::events::ClaimSlashed::TOPIC => {
                 let e = jm::events::ClaimSlashed::decode(t, d).ok()?;
                 Some(Self::Slashed {
-                    job_id: n(e.job_id),
-                    claim_id: n(e.claim_id),
+                    job_id: n(e.job_id)?,
+                    claim_id: n(e.claim_id)?,
                     finder: e.finder,
                 })
             }
