@@ -204,6 +204,15 @@ impl Sender {
         out
     }
 
+    /// [`Sender::settle`] for a long-running task: how each earlier transaction ended goes to the log.
+    pub async fn settle_logged(&self) {
+        for r in self.settle().await {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "a transaction left by an earlier run did not go through");
+            }
+        }
+    }
+
     /// Dry run, sign, journal, broadcast, and wait for the confirmed receipt.
     pub async fn send(&self, call: Call) -> Result<Mined, SendError> {
         let nonce = self.submit(call).await?;

@@ -141,11 +141,7 @@ impl Driver {
     /// Runs until `stop` completes. Transactions left pending by an earlier run are followed first.
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        for r in self.sender.settle().await {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "a transaction left by an earlier run did not go through");
-            }
-        }
+        self.sender.settle_logged().await;
         loop {
             if let Err(e) = self.tick().await {
                 tracing::warn!(error = %e, "claim life cycle: will retry");
