@@ -154,16 +154,17 @@ pub fn claim_metrics(s: &proof::driver::DriverStatus, out: &mut String) {
             s.inputs_released,
         ),
     ];
-    for (name, help, v) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP edge_agent_proof_{name} {help}\n# TYPE edge_agent_proof_{name} counter\nedge_agent_proof_{name} {v}"
-        );
-    }
+    samples(out, "edge_agent_proof", "counter", &counters);
     let fees: f64 = s.fees_distributed_wei.parse::<f64>().unwrap_or(0.0) / 1e18;
-    let _ = writeln!(
+    samples(
         out,
-        "# HELP edge_agent_proof_fees_distributed_eth Fees of this box's claims moved to its earnings.\n# TYPE edge_agent_proof_fees_distributed_eth counter\nedge_agent_proof_fees_distributed_eth {fees}"
+        "edge_agent_proof",
+        "counter",
+        &[(
+            "fees_distributed_eth",
+            "Fees of this box's claims moved to its earnings.",
+            fees,
+        )],
     );
 }
 
@@ -171,6 +172,21 @@ pub fn claim_metrics(s: &proof::driver::DriverStatus, out: &mut String) {
 fn units(v: U256) -> f64 {
     let gwei = v / U256::exp10(9);
     gwei.min(U256::from(u64::MAX)).as_u64() as f64 / 1e9
+}
+
+/// Prometheus lines (HELP, TYPE, sample) of unlabelled metrics `<prefix>_<name>`.
+fn samples<V: std::fmt::Display>(
+    out: &mut String,
+    prefix: &str,
+    kind: &str,
+    items: &[(&str, &str, V)],
+) {
+    for (name, help, v) in items {
+        let _ = writeln!(
+            out,
+            "# HELP {prefix}_{name} {help}\n# TYPE {prefix}_{name} {kind}\n{prefix}_{name} {v}"
+        );
+    }
 }
 
 /// Prometheus lines of the keeper's status.
@@ -225,12 +241,7 @@ pub fn metrics(s: &KeeperStatus, out: &mut String) {
             f64::from(b(s.gas_low)),
         ),
     ];
-    for (name, help, v) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP edge_agent_chain_{name} {help}\n# TYPE edge_agent_chain_{name} gauge\nedge_agent_chain_{name} {v}"
-        );
-    }
+    samples(out, "edge_agent_chain", "gauge", &gauges);
     let counters: [(&str, &str, u64); 4] = [
         (
             "rewards_sent_total",
@@ -253,12 +264,7 @@ pub fn metrics(s: &KeeperStatus, out: &mut String) {
             s.rpc_calls,
         ),
     ];
-    for (name, help, v) in counters {
-        let _ = writeln!(
-            out,
-            "# HELP edge_agent_chain_{name} {help}\n# TYPE edge_agent_chain_{name} counter\nedge_agent_chain_{name} {v}"
-        );
-    }
+    samples(out, "edge_agent_chain", "counter", &counters);
 }
 
 pub fn telemetry(s: &KeeperStatus) -> fleet::proto::ChainTelemetry {
