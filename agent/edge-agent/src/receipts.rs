@@ -69,14 +69,7 @@ pub fn store(
     block: u64,
 ) -> anyhow::Result<chain::H256> {
     let job = &js.job;
-    store.put_job(&JobRecord {
-        job_id: job.job_id,
-        stream_id: job.stream_id.clone(),
-        transcoding_options: job.transcoding_options.clone(),
-        creation_block: job.creation_block,
-        end_block: job.end_block,
-        price_per_segment: job.price_per_segment,
-    })?;
+    store.put_job(&JobRecord::from(job))?;
     let hls_dir = data_dir.join("hls").join(&job.stream_id);
     let read =
         |p: &Path| std::fs::read(p).with_context(|| format!("reading rendition {}", p.display()));

@@ -176,17 +176,6 @@ async fn setup(net: Devnet) -> Res<Setup> {
     })
 }
 
-fn job_record(job: &chain::jobs::Job) -> JobRecord {
-    JobRecord {
-        job_id: job.job_id,
-        stream_id: job.stream_id.clone(),
-        transcoding_options: job.transcoding_options.clone(),
-        creation_block: job.creation_block,
-        end_block: job.end_block,
-        price_per_segment: job.price_per_segment,
-    }
-}
-
 fn driver_options() -> DriverOptions {
     DriverOptions {
         poll: DRIVER_POLL,
@@ -228,7 +217,7 @@ async fn gas_part(net: Devnet, input_kib: usize) -> Res<()> {
     let s = setup(net).await?;
     let store = ProofStore::open(&s.dir.path().join("proof"))?;
     let job = s.job.job_id;
-    store.put_job(&job_record(&s.job))?;
+    store.put_job(&JobRecord::from(&s.job))?;
     // the election's seed is the creation block's hash
     s.net.rpc.mine(1)?;
     let Client { proto, sender } = s.transcoder;
@@ -402,7 +391,7 @@ async fn latency_part(net: Devnet, reps: usize, input_kib: usize) -> Res<()> {
     let setup_s = started.elapsed().as_secs_f64();
     let job = s.job.job_id;
     let store = ProofStore::open(&s.dir.path().join("proof"))?;
-    store.put_job(&job_record(&s.job))?;
+    store.put_job(&JobRecord::from(&s.job))?;
     // the driver's sender with the daemon's defaults (receipt polled every second, 1 confirmation)
     let state = s.dir.path().join("transcoder");
     drop(s.transcoder);

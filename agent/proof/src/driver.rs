@@ -245,14 +245,13 @@ impl Driver {
     }
 
     fn is_ours(&self, job: u64, claim_id: u64) -> Result<bool, DriverError> {
-        Ok(self.ledger.store.job(job).is_ok()
-            && self
-                .ledger
-                .store
-                .claims(job)
-                .map_err(LedgerError::from)?
-                .iter()
-                .any(|c| c.claim_id() == Some(claim_id)))
+        Ok(self
+            .ledger
+            .store
+            .claims(job)
+            .map_err(LedgerError::from)?
+            .iter()
+            .any(|c| c.claim_id() == Some(claim_id)))
     }
 
     fn nothing_pending(&self) -> Result<bool, DriverError> {

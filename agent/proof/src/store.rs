@@ -35,6 +35,19 @@ pub struct JobRecord {
     pub price_per_segment: chain::U256,
 }
 
+impl From<&chain::jobs::Job> for JobRecord {
+    fn from(job: &chain::jobs::Job) -> Self {
+        Self {
+            job_id: job.job_id,
+            stream_id: job.stream_id.clone(),
+            transcoding_options: job.transcoding_options.clone(),
+            creation_block: job.creation_block,
+            end_block: job.end_block,
+            price_per_segment: job.price_per_segment,
+        }
+    }
+}
+
 /// A stored receipt with the block the box was at when it stored it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {

@@ -45,7 +45,7 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         let (solver, _status) = verifier::Solver::open(c.proto, Arc::new(c.sender), opts)
             .await
             .context("starting the verifier")?;
-        tracing::warn!(solver = ?me, reports = %a.reports.display(), "verifier running");
+        tracing::info!(solver = ?me, reports = %a.reports.display(), "verifier running");
         let stop = async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
