@@ -1,0 +1,98 @@
+//! The set of chunks a peer has (from its HAVE messages): a bounded, sliding bit set that the scheduler
+//! queries for rarest-first and that the live discard window slides forward.
+
+/// A bit set over chunk numbers: a window of at most [`BitSet::MAX_SPAN`] chunks starting at `base`
+/// (bits below `base` were discarded and read as unset). Bounded: a peer cannot make us allocate more than
+/// 2 MiB per channel or loop over more than that many words.
+#[derive(Clone, Debug, Default)]
+pub(super) struct BitSet {
+    base: u64,
+    words: Vec<u64>,
+}
+
+impl BitSet {
+    const MAX_SPAN: u64 = 1 << 24;
+
+    pub(super) fn get(&self, i: u64) -> bool {
+        if i < self.base {
+            return false;
+        }
+        let i = i - self.base;
+        self.words
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    pub(super) fn set_range(&mut self, s: u64, e: u64) {
+        if self.words.is_empty() {
+            self.base = s & !63;
+        }
+        let s = s.max(self.base);
+        let e = e.min(self.base.saturating_add(Self::MAX_SPAN - 1));
+        if s > e {
+            return;
+        }
+        let (s, e) = (s - self.base, e - self.base);
+        let need = (e / 64 + 1) as usize;
+        if self.words.len() < need {
+            self.words.resize(need, 0);
+        }
+        let (sw, ew) = ((s / 64) as usize, (e / 64) as usize);
+        let lo = !0u64 << (s % 64);
+        let hi = !0u64 >> (63 - e % 64);
+        if sw == ew {
+            self.words[sw] |= lo & hi;
+        } else {
+            self.words[sw] |= lo;
+            for w in &mut self.words[sw + 1..ew] {
+                *w = !0;
+            }
+            self.words[ew] |= hi;
+        }
+    }
+
+    /// The lowest chunk in the set.
+    pub(super) fn first(&self) -> Option<u64> {
+        self.words
+            .iter()
+            .position(|w| *w != 0)
+            .map(|i| self.base + i as u64 * 64 + u64::from(self.words[i].trailing_zeros()))
+    }
+
+    /// Forgets chunks below `first_kept` (live discard window), sliding the window forward.
+    pub(super) fn discard_before(&mut self, first_kept: u64) {
+        let first_kept = first_kept & !63;
+        if first_kept <= self.base {
+            return;
+        }
+        let drop = ((first_kept - self.base) / 64) as usize;
+        self.words.drain(..drop.min(self.words.len()));
+        self.base = first_kept;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitset_ranges_bounds_and_discard() {
+        let mut b = BitSet::default();
+        b.set_range(100, 300);
+        assert!(!b.get(99) && b.get(100) && b.get(200) && b.get(300) && !b.get(301));
+        b.set_range(5, 6); // below base: clipped away
+        assert!(!b.get(5));
+        b.set_range(64, 64);
+        assert!(b.get(64));
+        // A hostile range is clipped to the window, cheaply.
+        b.set_range(0, u64::MAX - 1);
+        assert!(b.get(BitSet::MAX_SPAN + 63));
+        assert!(!b.get(BitSet::MAX_SPAN + 64 + 64));
+        assert!(b.words.len() as u64 <= BitSet::MAX_SPAN / 64);
+        b.discard_before(1000);
+        assert!(!b.get(500) && b.get(1000) && b.get(5000));
+        let mut c = BitSet::default();
+        c.set_range(3, 3);
+        assert!(c.get(3) && !c.get(2) && !c.get(4));
+    }
+}

@@ -1,0 +1,93 @@
+//! Congestion control and timing: ACKs of our DATA (LEDBAT delay samples, the acknowledged hashes, the
+//! RTT estimate), the retransmission timeout, and RTO expiry: requests outstanding too long are given up (to
+//! be re-requested, preferably from another peer) and DATA in flight too long is a loss signal for LEDBAT.
+
+use super::Swarm;
+use crate::wire::ChunkSpec;
+use std::time::{Duration, Instant};
+
+impl Swarm {
+    /// ACK of DATA we sent: frees its bytes from the window, marks its hashes delivered, feeds LEDBAT and
+    /// the RTT estimate.
+    pub(super) fn on_ack(&mut self, now: Instant, id: u32, spec: ChunkSpec, delay_sample: u64) {
+        let cs = self.cfg.chunk_size;
+        let ch = self.channels.get_mut(&id).unwrap();
+        if let Some((s, _)) = spec.chunks(cs)
+            && let Some((sent, bytes, hashes)) = ch.flight.remove(&s)
+        {
+            ch.flight_bytes -= bytes;
+            for h in hashes {
+                ch.hash_pending.remove(&h);
+                ch.sent_hashes.insert(h);
+            }
+            ch.ledbat.on_ack(now, delay_sample as i64, bytes);
+            let rtt = now.saturating_duration_since(sent);
+            update_rtt(&mut ch.srtt, rtt);
+        }
+    }
+
+    /// A channel's retransmission timeout: 2·SRTT + 4·RTTVAR, at least `min_rto`; ten times `min_rto` before
+    /// the first RTT sample.
+    pub(super) fn rto(&self, id: u32) -> Duration {
+        let ch = &self.channels[&id];
+        match ch.srtt {
+            Some((s, v)) => (s * 2 + v * 4).max(self.cfg.min_rto),
+            None => self.cfg.min_rto * 10,
+        }
+    }
+
+    /// RTO expiry on one established channel: lost requests are dropped (and counted as retransmitted; the
+    /// scheduler asks again, avoiding this channel), lost DATA leaves the window and signals LEDBAT.
+    pub(super) fn detect_losses(&mut self, now: Instant, id: u32) {
+        let rto = self.rto(id);
+        let ch = self.channels.get_mut(&id).unwrap();
+        // Lost requests: re-request (possibly elsewhere).
+        let lost: Vec<u64> = ch
+            .outstanding
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(**t) >= rto)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in &lost {
+            ch.outstanding.remove(c);
+        }
+        // Lost DATA: congestion signal.
+        let flost: Vec<u64> = ch
+            .flight
+            .iter()
+            .filter(|(_, (t, _, _))| now.saturating_duration_since(*t) >= rto)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in &flost {
+            if let Some((_, b, _)) = ch.flight.remove(c) {
+                ch.flight_bytes -= b;
+            }
+        }
+        debug_assert_eq!(
+            ch.flight_bytes,
+            ch.flight.values().map(|f| f.1).sum::<usize>(),
+            "flight_bytes out of step with the flight table"
+        );
+        if !flost.is_empty() {
+            ch.ledbat.on_loss(now, rto);
+            self.stats.losses += flost.len() as u64;
+        }
+        self.stats.requests_retransmitted += lost.len() as u64;
+        for c in lost {
+            if self.requested.get(&c) == Some(&id) {
+                self.requested.remove(&c);
+            }
+            self.timed_out_at.insert(c, id);
+        }
+    }
+}
+
+pub(super) fn update_rtt(srtt: &mut Option<(Duration, Duration)>, rtt: Duration) {
+    *srtt = Some(match *srtt {
+        None => (rtt, rtt / 2),
+        Some((s, v)) => {
+            let diff = s.abs_diff(rtt);
+            ((s * 7 + rtt) / 8, (v * 3 + diff) / 4)
+        }
+    });
+}
