@@ -11,6 +11,7 @@ CAST="$here/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
 addr() { jq -r ".$1" "$DEP"; }
 CONTROLLER=$(addr controller); TOKEN=$(addr token); ROUNDS=$(addr roundsManager); BONDING=$(addr bondingManager)
 MINTER=$(addr minter); JOBS=$(addr jobsManager); VERIFIER=$(addr verifier); DEPLOYER=$(addr deployer)
+SERVICE=$(addr serviceRegistry)
 # anvil's public dev keys 1 (transcoder) and 2 (broadcaster)
 TKEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 BKEY=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
@@ -41,6 +42,7 @@ send $TKEY "$TOKEN" "faucet()"
 send $TKEY "$TOKEN" "approve(address,uint256)" "$BONDING" 1000ether
 send $TKEY "$BONDING" "bond(uint256,address)" 1000ether "$T"
 send $TKEY "$BONDING" "transcoder(uint256,uint256,uint256)" 100000 500000 1gwei
+send $TKEY "$SERVICE" "setServiceURI(string)" "http://127.0.0.1:8935"
 next_round
 send $TKEY "$ROUNDS" "initializeRound()"
 send $TKEY "$BONDING" "reward()"
@@ -55,12 +57,12 @@ NOW=$(block)
 # ---------------------------------------------------------------- Controller
 expect "$(lower "$(call Controller "$CONTROLLER" "owner()(address)")")" "$(lower "$DEPLOYER")" "Controller.owner"
 expect "$(call Controller "$CONTROLLER" "paused()(bool)")" false "Controller.paused"
-for n in Token RoundsManager BondingManager Minter JobsManager Verifier; do
+for n in Token RoundsManager BondingManager Minter JobsManager Verifier ServiceRegistry; do
   want=$(jq -r ".$(sed -E 's/^./\L&/' <<<"$n")" "$DEP")
   got=$(call Controller "$CONTROLLER" "getContract(bytes32)(address)" "$("$CAST" keccak "$n")")
   expect "$(lower "$got")" "$(lower "$want")" "Controller.getContract($n)"
 done
-for c in Token RoundsManager BondingManager Minter JobsManager Verifier; do
+for c in Token RoundsManager BondingManager Minter JobsManager Verifier ServiceRegistry; do
   a=$(jq -r ".$(sed -E 's/^./\L&/' <<<"$c")" "$DEP")
   expect "$(lower "$(call "$c" "$a" "controller()(address)")")" "$(lower "$CONTROLLER")" "$c.controller"
 done
@@ -183,13 +185,18 @@ expect "$(call Verifier "$VERIFIER" "MODE_FIDELITY()(uint8)")" 1 "Verifier.MODE_
 expect "$(call Verifier "$VERIFIER" "getRequest(uint256)(uint256,uint256,uint256,bytes32,bool)" 0 | paste -sd,)" \
   "0,0,0,0x0000000000000000000000000000000000000000000000000000000000000000,false" "Verifier.getRequest(none)"
 
+# ---------------------------------------------------------------- ServiceRegistry
+expect "$(call ServiceRegistry "$SERVICE" "MAX_SERVICE_URI_LENGTH()(uint256)")" 256 "ServiceRegistry.MAX_SERVICE_URI_LENGTH"
+expect "$(call ServiceRegistry "$SERVICE" "getServiceURI(address)(string)" "$T")" '"http://127.0.0.1:8935"' "ServiceRegistry.getServiceURI(transcoder)"
+expect "$(call ServiceRegistry "$SERVICE" "getServiceURI(address)(string)" "$B")" '""' "ServiceRegistry.getServiceURI(nothing published)"
+
 # ---------------------------------------------------------------- coverage: every view/pure function of the ABI
 missing=0
-for c in Controller Token RoundsManager BondingManager Minter JobsManager Verifier; do
+for c in Controller Token RoundsManager BondingManager Minter JobsManager Verifier ServiceRegistry; do
   while read -r sig; do
     if ! grep -qxF "$c.$sig" "$COV"; then echo "check-views: not checked: $c.$sig" >&2; missing=1; fi
   done < <(jq -r '.abi[] | select(.type=="function" and (.stateMutability=="view" or .stateMutability=="pure"))
                    | "\(.name)(\([.inputs[].type] | join(",")))"' "$here/out/$c.sol/$c.json")
 done
 [ $missing -eq 0 ] || fail "some view functions are not checked"
-echo "check-views: every view function of the 7 contracts answered sane values ($(sort -u "$COV" | wc -l) signatures)"
+echo "check-views: every view function of the 8 contracts answered sane values ($(sort -u "$COV" | wc -l) signatures)"

@@ -7,7 +7,8 @@
 # DeployLib.devConfig and can be overridden with environment variables (ROUND_LENGTH=..., see Deploy.s.sol).
 # The JSON is what the agent reads (agent/chain: Deployment::load):
 #   {"chainId":31337,"deployBlock":..,"deployer":"0x..","solver":"0x..","controller":"0x..","token":"0x..",
-#    "roundsManager":"0x..","bondingManager":"0x..","minter":"0x..","jobsManager":"0x..","verifier":"0x.."}
+#    "roundsManager":"0x..","bondingManager":"0x..","minter":"0x..","jobsManager":"0x..","verifier":"0x..",
+#    "serviceRegistry":"0x.."}
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 rpc=http://127.0.0.1:8545

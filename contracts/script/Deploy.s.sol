@@ -53,7 +53,8 @@ contract Deploy {
         vm.serializeAddress(o, "bondingManager", address(d.bonding));
         vm.serializeAddress(o, "minter", address(d.minter));
         vm.serializeAddress(o, "jobsManager", address(d.jobs));
-        string memory json = vm.serializeAddress(o, "verifier", address(d.verifier));
+        vm.serializeAddress(o, "verifier", address(d.verifier));
+        string memory json = vm.serializeAddress(o, "serviceRegistry", address(d.serviceRegistry));
         string memory out = vm.envOr("DEPLOY_OUT", string.concat("deployments/", vm.toString(block.chainid), ".json"));
         vm.writeJson(json, out);
     }

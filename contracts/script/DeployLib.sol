@@ -8,6 +8,7 @@ import {BondingManager} from "../src/BondingManager.sol";
 import {Minter} from "../src/Minter.sol";
 import {JobsManager} from "../src/JobsManager.sol";
 import {Verifier} from "../src/Verifier.sol";
+import {ServiceRegistry} from "../src/ServiceRegistry.sol";
 
 /// @notice Deployment of the whole set, shared by the deploy script and the tests.
 library DeployLib {
@@ -36,6 +37,7 @@ library DeployLib {
         Minter minter;
         JobsManager jobs;
         Verifier verifier;
+        ServiceRegistry serviceRegistry;
     }
 
     /// @notice dev defaults: 2018 economics, but loops that run in seconds on a local chain.
@@ -76,11 +78,13 @@ library DeployLib {
         address[] memory solvers = new address[](c.solver == address(0) ? 0 : 1);
         if (c.solver != address(0)) solvers[0] = c.solver;
         d.verifier = new Verifier(d.controller, solvers);
+        d.serviceRegistry = new ServiceRegistry(d.controller);
         d.controller.setContract(keccak256("Token"), address(d.token));
         d.controller.setContract(keccak256("RoundsManager"), address(d.rounds));
         d.controller.setContract(keccak256("BondingManager"), address(d.bonding));
         d.controller.setContract(keccak256("Minter"), address(d.minter));
         d.controller.setContract(keccak256("JobsManager"), address(d.jobs));
         d.controller.setContract(keccak256("Verifier"), address(d.verifier));
+        d.controller.setContract(keccak256("ServiceRegistry"), address(d.serviceRegistry));
     }
 }

@@ -14,6 +14,7 @@ contract ControllerTest is Fixture {
         assertEq(controller.getContract(keccak256("BondingManager")), address(bonding), "bonding");
         assertEq(controller.getContract(keccak256("JobsManager")), address(jobs), "jobs");
         assertEq(controller.getContract(keccak256("Verifier")), address(verifier), "verifier");
+        assertEq(controller.getContract(keccak256("ServiceRegistry")), address(serviceRegistry), "service registry");
         assertEq(controller.getContract(keccak256("Nope")), address(0), "unknown name");
         assertEq(controller.owner(), address(this), "owner");
     }

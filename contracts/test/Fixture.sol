@@ -10,6 +10,7 @@ import {BondingManager} from "../src/BondingManager.sol";
 import {Minter} from "../src/Minter.sol";
 import {JobsManager} from "../src/JobsManager.sol";
 import {Verifier} from "../src/Verifier.sol";
+import {ServiceRegistry} from "../src/ServiceRegistry.sol";
 import {ProtocolHashes} from "../src/ProtocolHashes.sol";
 
 /// @notice The whole contract set on dev parameters, plus actors and helpers (Merkle trees, signatures).
@@ -21,6 +22,7 @@ abstract contract Fixture is Test {
     Minter minter;
     JobsManager jobs;
     Verifier verifier;
+    ServiceRegistry serviceRegistry;
     DeployLib.Config cfg;
 
     address solver = address(0x501);
@@ -42,6 +44,7 @@ abstract contract Fixture is Test {
         DeployLib.Deployment memory d = DeployLib.deploy(cfg);
         (controller, token, rounds, bonding, minter, jobs, verifier) =
             (d.controller, d.token, d.rounds, d.bonding, d.minter, d.jobs, d.verifier);
+        serviceRegistry = d.serviceRegistry;
         vm.roll(100);
         rounds.initializeRound();
     }

@@ -25,6 +25,6 @@ done
 [ -n "$port" ] || { echo "anvil did not print its port" >&2; exit 1; }
 rpc=http://127.0.0.1:$port
 ./deploy.sh --rpc-url "$rpc" --out "$work/deployment.json" >/dev/null
-jq -e '.chainId == 31337 and (.jobsManager | test("^0x[0-9a-fA-F]{40}$"))' "$work/deployment.json" >/dev/null \
+jq -e '.chainId == 31337 and ([.jobsManager, .serviceRegistry] | all(test("^0x[0-9a-fA-F]{40}$")))' "$work/deployment.json" >/dev/null \
   || { echo "deployment JSON malformed" >&2; cat "$work/deployment.json" >&2; exit 1; }
 ./check-views.sh "$rpc" "$work/deployment.json"

@@ -10,7 +10,9 @@ mod common;
 
 use std::fmt::Write as _;
 
-use chain::bindings::{bonding_manager as bm, jobs_manager as jm, verifier as vf};
+use chain::bindings::{
+    bonding_manager as bm, jobs_manager as jm, service_registry as sr, verifier as vf,
+};
 use chain::{U256, hashes};
 use common::*;
 use ethers_signers::Signer as _;
@@ -312,6 +314,30 @@ fn main() {
             d.bonding_manager,
             bm::unbond(U256::from(ETHER)),
         ),
+        "",
+    );
+    let uri = |u: &str| sr::set_service_uri(u.to_string());
+    row(
+        "setServiceURI (first, 23-byte URI)",
+        &n.send(
+            &n.transcoder,
+            d.service_registry,
+            uri("http://203.0.113.7:8935"),
+        ),
+        "a transcoder publishes where its box listens",
+    );
+    row(
+        "setServiceURI (replace, 23-byte URI)",
+        &n.send(
+            &n.transcoder,
+            d.service_registry,
+            uri("http://203.0.113.8:8935"),
+        ),
+        "the box moved",
+    );
+    row(
+        "setServiceURI (first, 256-byte URI, the maximum)",
+        &n.send(&n.delegator, d.service_registry, uri(&"x".repeat(256))),
         "",
     );
 

@@ -28,6 +28,9 @@ pub struct ChainConfig {
     pub timeout_s: u64,
     /// Further attempts after a transport failure.
     pub retries: u32,
+    /// Where broadcasters reach this box (e.g. `http://203.0.113.7:8935`): published in the ServiceRegistry
+    /// by the daemon at start, only when the registry holds another URI. `None`: the registry is left as it is.
+    pub service_uri: Option<String>,
     pub send: SendOptions,
     pub keeper: KeeperConfig,
     pub claims: ClaimsConfig,
@@ -74,6 +77,7 @@ impl Default for ChainConfig {
             state_dir: None,
             timeout_s: 10,
             retries: 4,
+            service_uri: None,
             send: SendOptions::default(),
             keeper: KeeperConfig::default(),
             claims: ClaimsConfig::default(),

@@ -21,6 +21,8 @@ pub struct Deployment {
     pub minter: Address,
     pub jobs_manager: Address,
     pub verifier: Address,
+    /// where transcoders publish the URI their box listens on
+    pub service_registry: Address,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,8 @@ mod tests {
         "deployer":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","jobsManager":"0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
         "minter":"0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9","roundsManager":"0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
         "solver":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","token":"0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
-        "verifier":"0x0165878A594ca255338adfa4d48449f69242Eb8F"}"#;
+        "verifier":"0x0165878A594ca255338adfa4d48449f69242Eb8F",
+        "serviceRegistry":"0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"}"#;
 
     #[test]
     fn loads_what_deploy_sh_writes() {
@@ -76,6 +79,10 @@ mod tests {
         assert_eq!(
             format!("{:?}", d.jobs_manager),
             "0x5fc8d32690cc91d4c39d9d3abcbd16989f875707"
+        );
+        assert_eq!(
+            format!("{:?}", d.service_registry),
+            "0xa513e6e4b8f2a923d98304ec87f64353c4d5c853"
         );
         let _ = std::fs::remove_file(p);
     }

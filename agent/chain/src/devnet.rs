@@ -359,6 +359,7 @@ fn placeholder() -> Deployment {
         minter: z,
         jobs_manager: z,
         verifier: z,
+        service_registry: z,
     }
 }
 

@@ -1,5 +1,7 @@
 //! The automatic part of the Bond -> Delegate -> Reward loop: initialize the round (when configured to) and
-//! call `reward()` exactly once per round while this account is an active transcoder.
+//! call `reward()` exactly once per round while this account is an active transcoder. At start it also makes
+//! the ServiceRegistry hold the configured service URI (`[chain] service_uri`), sending `setServiceURI` only
+//! when the published one differs.
 //!
 //! [`Planner`] is the decision, a pure function of what is known about the current block (tested without a
 //! chain); [`Keeper`] is the thin async driver: it watches blocks and the RoundsManager's `NewRound` events,
@@ -202,6 +204,9 @@ pub struct KeeperStatus {
     pub failed_txs: u64,
     pub rpc_calls: u64,
     pub last_error: Option<String>,
+    /// The configured service URI, once the ServiceRegistry was seen to hold it (read, or set by this run).
+    pub service_uri: Option<String>,
+    pub service_uri_updates_sent: u64,
 }
 
 pub struct Keeper {
@@ -210,6 +215,9 @@ pub struct Keeper {
     planner: Planner,
     cfg: KeeperConfig,
     status: watch::Sender<KeeperStatus>,
+    /// The URI to publish in the ServiceRegistry, and whether that was settled in this run.
+    service_uri: Option<String>,
+    service_uri_settled: bool,
 }
 
 impl Keeper {
@@ -229,9 +237,18 @@ impl Keeper {
                 planner: Planner::new(cfg.clone()),
                 cfg,
                 status,
+                service_uri: None,
+                service_uri_settled: false,
             },
             rx,
         )
+    }
+
+    /// The service URI this box publishes in the ServiceRegistry (`[chain] service_uri`); `None`: the
+    /// registry is left as it is.
+    pub fn with_service_uri(mut self, uri: Option<String>) -> Self {
+        self.service_uri = uri;
+        self
     }
 
     /// Runs until `stop` resolves. Node outages are logged and waited out; nothing here ends the daemon.
@@ -277,6 +294,7 @@ impl Keeper {
                 }
             }
         }
+        self.publish_service_uri().await?;
         let round_length = self.proto.round_length().await?;
         let d = self.proto.deployment.clone();
         // a round's initialization (by anyone) is the one event that changes what the planner sees mid-round
@@ -308,6 +326,68 @@ impl Keeper {
                 obs = Some(o);
             }
             tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Once per run: the registry must hold the configured service URI; `setServiceURI` is sent only when it
+    /// holds another one. A node failure leaves it for the next session; a refused or failed transaction is
+    /// logged and not tried again until the daemon restarts.
+    async fn publish_service_uri(&mut self) -> Result<(), KeeperError> {
+        let Some(want) = self.service_uri.clone() else {
+            return Ok(());
+        };
+        if self.service_uri_settled {
+            return Ok(());
+        }
+        let have = self.proto.service_uri(self.sender.address()).await?;
+        if have == want {
+            tracing::info!(uri = %want, "service URI already published");
+            self.service_uri_settled = true;
+            self.status.send_modify(|s| s.service_uri = Some(want));
+            return Ok(());
+        }
+        let call = match crate::ops::service_uri_call(&self.proto.deployment, &want) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "chain.service_uri not published");
+                self.service_uri_settled = true;
+                self.status
+                    .send_modify(|s| s.last_error = Some(e.to_string()));
+                return Ok(());
+            }
+        };
+        let nonce = match self.sender.submit(call).await {
+            Ok(n) => n,
+            Err(SendError::Node(e)) => return Err(e.into()),
+            Err(e) => {
+                self.service_uri_settled = true;
+                self.fail(e);
+                return Ok(());
+            }
+        };
+        self.status.send_modify(|s| {
+            s.pending_txs += 1;
+            s.service_uri_updates_sent += 1;
+        });
+        let r = self.sender.follow(nonce).await;
+        self.status
+            .send_modify(|s| s.pending_txs = s.pending_txs.saturating_sub(1));
+        match r {
+            Ok(m) => {
+                tracing::info!(uri = %want, previous = %have, hash = ?m.hash, block = m.block,
+                    "service URI published");
+                self.service_uri_settled = true;
+                self.status.send_modify(|s| s.service_uri = Some(want));
+                Ok(())
+            }
+            // the next session settles what is pending, then reads the registry again
+            Err(SendError::Node(e)) => Err(e.into()),
+            Err(e @ SendError::Timeout { .. }) => Err(KeeperError::Pending(e)),
+            Err(e) => {
+                self.service_uri_settled = true;
+                self.fail(e);
+                Ok(())
+            }
         }
     }
 

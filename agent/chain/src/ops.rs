@@ -6,7 +6,9 @@ use std::path::Path;
 
 use ethers_core::types::{Address, U256};
 
-use crate::bindings::{bonding_manager as bm, jobs_manager as jm, rounds_manager as rm, token};
+use crate::bindings::{
+    bonding_manager as bm, jobs_manager as jm, rounds_manager as rm, service_registry as sr, token,
+};
 use crate::config::ChainConfig;
 use crate::deployment::Deployment;
 use crate::journal::Journal;
@@ -36,6 +38,30 @@ pub(crate) fn not_initialized() -> OpError {
     OpError::Refused(
         "the current round is not initialized yet: run `edge-agent round init` (anyone may) and retry".into(),
     )
+}
+
+/// Longest service URI the ServiceRegistry accepts, in bytes (its `MAX_SERVICE_URI_LENGTH`).
+pub const MAX_SERVICE_URI_BYTES: usize = 256;
+
+/// The `setServiceURI(uri)` transaction, refused here when the registry would refuse it (too long) or the URI
+/// could not be one (control characters).
+pub fn service_uri_call(d: &Deployment, uri: &str) -> Result<Call, OpError> {
+    if uri.len() > MAX_SERVICE_URI_BYTES {
+        return Err(OpError::Refused(format!(
+            "the service URI is {} bytes long; the ServiceRegistry takes at most {MAX_SERVICE_URI_BYTES}",
+            uri.len()
+        )));
+    }
+    if uri.chars().any(char::is_control) {
+        return Err(OpError::Refused(format!(
+            "the service URI {uri:?} contains control characters"
+        )));
+    }
+    Ok(Call::new(
+        format!("setServiceURI {uri}"),
+        d.service_registry,
+        sr::set_service_uri(uri.to_string()),
+    ))
 }
 
 /// One account's access to the protocol: views plus signed transactions.
@@ -330,6 +356,16 @@ impl Client {
                     .value(amount),
             )
             .await?)
+    }
+
+    /// Publishes `uri` in the ServiceRegistry as where this account's box can be reached (`""` withdraws it).
+    /// `None` when it is the published one already: nothing is sent.
+    pub async fn set_service_uri(&self, uri: &str) -> Result<Option<Mined>, OpError> {
+        let call = service_uri_call(self.d(), uri)?;
+        if self.proto.service_uri(self.address()).await? == uri {
+            return Ok(None);
+        }
+        Ok(Some(self.sender.send(call).await?))
     }
 
     pub async fn withdraw_deposit(&self) -> Result<Mined, OpError> {

@@ -1,12 +1,14 @@
-//! Typed reads of the protocol's state over a [`Node`]: rounds, bonds, transcoders, earnings, balances. Every
-//! read is one `eth_call` against the deployment's contracts; [`Protocol::status`] gathers what an operator's
-//! `edge-agent status` shows.
+//! Typed reads of the protocol's state over a [`Node`]: rounds, bonds, transcoders, earnings, balances, the
+//! service URIs of the ServiceRegistry. Every read is one `eth_call` against the deployment's contracts;
+//! [`Protocol::status`] gathers what an operator's `edge-agent status` shows.
 
 use ethers_core::types::{Address, Bytes, U256};
 use serde::Serialize;
 
 use crate::abi::AbiError;
-use crate::bindings::{bonding_manager as bm, minter, rounds_manager as rm, token};
+use crate::bindings::{
+    bonding_manager as bm, minter, rounds_manager as rm, service_registry as sr, token,
+};
 use crate::deployment::Deployment;
 use crate::node::{Node, NodeError};
 
@@ -256,6 +258,18 @@ impl Protocol {
             d.minter,
             minter::current_mintable_tokens(),
             minter::decode_current_mintable_tokens,
+        )
+        .await
+    }
+
+    /// The URI `who` published in the ServiceRegistry ("" when none): where its box can be reached.
+    pub async fn service_uri(&self, who: Address) -> Result<String, ViewError> {
+        let d = &self.deployment;
+        self.read(
+            "getServiceURI",
+            d.service_registry,
+            sr::get_service_uri(who),
+            sr::decode_get_service_uri,
         )
         .await
     }

@@ -3,16 +3,18 @@
 
 use crate::abi::{self, ErrorDef};
 use crate::bindings::{
-    bonding_manager, controller, jobs_manager, minter, rounds_manager, token, verifier,
+    bonding_manager, controller, jobs_manager, minter, rounds_manager, service_registry, token,
+    verifier,
 };
 
-const TABLES: [&[ErrorDef]; 7] = [
+const TABLES: [&[ErrorDef]; 8] = [
     bonding_manager::ERRORS,
     rounds_manager::ERRORS,
     token::ERRORS,
     minter::ERRORS,
     jobs_manager::ERRORS,
     verifier::ERRORS,
+    service_registry::ERRORS,
     controller::ERRORS,
 ];
 
@@ -83,6 +85,7 @@ pub fn advice(description: &str) -> Option<String> {
         "DepositLocked" => format!("the deposit is locked until block {} (a job of this broadcaster is still open)", arg()),
         "ZeroAddress" => "the address must not be zero".into(),
         "InvalidParameter" => "a parameter is out of range".into(),
+        "ServiceURITooLong" => "the service URI is longer than the registry's 256 bytes".into(),
         _ => return None,
     })
 }

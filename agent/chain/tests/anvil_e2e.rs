@@ -27,6 +27,7 @@ fn bindings_drive_both_loops_on_anvil() {
         ("JobsManager", d.jobs_manager),
         ("BondingManager", d.bonding_manager),
         ("Verifier", d.verifier),
+        ("ServiceRegistry", d.service_registry),
     ] {
         let id = H256(ethers_core::utils::keccak256(name));
         assert_eq!(

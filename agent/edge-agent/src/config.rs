@@ -23,6 +23,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub hw: HwConfig,
     pub ingest: IngestConfig,
+    pub swarm: SwarmConfig,
     pub fleet: Option<fleet::DeviceConfig>,
     /// Protocol participation (node, deployment, keystore, automation); absent: the box only transcodes.
     pub chain: Option<chain::ChainConfig>,
@@ -115,6 +116,32 @@ impl Default for IngestConfig {
         Self {
             listen: "127.0.0.1:8935".into(),
             max_segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// PPSPP live swarms: the broadcasters' swarms the box reads jobs from, and the rendition swarms it
+/// publishes for viewers (one UDP socket each).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwarmConfig {
+    /// Publish every stream's renditions as live swarms (`GET /swarm/{stream}` lists them).
+    pub publish: bool,
+    /// Address the swarm sockets bind (each on a port of its own).
+    pub bind: std::net::IpAddr,
+    /// Address peers are told to reach the box at; unset: the host the manifest was asked from.
+    pub advertise: Option<std::net::IpAddr>,
+    /// Streams read from broadcasters' swarms at once.
+    pub max_joined: usize,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            publish: true,
+            bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            advertise: None,
+            max_joined: 8,
         }
     }
 }

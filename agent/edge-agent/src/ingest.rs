@@ -6,6 +6,8 @@
 //! | `PUT /live/{stream}/{seq}.ts` | transcode one MPEG-TS segment; answers with the renditions (JSON) or a 4xx/5xx with the error |
 //! | `DELETE /live/{stream}` | end a stream: playlists get `#EXT-X-ENDLIST`, the session is freed |
 //! | `GET /hls/{stream}/...` | the HLS output (master playlist `master.m3u8`) |
+//! | `POST /swarm/join` | read a stream from a broadcaster's live swarm (`live_swarm::JoinRequest`, JSON) |
+//! | `GET /swarm/{stream}` | the stream's swarm manifest: its rendition swarms (`segment_swarm::SwarmManifest`) |
 //! | `GET /proof/{job}/{seq}/{file}` | a job segment's proof bundle, kept until no challenge can come (`proof::bundle`) |
 //! | `GET /healthz` | liveness and what the box runs (JSON) |
 //! | `GET /metrics` | Prometheus text format |
@@ -34,10 +36,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const QUEUE_DEPTH: usize = 4;
 
 #[derive(Clone)]
-struct App {
-    shared: Arc<Shared>,
+pub(crate) struct App {
+    pub(crate) shared: Arc<Shared>,
     workers: Workers,
     next_id: Arc<std::sync::atomic::AtomicU64>,
+    /// Broadcasters' swarms this box reads from, and the rendition swarms it publishes.
+    pub(crate) swarms: Arc<crate::live_swarm::Swarms>,
 }
 
 struct Worker {
@@ -79,6 +83,10 @@ pub struct RenditionReport {
     pub video_bytes: usize,
     /// Video frames in the segment.
     pub frames: usize,
+    /// RFC 6381 codec strings.
+    pub codecs: String,
+    /// First video PTS, 90 kHz.
+    pub first_pts: u64,
     pub uri: String,
 }
 
@@ -87,6 +95,10 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
         shared: shared.clone(),
         workers: Arc::new(Mutex::new(HashMap::new())),
         next_id: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        swarms: Arc::new(crate::live_swarm::Swarms::new(
+            shared.config.swarm.clone(),
+            shared.config.agent.data_dir.join("hls"),
+        )),
     };
     let router = Router::new()
         .route(
@@ -96,6 +108,8 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
         .route("/live/{stream}", axum::routing::delete(end_stream))
         .route("/hls/{stream}/{*path}", get(get_hls))
         .route("/proof/{job}/{seq}/{file}", get(get_proof))
+        .route("/swarm/join", axum::routing::post(crate::live_swarm::join))
+        .route("/swarm/{stream}", get(crate::live_swarm::manifest))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(
@@ -112,14 +126,14 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
     Ok(())
 }
 
-fn valid_stream_id(s: &str) -> bool {
+pub(crate) fn valid_stream_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
         axum::Json(serde_json::json!({ "error": msg.into() })),
@@ -148,82 +162,103 @@ async fn put_segment(
             "segment must be named {seq}.ts with a decimal sequence number",
         );
     };
-    let mut on_chain = None;
-    if let Some(job_id) = headers.get("x-job-id") {
-        // a segment of an on-chain job: nothing is done with it unless the job and the signature check out
-        let Some(job_id) = job_id
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("segment {seq}: X-Job-Id is not a job number"),
-            );
-        };
-        let Some(gate) = &app.shared.job_gate else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("segment {seq}: this box takes no on-chain jobs (no [chain] configured)"),
-            );
-        };
-        let sig = headers
-            .get("x-broadcaster-signature")
-            .and_then(|v| v.to_str().ok());
-        let checked = gate.check(job_id, &stream, seq, &body, sig).await;
-        if let Err(e) = &checked {
-            use ::chain::jobs::GateError as G;
-            let status = match e {
-                G::UnknownJob(_) => StatusCode::NOT_FOUND,
-                G::Ended { .. } => StatusCode::GONE,
-                G::WrongSigner { .. } | G::NotOurs { .. } => StatusCode::FORBIDDEN,
-                G::InsufficientDeposit { .. } => StatusCode::PAYMENT_REQUIRED,
-                G::Chain { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            tracing::warn!(stream, seq, job_id, error = %e, "job segment refused");
-            return error(status, e.to_string());
-        }
-        let signature = sig
-            .and_then(|s| s.trim().parse::<::chain::Bytes>().ok())
-            .unwrap_or_default();
-        on_chain = checked.ok().map(|job| crate::receipts::JobSegment {
-            job,
-            signature,
-            bit_exact: crate::receipts::bit_exact(&app.shared.config),
-        });
-    }
-    let (reply, answer) = oneshot::channel();
-    let job = Job {
-        seq,
-        data: body,
-        on_chain,
-        reply,
+    let job_id = match headers.get("x-job-id") {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(id) => Some(id),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("segment {seq}: X-Job-Id is not a job number"),
+                );
+            }
+        },
     };
-    if let Err(resp) = app.submit(&stream, job) {
-        return resp;
-    }
-    match answer.await {
-        Ok(Ok(report)) => axum::Json(report).into_response(),
-        Ok(Err(PushError::AlreadyWritten(e))) => error(StatusCode::CONFLICT, e),
-        Ok(Err(PushError::Failed(e))) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "stream worker stopped before answering",
-        ),
+    let sig = headers
+        .get("x-broadcaster-signature")
+        .and_then(|v| v.to_str().ok());
+    match app.ingest(&stream, seq, body, job_id, sig).await {
+        Ok(report) => {
+            app.swarms.publish(&stream, &report, None).await;
+            axum::Json(report).into_response()
+        }
+        Err((status, msg)) => error(status, msg),
     }
 }
 
 impl App {
+    /// One segment through the stream's pipeline, whichever way it came (HTTP ingest or a broadcaster's
+    /// swarm): for an on-chain job (`job_id`), the gate checks the job and the broadcaster's signature first
+    /// and the receipt is stored before the answer.
+    pub(crate) async fn ingest(
+        &self,
+        stream: &str,
+        seq: u64,
+        body: Bytes,
+        job_id: Option<u64>,
+        sig: Option<&str>,
+    ) -> Result<SegmentReport, (StatusCode, String)> {
+        let mut on_chain = None;
+        if let Some(job_id) = job_id {
+            // a segment of an on-chain job: nothing is done with it unless the job and the signature check out
+            let Some(gate) = &self.shared.job_gate else {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "segment {seq}: this box takes no on-chain jobs (no [chain] configured)"
+                    ),
+                ));
+            };
+            let checked = gate.check(job_id, stream, seq, &body, sig).await;
+            if let Err(e) = &checked {
+                use ::chain::jobs::GateError as G;
+                let status = match e {
+                    G::UnknownJob(_) => StatusCode::NOT_FOUND,
+                    G::Ended { .. } => StatusCode::GONE,
+                    G::WrongSigner { .. } | G::NotOurs { .. } => StatusCode::FORBIDDEN,
+                    G::InsufficientDeposit { .. } => StatusCode::PAYMENT_REQUIRED,
+                    G::Chain { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                tracing::warn!(stream, seq, job_id, error = %e, "job segment refused");
+                return Err((status, e.to_string()));
+            }
+            let signature = sig
+                .and_then(|s| s.trim().parse::<::chain::Bytes>().ok())
+                .unwrap_or_default();
+            on_chain = checked.ok().map(|job| crate::receipts::JobSegment {
+                job,
+                signature,
+                bit_exact: crate::receipts::bit_exact(&self.shared.config),
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            seq,
+            data: body,
+            on_chain,
+            reply,
+        };
+        self.submit(stream, job)?;
+        match answer.await {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(PushError::AlreadyWritten(e))) => Err((StatusCode::CONFLICT, e)),
+            Ok(Err(PushError::Failed(e))) => Err((StatusCode::UNPROCESSABLE_ENTITY, e)),
+            Err(_) => Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stream worker stopped before answering".into(),
+            )),
+        }
+    }
+
     /// Hands a job to the stream's worker, starting one (within the session limit) if needed.
-    #[allow(clippy::result_large_err)]
-    fn submit(&self, stream: &str, job: Job) -> Result<(), Response> {
+    fn submit(&self, stream: &str, job: Job) -> Result<(), (StatusCode, String)> {
         let mut workers = self.workers.lock().unwrap();
         let job = match workers.get(stream) {
             Some(w) => match w.tx.try_send(job) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::TrySendError::Full(_)) => {
-                    return Err(error(
+                    return Err((
                         StatusCode::TOO_MANY_REQUESTS,
                         format!("stream {stream}: {QUEUE_DEPTH} segments already queued"),
                     ));
@@ -239,7 +274,7 @@ impl App {
         };
         let limit = self.shared.runtime().max_sessions as usize;
         if workers.len() >= limit {
-            return Err(error(
+            return Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("session limit reached ({limit} streams)"),
             ));
@@ -253,13 +288,17 @@ impl App {
             .name(format!("stream-{stream}"))
             .spawn(move || stream_worker(shared, name, rx, (registry, id)))
             .map_err(|e| {
-                error(
+                (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("spawning worker: {e}"),
                 )
             })?;
-        tx.try_send(job)
-            .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "new worker refused job"))?;
+        tx.try_send(job).map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "new worker refused job".to_string(),
+            )
+        })?;
         workers.insert(stream.to_string(), Worker { id, tx });
         // A stream counts as active (metrics, telemetry) from its first segment on, not from its first result.
         self.shared
@@ -273,9 +312,20 @@ impl App {
 }
 
 async fn end_stream(State(app): State<App>, UrlPath(stream): UrlPath<String>) -> Response {
-    match app.workers.lock().unwrap().remove(&stream) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no stream {stream}")),
+    if app.end(&stream) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no stream {stream}"))
+    }
+}
+
+impl App {
+    /// Ends a stream: its worker closes the playlists and frees the session; its rendition swarms carry an
+    /// end record. False when no such stream runs.
+    pub(crate) fn end(&self, stream: &str) -> bool {
+        let had = self.workers.lock().unwrap().remove(stream).is_some();
+        self.swarms.end(stream);
+        had
     }
 }
 
@@ -460,7 +510,7 @@ async fn get_proof(
 }
 
 /// Joins a URL path below `base`, refusing anything that could leave it.
-fn safe_join(base: &Path, rel: &str) -> Option<PathBuf> {
+pub(crate) fn safe_join(base: &Path, rel: &str) -> Option<PathBuf> {
     let mut out = base.to_path_buf();
     for part in rel.split('/') {
         if part.is_empty()

@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod hwsel;
 mod ingest;
+mod live_swarm;
 mod logging;
 mod pipeline;
 mod receipts;
@@ -43,6 +44,10 @@ enum Command {
     Run(ConfigArgs),
     /// Move content between boxes over PPSPP (RFC 7574): seed, fetch, live source and join.
     Swarm(cmd::swarm::SwarmArgs),
+    /// The whole network on this machine: chain, two transcoder boxes, verifier, broadcaster, viewers.
+    Demo(cmd::demo::Args),
+    /// Watch a stream as a viewer node: join its rendition swarms, relay them, serve them as HLS locally.
+    View(cmd::view::Args),
     /// The account's encrypted keystore: create, import, show.
     Account(cmd::chain::account::Args),
     /// Protocol tokens: balance, transfer, faucet (dev chains).
@@ -63,6 +68,8 @@ enum Command {
     Round(cmd::chain::stake::RoundArgs),
     /// Broadcaster deposit for jobs: deposit, withdraw.
     Broadcaster(cmd::chain::stake::BroadcasterArgs),
+    /// The URI this box is reached at, in the ServiceRegistry: publish it, or show the own or `--address`'s.
+    ServiceUri(cmd::chain::service::Args),
     /// Broadcast a file or the test source as a job: deposit, job on chain, signed segments to the elected
     /// transcoder, its HLS output copied back.
     Broadcast(cmd::chain::broadcast::Args),
@@ -127,6 +134,7 @@ fn main() -> anyhow::Result<()> {
                     | Command::Transcoder(_)
                     | Command::Round(_)
                     | Command::Broadcaster(_)
+                    | Command::ServiceUri(_)
                     | Command::Status(_)
                     | Command::SlashMissed(_)
             );
@@ -140,6 +148,8 @@ fn main() -> anyhow::Result<()> {
                 Command::Hw(a) => cmd::hw::run(a),
                 Command::Profiles(a) => cmd::profiles::run(a),
                 Command::Swarm(a) => cmd::swarm::run(a),
+                Command::View(a) => cmd::view::run(a),
+                Command::Demo(a) => cmd::demo::run(a),
                 Command::Account(a) => cmd::chain::account::run(a),
                 Command::Token(a) => cmd::chain::stake::token(a),
                 Command::Bond(a) => cmd::chain::stake::bond(a),
@@ -150,6 +160,7 @@ fn main() -> anyhow::Result<()> {
                 Command::Transcoder(a) => cmd::chain::stake::transcoder(a),
                 Command::Round(a) => cmd::chain::stake::round(a),
                 Command::Broadcaster(a) => cmd::chain::stake::broadcaster(a),
+                Command::ServiceUri(a) => cmd::chain::service::run(a),
                 Command::Status(a) => cmd::chain::status::run(a),
                 Command::Broadcast(a) => cmd::chain::broadcast::run(a),
                 Command::Devnet(a) => cmd::chain::devnet::run(a),

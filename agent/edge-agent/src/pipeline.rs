@@ -190,6 +190,8 @@ impl StreamPipeline {
                 bytes: r.data.len(),
                 video_bytes: r.video_bytes,
                 frames: r.frames,
+                codecs: r.codecs.clone(),
+                first_pts: r.first_pts,
                 uri: format!("{}/{seq}.ts", r.profile),
             })
             .collect();

@@ -2,7 +2,8 @@
 //! creation and import, token funding, transcoder registration, delegation, round initialization, reward
 //! (minted amount against the Minter's formula, the delegator's share against rewardCut), claim-earnings,
 //! unbond, a withdraw refused before the unbonding period and accepted after it; a wrong keystore password;
-//! no key or password in any output; and kill -9 between signing and receipt.
+//! no key or password in any output; and kill -9 between signing and receipt. The service URI: published,
+//! not sent twice, read by another account, refused when too long.
 
 mod chain_common;
 
@@ -331,4 +332,41 @@ fn kill_9_between_signing_and_receipt_neither_reuses_nor_skips_a_nonce() {
         serde_json::json!([]),
         "nothing left pending"
     );
+}
+
+#[test]
+fn service_uri_published_read_by_others_and_refused_when_too_long() {
+    const URI: &str = "http://203.0.113.7:8935";
+    let tmp = tempfile::tempdir().unwrap();
+    let net = Net::start(&tmp.path().join("devnet"), &["transcoder", "broadcaster"]);
+    let (t_cfg, b_cfg) = (cfg(&net, "transcoder"), cfg(&net, "broadcaster"));
+    let t = format!("{:?}", net.address("transcoder"));
+
+    let own = ok(&["service-uri", "-c", &t_cfg]);
+    assert_eq!(
+        (own["address"].as_str(), own["service_uri"].as_str()),
+        (Some(t.as_str()), Some(""))
+    );
+    let set = ok(&["service-uri", URI, "-c", &t_cfg]);
+    assert_eq!(set["transactions"].as_array().unwrap().len(), 1, "{set}");
+    let again = ok(&["service-uri", URI, "-c", &t_cfg]);
+    assert_eq!(
+        again["transactions"].as_array().unwrap().len(),
+        0,
+        "the same URI: nothing sent"
+    );
+
+    // a broadcaster finds the transcoder's box
+    let other = ok(&["service-uri", "--address", &t, "-c", &b_cfg]);
+    assert_eq!(other["service_uri"], URI);
+    let o = run(&["service-uri", "--address", &t, "-c", &b_cfg], &[]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{URI} ({t})\n"));
+    let o = run(&["service-uri", "-c", &b_cfg], &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("none published"));
+
+    let e = refused(&["service-uri", &"x".repeat(257), "-c", &t_cfg]);
+    assert!(e.contains("at most 256"), "{e}");
+    refused(&["service-uri", URI, "--address", &t, "-c", &t_cfg]);
+    assert_eq!(ok(&["service-uri", "-c", &t_cfg])["service_uri"], URI);
 }

@@ -81,6 +81,10 @@ impl Node {
     pub async fn next_event(&mut self) -> Option<Event> {
         self.events.recv().await
     }
+    /// An event already waiting, without waiting for one.
+    pub fn try_event(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
     pub async fn stats(&self) -> Option<Stats> {
         let (tx, rx) = oneshot::channel();
         self.cmd.send(Cmd::Stats(tx)).ok()?;

@@ -64,6 +64,12 @@ abstract contract Test {
         if (a != b) revert AssertionFailed(m);
     }
 
+    function assertEq(string memory a, string memory b, string memory m) internal pure {
+        if (keccak256(bytes(a)) != keccak256(bytes(b))) {
+            revert AssertionFailed(string.concat(m, ": \"", a, "\" != \"", b, "\""));
+        }
+    }
+
     function assertLe(uint256 a, uint256 b, string memory m) internal pure {
         if (a > b) revert AssertionFailed(string.concat(m, ": ", _u(a), " > ", _u(b)));
     }

@@ -23,6 +23,7 @@ const CONTRACTS: &[&str] = &[
     "Minter",
     "JobsManager",
     "Verifier",
+    "ServiceRegistry",
 ];
 
 mod anyhow_lite {

@@ -7,5 +7,6 @@ pub mod controller;
 pub mod jobs_manager;
 pub mod minter;
 pub mod rounds_manager;
+pub mod service_registry;
 pub mod token;
 pub mod verifier;

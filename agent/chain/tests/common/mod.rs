@@ -3,7 +3,8 @@
 
 use chain::abi::AbiError;
 use chain::bindings::{
-    bonding_manager as bm, jobs_manager as jm, rounds_manager as rm, token, verifier as vf,
+    bonding_manager as bm, jobs_manager as jm, rounds_manager as rm, service_registry as sr, token,
+    verifier as vf,
 };
 use chain::devnet::Devnet;
 use chain::hashes::{self, MerkleTree};
@@ -81,6 +82,8 @@ impl Net {
             token::describe_revert(data)
         } else if to == d.verifier {
             vf::describe_revert(data)
+        } else if to == d.service_registry {
+            sr::describe_revert(data)
         } else {
             format!("{e}")
         }

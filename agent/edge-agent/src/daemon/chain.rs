@@ -71,6 +71,7 @@ pub async fn open(
     .await
     .context("reading the JobsManager's windows")?;
     let (keeper, status) = Keeper::new(proto, sender, cfg.keeper.clone());
+    let keeper = keeper.with_service_uri(cfg.service_uri.clone());
     Ok(Chain {
         keeper,
         driver,

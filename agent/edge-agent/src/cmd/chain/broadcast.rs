@@ -3,6 +3,11 @@
 //! elected transcoder, and sends it every segment signed (EIP-191 over the segment hash, hash rule 5): the
 //! signature travels as the `X-Broadcaster-Signature` header of the ingest PUT, with the job id in `X-Job-Id`.
 //! Then it copies the transcoder's HLS output (master and media playlists, segments) into `--out`.
+//!
+//! With `--swarm`, the segments travel over PPSPP instead: the broadcaster publishes a live swarm (its
+//! chunks signed by a fresh Ed25519 key, each segment a `segment_swarm` record carrying its EIP-191
+//! signature), asks the transcoder to join it (`POST /swarm/join`) and paces the segments at their media
+//! duration, like a camera; the transcoder and any other peer relay it from there.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,9 +47,19 @@ pub struct Args {
     /// The job runs this many blocks.
     #[arg(long, default_value_t = 1000)]
     blocks: u64,
-    /// Base URL of the elected transcoder's ingest (until the chain publishes service URIs).
+    /// Base URL of the elected transcoder's ingest (default: the service URI it published in the
+    /// ServiceRegistry).
     #[arg(long)]
-    transcoder: String,
+    transcoder: Option<String>,
+    /// Send the segments over a PPSPP live swarm rather than HTTP PUTs.
+    #[arg(long)]
+    swarm: bool,
+    /// With --swarm: UDP address the broadcaster's swarm binds.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    swarm_bind: std::net::SocketAddr,
+    /// With --swarm: publish segments as fast as they are made rather than at their media duration.
+    #[arg(long)]
+    no_pacing: bool,
     /// Where to write the broadcaster's copy of the HLS output.
     #[arg(long, default_value = "out/broadcast")]
     out: PathBuf,
@@ -125,24 +140,41 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()?;
-        let base = a.transcoder.trim_end_matches('/');
-        for (seq, seg) in segments.iter().enumerate() {
-            let seq = seq as u64;
-            let sig = c
-                .sender
-                .sign_segment(&a.stream, seq, hashes::data_hash(seg))?;
-            let r = http
-                .put(format!("{base}/live/{}/{seq}.ts", a.stream))
-                .header("X-Job-Id", job_id.to_string())
-                .header("X-Broadcaster-Signature", format!("0x{}", hex_lower(&sig)))
-                .body(seg.clone())
-                .send()
-                .await
-                .with_context(|| format!("sending segment {seq} to the transcoder"))?;
-            let status = r.status();
-            let body = r.text().await.unwrap_or_default();
-            if !status.is_success() {
-                bail!("segment {seq}: the transcoder answered {status}: {body}");
+        let base = match &a.transcoder {
+            Some(t) => t.clone(),
+            None => {
+                let uri = c.proto.service_uri(elected).await?;
+                if uri.is_empty() {
+                    bail!(
+                        "job {job_id}: the elected transcoder {elected:?} published no service URI; give --transcoder"
+                    );
+                }
+                eprintln!("the elected transcoder's service URI (ServiceRegistry): {uri}");
+                uri
+            }
+        };
+        let base = base.trim_end_matches('/');
+        if a.swarm {
+            send_over_swarm(&a, &c, &http, base, job_id, &segments).await?;
+        } else {
+            for (seq, seg) in segments.iter().enumerate() {
+                let seq = seq as u64;
+                let sig = c
+                    .sender
+                    .sign_segment(&a.stream, seq, hashes::data_hash(seg))?;
+                let r = http
+                    .put(format!("{base}/live/{}/{seq}.ts", a.stream))
+                    .header("X-Job-Id", job_id.to_string())
+                    .header("X-Broadcaster-Signature", format!("0x{}", hex_lower(&sig)))
+                    .body(seg.clone())
+                    .send()
+                    .await
+                    .with_context(|| format!("sending segment {seq} to the transcoder"))?;
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    bail!("segment {seq}: the transcoder answered {status}: {body}");
+                }
             }
         }
         let files = mirror_hls(&http, base, &a.stream, &a.out).await?;
@@ -168,6 +200,155 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The swarm path: a live source, the transcoder asked to join it, the segments paced like a camera, an
+/// end record, then a wait until the transcoder's playlists list the last segment.
+async fn send_over_swarm(
+    a: &Args,
+    c: &chain::ops::Client,
+    http: &reqwest::Client,
+    base: &str,
+    job_id: u64,
+    segments: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    use segment_swarm::{Publisher, Record, SegmentMeta, node};
+    let bind = a.swarm_bind;
+    let mut publisher = Publisher::spawn(node::swarm_config(), node::random_key(), bind)
+        .await
+        .with_context(|| format!("binding the broadcaster's swarm on {bind}"))?;
+    // the address the transcoder reaches us at: the one the OS routes to it from
+    let advertise = route_to(base)
+        .map(|ip| std::net::SocketAddr::new(ip, publisher.local_addr().port()))
+        .unwrap_or(publisher.local_addr());
+    let join = crate::live_swarm::JoinRequest {
+        stream: a.stream.clone(),
+        job_id: Some(job_id),
+        swarm_id: publisher.swarm_id_hex(),
+        peers: vec![advertise],
+    };
+    let r = http
+        .post(format!("{base}/swarm/join"))
+        .json(&join)
+        .send()
+        .await
+        .context("asking the transcoder to join the swarm")?;
+    if !r.status().is_success() {
+        let status = r.status();
+        bail!(
+            "the transcoder refused to join the swarm: {status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "swarm {} on {advertise}: the transcoder joined; publishing {} segments",
+        join.swarm_id,
+        segments.len()
+    );
+    // the transcoder's first handshake reaches us within a round trip; a peer that joins later starts at
+    // a recent munro, so give it a moment before the first record
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = std::time::Instant::now();
+    for (seq, seg) in segments.iter().enumerate() {
+        let due = start + Duration::from_secs_f64(a.segment_seconds * seq as f64);
+        if !a.no_pacing {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let seq = seq as u64;
+        let sig = c
+            .sender
+            .sign_segment(&a.stream, seq, hashes::data_hash(seg))?;
+        let record = Record::Segment {
+            meta: SegmentMeta {
+                stream: a.stream.clone(),
+                seq,
+                job_id: Some(job_id),
+                signature: Some(format!("0x{}", hex_lower(&sig))),
+                duration: a.segment_seconds,
+                rendition: None,
+                cut_at_us: Some(unix_us()),
+            },
+            data: seg.clone(),
+        };
+        publisher.publish(&record)?;
+        tracing::info!(seq, bytes = seg.len(), "segment published");
+    }
+    let last = segments.len().checked_sub(1).map(|l| l as u64);
+    // wait for the transcoder to list the last segment before ending the stream
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    if let Some(last) = last {
+        loop {
+            if last_listed(http, base, &a.stream).await == Some(last) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the transcoder did not list segment {last} within 120 s of its publication");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    publisher.publish(&Record::End {
+        stream: a.stream.clone(),
+        last_seq: last,
+    })?;
+    let stats = publisher.node().stats().await.unwrap_or_default();
+    let bytes: usize = segments.iter().map(Vec::len).sum();
+    eprintln!(
+        "stream ended: {} segments, {bytes} bytes; the broadcaster uploaded {} bytes of chunks ({:.2}x the stream)",
+        segments.len(),
+        stats.data_bytes_up,
+        stats.data_bytes_up as f64 / bytes.max(1) as f64
+    );
+    // let the end record reach the peers before the source leaves
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    publisher.stop().await?;
+    Ok(())
+}
+
+/// The newest segment number the transcoder's first media playlist lists.
+async fn last_listed(http: &reqwest::Client, base: &str, stream: &str) -> Option<u64> {
+    let get = |path: String| async move {
+        let r = http
+            .get(format!("{base}/hls/{stream}/{path}"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())?;
+        r.text().await.ok()
+    };
+    let master = get("master.m3u8".into()).await?;
+    let playlist = master
+        .lines()
+        .find(|l| l.ends_with("index.m3u8"))?
+        .to_string();
+    let text = get(playlist).await?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_suffix(".ts")?.parse::<u64>().ok())
+        .max()
+}
+
+/// The local address the OS would send from to reach the host of `url` (no packet is sent).
+fn route_to(url: &str) -> Option<std::net::IpAddr> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let port = url.port_or_known_default()?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(url.host_str()?, port))
+        .ok()?
+        .next()?;
+    let sock = std::net::UdpSocket::bind(if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .ok()?;
+    sock.connect(addr).ok()?;
+    Some(sock.local_addr().ok()?.ip())
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 fn hex_lower(b: &[u8]) -> String {

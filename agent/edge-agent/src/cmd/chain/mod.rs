@@ -1,11 +1,12 @@
 //! The manual steps of the protocol: `account`, `token`, `bond`, `unbond`, `withdraw-stake`,
-//! `claim-earnings`, `withdraw-fees`, `transcoder`, `round`, `broadcaster`, `status`, the verifier's and the
-//! finder's (`verify`, `slash-missed`, `spot-check`), and `devnet` for a local chain. Each command reads the `[chain]` table of the configuration (flags override it), connects through
+//! `claim-earnings`, `withdraw-fees`, `transcoder`, `round`, `broadcaster`, `service-uri`, `status`, the
+//! verifier's and the finder's (`verify`, `slash-missed`, `spot-check`), and `devnet` for a local chain. Each command reads the `[chain]` table of the configuration (flags override it), connects through
 //! `chain::ops`, and prints text or, with `--json`, one JSON document.
 
 pub mod account;
 pub mod broadcast;
 pub mod devnet;
+pub mod service;
 pub mod stake;
 pub mod status;
 pub mod verify;

@@ -1,0 +1,414 @@
+//! The daemon's swarm side (wiring over `segment_swarm`):
+//! - `POST /swarm/join`: a broadcaster names its live swarm; the box joins it and feeds every segment record
+//!   into the same per-stream pipeline as the HTTP ingest (gate, transcode, receipt), in order;
+//! - every transcoded segment leaves again on one live swarm per rendition, keyed by a fresh Ed25519 key per
+//!   stream and rendition; `GET /swarm/{stream}` lists them for viewers.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use segment_swarm::manifest::{RenditionSwarm, SourceSwarm, SwarmManifest, parse_swarm_id};
+use segment_swarm::node::{random_key, swarm_config};
+use segment_swarm::{Publisher, Record, RenditionMeta, SegmentMeta, Subscriber};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SwarmConfig;
+use crate::ingest::{App, SegmentReport, error, valid_stream_id};
+
+/// A joined source swarm that delivers nothing for this long is left (the broadcaster is gone).
+const SOURCE_IDLE: Duration = Duration::from_secs(120);
+/// Rendition swarms keep serving this long after their stream ended, so that late viewers finish.
+const LINGER: Duration = Duration::from_secs(60);
+
+/// What a broadcaster posts to `/swarm/join`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// Stream id: records for another stream are refused.
+    pub stream: String,
+    /// The on-chain job the segments belong to (each record may name it too).
+    #[serde(default)]
+    pub job_id: Option<u64>,
+    /// The broadcaster's live swarm id, hex.
+    pub swarm_id: String,
+    /// Where to find it.
+    pub peers: Vec<SocketAddr>,
+}
+
+/// What `/swarm/join` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinAnswer {
+    pub stream: String,
+    /// The UDP address the box reads the stream on (it relays from there too).
+    pub local: SocketAddr,
+    /// Where to fetch the stream's swarm manifest.
+    pub manifest: String,
+}
+
+struct StreamSwarms {
+    job_id: Option<u64>,
+    source: Option<SourceSwarm>,
+    source_task: Option<tokio::task::AbortHandle>,
+    /// One per rendition, in ladder order; made with the stream's first segment.
+    renditions: Vec<(String, Publisher)>,
+    /// The last segment published.
+    last_seq: Option<u64>,
+}
+
+impl StreamSwarms {
+    fn new() -> Self {
+        StreamSwarms {
+            job_id: None,
+            source: None,
+            source_task: None,
+            renditions: Vec::new(),
+            last_seq: None,
+        }
+    }
+}
+
+/// Every stream's swarms.
+pub struct Swarms {
+    cfg: SwarmConfig,
+    hls_dir: PathBuf,
+    streams: Mutex<HashMap<String, StreamSwarms>>,
+}
+
+impl Swarms {
+    pub fn new(cfg: SwarmConfig, hls_dir: PathBuf) -> Self {
+        Swarms {
+            cfg,
+            hls_dir,
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bind(&self) -> SocketAddr {
+        SocketAddr::new(self.cfg.bind, 0)
+    }
+
+    /// Publishes a transcoded segment's renditions (read back from the HLS output it was just written to)
+    /// on the stream's rendition swarms, made on first use.
+    pub async fn publish(&self, stream: &str, report: &SegmentReport, cut_at_us: Option<u64>) {
+        if !self.cfg.publish {
+            return;
+        }
+        let target = report
+            .renditions
+            .iter()
+            .map(|r| r.duration)
+            .fold(0.0f64, f64::max)
+            .max(1.0);
+        let want: Vec<String> = report
+            .renditions
+            .iter()
+            .map(|r| r.profile.clone())
+            .collect();
+        let same = self
+            .streams
+            .lock()
+            .unwrap()
+            .get(stream)
+            .is_some_and(|st| st.renditions.iter().map(|(n, _)| n).eq(want.iter()));
+        // a stream's first segment, or a new ladder: new swarms (the old ones end)
+        let mut fresh = Vec::new();
+        if !same {
+            for name in &want {
+                match Publisher::spawn(swarm_config(), random_key(), self.bind()).await {
+                    Ok(p) => fresh.push((name.clone(), p)),
+                    Err(e) => {
+                        tracing::warn!(stream, rendition = name, error = %e, "cannot publish the rendition swarm");
+                        return;
+                    }
+                }
+            }
+        }
+        let mut map = self.streams.lock().unwrap();
+        let st = map
+            .entry(stream.to_string())
+            .or_insert_with(StreamSwarms::new);
+        if !same {
+            for (_, mut p) in std::mem::replace(&mut st.renditions, fresh) {
+                let _ = p.publish(&Record::End {
+                    stream: stream.to_string(),
+                    last_seq: None,
+                });
+                linger(p);
+            }
+        }
+        for (r, (_, p)) in report.renditions.iter().zip(st.renditions.iter_mut()) {
+            let path = self.hls_dir.join(stream).join(&r.uri);
+            let data = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(stream, seq = report.seq, path = %path.display(), error = %e, "rendition not published");
+                    continue;
+                }
+            };
+            let fps_den = 1000u32;
+            let record = Record::Segment {
+                meta: SegmentMeta {
+                    stream: stream.to_string(),
+                    seq: report.seq,
+                    job_id: st.job_id,
+                    signature: None,
+                    duration: r.duration,
+                    rendition: Some(RenditionMeta {
+                        profile: r.profile.clone(),
+                        width: r.width,
+                        height: r.height,
+                        fps: ((r.fps * f64::from(fps_den)).round() as u32, fps_den),
+                        frames: r.frames,
+                        codecs: r.codecs.clone(),
+                        first_pts: r.first_pts,
+                        target_duration: target,
+                    }),
+                    cut_at_us,
+                },
+                data,
+            };
+            if let Err(e) = p.publish(&record) {
+                tracing::warn!(stream, seq = report.seq, error = %e, "rendition not published");
+            }
+        }
+        st.last_seq = Some(report.seq);
+    }
+
+    /// Ends a stream's swarms: an end record on each rendition swarm, which keeps serving a while.
+    pub fn end(&self, stream: &str) {
+        let Some(mut st) = self.streams.lock().unwrap().remove(stream) else {
+            return;
+        };
+        let last = st.last_seq;
+        for (_, mut p) in st.renditions.drain(..) {
+            let _ = p.publish(&Record::End {
+                stream: stream.to_string(),
+                last_seq: last,
+            });
+            linger(p);
+        }
+        if let Some(t) = st.source_task.take() {
+            // the source task ends itself after the end record; this covers a DELETE while it reads
+            tokio::spawn(async move {
+                tokio::time::sleep(LINGER).await;
+                t.abort();
+            });
+        }
+    }
+
+    fn manifest(&self, stream: &str, host: Option<IpAddr>) -> Option<SwarmManifest> {
+        let map = self.streams.lock().unwrap();
+        let st = map.get(stream)?;
+        let cfg = swarm_config();
+        let ip = self
+            .cfg
+            .advertise
+            .or((!self.cfg.bind.is_unspecified()).then_some(self.cfg.bind))
+            .or(host)
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        Some(SwarmManifest {
+            stream: stream.to_string(),
+            job_id: st.job_id,
+            chunk_size: cfg.chunk_size,
+            chunks_per_munro: cfg.chunks_per_munro,
+            source: st.source.clone(),
+            renditions: st
+                .renditions
+                .iter()
+                .map(|(name, p)| RenditionSwarm {
+                    profile: name.clone(),
+                    swarm_id: p.swarm_id_hex(),
+                    peers: vec![SocketAddr::new(ip, p.local_addr().port())],
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Stops a publisher after [`LINGER`].
+fn linger(p: Publisher) {
+    tokio::spawn(async move {
+        tokio::time::sleep(LINGER).await;
+        let _ = p.stop().await;
+    });
+}
+
+/// `GET /swarm/{stream}`.
+pub(crate) async fn manifest(
+    State(app): State<App>,
+    UrlPath(stream): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.parse::<SocketAddr>()
+                .map(|a| a.ip())
+                .ok()
+                .or_else(|| h.parse::<IpAddr>().ok())
+        });
+    match app.swarms.manifest(&stream, host) {
+        Some(m) => Json(m).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no stream {stream}")),
+    }
+}
+
+/// `POST /swarm/join`.
+pub(crate) async fn join(State(app): State<App>, Json(req): Json<JoinRequest>) -> Response {
+    if !valid_stream_id(&req.stream) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "stream id must be 1-64 characters of [A-Za-z0-9_-]",
+        );
+    }
+    let id = match parse_swarm_id(&req.swarm_id) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if req.peers.is_empty() || req.peers.len() > 16 {
+        return error(StatusCode::BAD_REQUEST, "give 1 to 16 peers");
+    }
+    if req.job_id.is_some() && app.shared.job_gate.is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "this box takes no on-chain jobs (no [chain] configured)",
+        );
+    }
+    let swarms = app.swarms.clone();
+    {
+        let map = swarms.streams.lock().unwrap();
+        if let Some(st) = map.get(&req.stream)
+            && st.source_task.as_ref().is_some_and(|t| !t.is_finished())
+        {
+            if st
+                .source
+                .as_ref()
+                .is_some_and(|s| s.swarm_id == req.swarm_id)
+            {
+                // the broadcaster asking again (a retry): already reading it
+                return (StatusCode::OK, Json(answer(&req, None))).into_response();
+            }
+            return error(
+                StatusCode::CONFLICT,
+                format!("stream {} is already read from another swarm", req.stream),
+            );
+        }
+        let joined = map.values().filter(|s| s.source_task.is_some()).count();
+        if joined >= swarms.cfg.max_joined {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("already reading {joined} swarms (swarm.max_joined)"),
+            );
+        }
+    }
+    let sub = match Subscriber::join(swarm_config(), &id, &req.peers, swarms.bind()).await {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let local = sub.local_addr();
+    tracing::info!(stream = req.stream, job = ?req.job_id, swarm = req.swarm_id, %local, "joined the broadcaster's swarm");
+    let span = tracing::info_span!("source", stream = %req.stream, job = ?req.job_id);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        read_source(app.clone(), req.clone(), sub),
+        span,
+    ));
+    let mut map = swarms.streams.lock().unwrap();
+    let st = map
+        .entry(req.stream.clone())
+        .or_insert_with(StreamSwarms::new);
+    st.job_id = req.job_id;
+    st.source = Some(SourceSwarm {
+        swarm_id: req.swarm_id.clone(),
+        peers: req.peers.clone(),
+    });
+    st.source_task = Some(task.abort_handle());
+    (StatusCode::OK, Json(answer(&req, Some(local)))).into_response()
+}
+
+fn answer(req: &JoinRequest, local: Option<SocketAddr>) -> JoinAnswer {
+    JoinAnswer {
+        stream: req.stream.clone(),
+        local: local.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+        manifest: format!("/swarm/{}", req.stream),
+    }
+}
+
+/// Reads one broadcaster's swarm: every segment record goes through [`App::ingest`], in order; the end
+/// record (or a long silence) ends the stream.
+async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
+    let (mut ok, mut failed, mut lost) = (0u64, 0u64, 0u64);
+    loop {
+        let next = match tokio::time::timeout(SOURCE_IDLE, sub.next()).await {
+            Ok(Some(n)) => n,
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(
+                    "nothing from the broadcaster's swarm for {SOURCE_IDLE:?}: leaving it"
+                );
+                break;
+            }
+        };
+        match next {
+            Err(e) => {
+                lost += 1;
+                tracing::warn!(error = %e, "a segment of the broadcaster's swarm was lost");
+            }
+            Ok(Record::End { last_seq, .. }) => {
+                tracing::info!(
+                    ?last_seq,
+                    ok,
+                    failed,
+                    lost,
+                    "the broadcaster ended the stream"
+                );
+                app.end(&req.stream);
+                break;
+            }
+            Ok(Record::Segment { meta, data }) => {
+                if meta.stream != req.stream {
+                    failed += 1;
+                    tracing::warn!(
+                        record_stream = meta.stream,
+                        seq = meta.seq,
+                        "a record of another stream: refused"
+                    );
+                    continue;
+                }
+                let job_id = meta.job_id.or(req.job_id);
+                match app
+                    .ingest(
+                        &req.stream,
+                        meta.seq,
+                        Bytes::from(data),
+                        job_id,
+                        meta.signature.as_deref(),
+                    )
+                    .await
+                {
+                    Ok(report) => {
+                        ok += 1;
+                        app.swarms
+                            .publish(&req.stream, &report, meta.cut_at_us)
+                            .await;
+                    }
+                    Err((status, msg)) => {
+                        failed += 1;
+                        tracing::warn!(seq = meta.seq, %status, "segment from the swarm refused: {msg}");
+                    }
+                }
+            }
+        }
+    }
+    // keep relaying what we have to the other peers a while, then leave
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let _ = sub.stop().await;
+}
