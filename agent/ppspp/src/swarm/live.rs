@@ -8,7 +8,7 @@ use crate::bin::{Bin, range_to_bins};
 use crate::live::munro_of;
 use crate::merkle::{Hash, digest, node};
 use crate::wire::{ChunkSpec, Message};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Swarm {
     /// Live source: append stream bytes. Complete munros are hashed, signed and announced.
@@ -120,6 +120,13 @@ impl Swarm {
             return;
         };
         let Some(pos) = play else { return };
+        let grace = self.cfg.superseed_delay * 2 + Duration::from_millis(100);
+        if self.cfg.live_join_back > 0
+            && !self.live_started
+            && self.live_join_at.is_some_and(|t| now < t + grace)
+        {
+            return;
+        }
         let mut pos = *pos;
         loop {
             if let Some(d) = self.chunks.get(&pos) {
@@ -156,6 +163,7 @@ impl Swarm {
             }
         }
         if let Content::LiveLeech { play, .. } = &mut self.content {
+            self.live_started |= play.is_some_and(|p| p != pos);
             *play = Some(pos);
         }
         self.deliver = Some(pos);

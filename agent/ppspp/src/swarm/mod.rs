@@ -208,6 +208,11 @@ pub struct Swarm {
     /// Live: when each chunk was first announced to us (playback deadline), and delivery cursor.
     first_seen: BTreeMap<u64, Instant>,
     deliver: Option<u64>,
+    /// Live: something was delivered (a chunk or a skip), so the starting point is fixed.
+    live_started: bool,
+    /// Live: when the starting point was first chosen; with `live_join_back`, delivery waits a grace period
+    /// after it, for HAVEs of older chunks (super-seeding announces a munro to one peer first).
+    live_join_at: Option<Instant>,
     newest: Option<u64>,
     /// Live source: (announce-to-all time, chunk range) pending under super-seeding.
     delayed_have: VecDeque<(Instant, u64, u64)>,
@@ -255,6 +260,8 @@ impl Swarm {
             first_missing: 0,
             first_seen: BTreeMap::new(),
             deliver: None,
+            live_started: false,
+            live_join_at: None,
             newest: None,
             delayed_have: VecDeque::new(),
             superseed_rr: 0,

@@ -91,7 +91,7 @@ impl Swarm {
         else {
             return;
         };
-        if self.deliver != Some(*p) || self.cfg.live_join_back == 0 {
+        if self.live_started || self.cfg.live_join_back == 0 {
             return;
         }
         let floor = (newest + 1)
@@ -239,6 +239,7 @@ impl Swarm {
                             *play = Some(p);
                         }
                         self.deliver = Some(p);
+                        self.live_join_at.get_or_insert(now);
                         p
                     }
                 };
