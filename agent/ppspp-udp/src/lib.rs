@@ -2,7 +2,12 @@
 //!
 //! A thin tokio driver for the sans-IO [`ppspp::Swarm`]: it owns one UDP socket, feeds received datagrams
 //! and timer expiries into the state machine with the current time, sends what it emits, and forwards its
-//! events over a channel. All protocol logic stays in `ppspp`.
+//! events over a channel. All protocol logic stays in `ppspp`. For tests of lossy networks it can drop and
+//! reorder what it sends ([`Impairment`]).
+
+mod impair;
+pub use impair::{ENV as IMPAIR_ENV, Impairment, ParseError as ImpairmentError};
+use impair::{Fate, Impairer};
 
 use ppspp::{Event, Stats, Swarm};
 use std::net::SocketAddr;
@@ -42,8 +47,20 @@ fn bind_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 impl Node {
-    /// Binds `bind` and runs `swarm` on it in a tokio task.
-    pub async fn spawn(mut swarm: Swarm, bind: SocketAddr) -> std::io::Result<Node> {
+    /// Binds `bind` and runs `swarm` on it in a tokio task, with the impairment `PPSPP_IMPAIR` asks for (none
+    /// when it is unset; an unreadable value is an `InvalidInput` error).
+    pub async fn spawn(swarm: Swarm, bind: SocketAddr) -> std::io::Result<Node> {
+        let impair = Impairment::from_env()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Self::spawn_impaired(swarm, bind, impair).await
+    }
+
+    /// As [`Node::spawn`], dropping and reordering the datagrams it sends as `impair` says.
+    pub async fn spawn_impaired(
+        mut swarm: Swarm,
+        bind: SocketAddr,
+        impair: Impairment,
+    ) -> std::io::Result<Node> {
         let unix_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -54,7 +71,14 @@ impl Node {
         let swarm_id = swarm.swarm_id().to_vec();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(swarm, sock, cmd_rx, ev_tx));
+        if !impair.is_none() {
+            tracing::warn!(%local, ?impair, "this node drops and reorders what it sends");
+        }
+        let out = Out {
+            sock,
+            impair: (!impair.is_none()).then(|| Impairer::new(impair, random_seed())),
+        };
+        let task = tokio::spawn(run(swarm, out, cmd_rx, ev_tx));
         Ok(Node {
             local,
             swarm_id,
@@ -109,23 +133,62 @@ impl Node {
     }
 }
 
-async fn flush(
-    swarm: &mut Swarm,
-    sock: &UdpSocket,
-    ev: &mpsc::UnboundedSender<Event>,
-) -> std::io::Result<()> {
-    while let Some(t) = swarm.poll_transmit() {
-        loop {
-            match sock.try_send_to(&t.payload, t.dst) {
-                Ok(_) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock.writable().await?,
-                // Unreachable peers, oversize datagrams etc.: UDP semantics, the protocol recovers.
-                Err(e) => {
-                    tracing::debug!(dst = %t.dst, error = %e, "send failed");
-                    break;
+/// The socket, and what the impairment (if any) holds back.
+struct Out {
+    sock: UdpSocket,
+    impair: Option<Impairer>,
+}
+
+impl Out {
+    async fn send(&mut self, dst: SocketAddr, payload: Vec<u8>) -> std::io::Result<()> {
+        if let Some(im) = &mut self.impair {
+            match im.fate() {
+                Fate::Send => {}
+                Fate::Drop => return Ok(()),
+                Fate::Hold(d) => {
+                    im.hold(Instant::now() + d, dst, payload);
+                    return Ok(());
                 }
             }
         }
+        send_now(&self.sock, dst, &payload).await
+    }
+
+    /// Sends the held-back datagrams whose time has come.
+    async fn release(&mut self) -> std::io::Result<()> {
+        let now = Instant::now();
+        while let Some((dst, p)) = self.impair.as_mut().and_then(|im| im.pop_due(now)) {
+            send_now(&self.sock, dst, &p).await?;
+        }
+        Ok(())
+    }
+
+    fn next_release(&self) -> Option<Instant> {
+        self.impair.as_ref().and_then(Impairer::next_due)
+    }
+}
+
+async fn send_now(sock: &UdpSocket, dst: SocketAddr, payload: &[u8]) -> std::io::Result<()> {
+    loop {
+        match sock.try_send_to(payload, dst) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock.writable().await?,
+            // Unreachable peers, oversize datagrams etc.: UDP semantics, the protocol recovers.
+            Err(e) => {
+                tracing::debug!(%dst, error = %e, "send failed");
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn flush(
+    swarm: &mut Swarm,
+    out: &mut Out,
+    ev: &mpsc::UnboundedSender<Event>,
+) -> std::io::Result<()> {
+    while let Some(t) = swarm.poll_transmit() {
+        out.send(t.dst, t.payload).await?;
     }
     while let Some(e) = swarm.poll_event() {
         let _ = ev.send(e);
@@ -135,13 +198,15 @@ async fn flush(
 
 async fn run(
     mut swarm: Swarm,
-    sock: UdpSocket,
+    mut out: Out,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     ev: mpsc::UnboundedSender<Event>,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 65536];
-    loop {
-        flush(&mut swarm, &sock, &ev).await?;
+    let result = loop {
+        if let Err(e) = flush(&mut swarm, &mut out, &ev).await {
+            break Err(e);
+        }
         let deadline = swarm.poll_timeout();
         let sleep = async {
             match deadline {
@@ -149,14 +214,21 @@ async fn run(
                 None => std::future::pending().await,
             }
         };
+        let release_at = out.next_release();
+        let release = async {
+            match release_at {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            r = sock.recv_from(&mut buf) => {
+            r = out.sock.recv_from(&mut buf) => {
                 match r {
                     Ok((n, from)) => {
                         swarm.handle_datagram(Instant::now(), from, &buf[..n]);
                         // Drain what is already queued before flushing, in bounded batches.
                         for _ in 0..256 {
-                            match sock.try_recv_from(&mut buf) {
+                            match out.sock.try_recv_from(&mut buf) {
                                 Ok((n, from)) => swarm.handle_datagram(Instant::now(), from, &buf[..n]),
                                 Err(_) => break,
                             }
@@ -170,8 +242,13 @@ async fn run(
                 }
             }
             _ = sleep => swarm.handle_timeout(Instant::now()),
+            _ = release => {
+                if let Err(e) = out.release().await {
+                    break Err(e);
+                }
+            }
             c = cmds.recv() => match c {
-                None | Some(Cmd::Stop) => return Ok(()),
+                None | Some(Cmd::Stop) => break Ok(()),
                 Some(Cmd::Connect(a)) => swarm.connect(Instant::now(), a),
                 Some(Cmd::Publish(d)) => {
                     if let Err(e) = swarm.publish(Instant::now(), &d) {
@@ -183,7 +260,15 @@ async fn run(
                 Some(Cmd::Progress(tx)) => { let _ = tx.send(swarm.progress()); }
             },
         }
+    };
+    if let Some(im) = &out.impair {
+        tracing::info!(
+            dropped = im.dropped,
+            reordered = im.reordered,
+            "impaired node stopped"
+        );
     }
+    result
 }
 
 /// Random 64-bit seed from the standard library's randomly keyed hasher (no extra dependency).

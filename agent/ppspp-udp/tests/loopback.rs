@@ -152,3 +152,120 @@ async fn live_stream_over_udp_with_late_joiners() {
         }
     }
 }
+
+/// A live stream over a network that drops 10 % of every peer's datagrams and holds another 10 % back for
+/// up to 40 ms: every peer still gets every chunk, in order, once, and the source uploads the stream about
+/// once (the peers carry the rest for each other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_stream_complete_through_loss_and_reordering() {
+    // four peers at 4 Mbit/s
+    let ratio = lossy_live(4, 128, 1, Duration::from_millis(30)).await;
+    // four peers, all fed by the source alone would be 4x (plus retransmissions)
+    assert!(ratio < 4.0, "source uploaded {ratio:.2}x the stream");
+}
+
+/// One peer at 6.5 Mbit/s (a segment swarm's source and the box that reads it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_stream_to_one_peer_complete_through_loss_and_reordering() {
+    lossy_live(1, 256, 1, Duration::from_millis(20)).await;
+}
+
+/// Whole 1.6 MB segments published at once every 2 s (as a broadcaster does), to two peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_segments_in_bursts_complete_through_loss_and_reordering() {
+    lossy_live(2, 500, 100, Duration::from_secs(2)).await;
+}
+
+/// Streams `munros` 16 KiB munros, `burst` of them every `gap`, from a source to `n` peers over a lossy network;
+/// checks every peer got all of it, in order, once, and returns what the source uploaded against the
+/// stream's bytes.
+async fn lossy_live(n: u64, munros: usize, burst: usize, gap: Duration) -> f64 {
+    use ppspp_udp::Impairment;
+    let lossy = Impairment {
+        loss: 0.1,
+        reorder: 0.1,
+        max_delay: Duration::from_millis(40),
+    };
+    // the settings of a segment swarm (segment_swarm::node::swarm_config)
+    let cfg = SwarmConfig {
+        chunks_per_munro: 16,
+        playback_deadline: Duration::from_secs(10),
+        live_discard_window: 32 * 1024,
+        live_join_back: u64::MAX,
+        have_refresh: Duration::from_millis(500),
+        ledbat: ppspp::ledbat::LedbatParams {
+            random_loss: 0.25,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let src = Swarm::new_live_source(
+        SwarmConfig {
+            seed: 1,
+            ..cfg.clone()
+        },
+        [4; 32],
+        Instant::now(),
+    );
+    let source = Node::spawn_impaired(src, ANY.parse().unwrap(), lossy)
+        .await
+        .unwrap();
+    let id = source.swarm_id().to_vec();
+    let mut peers = Vec::new();
+    for i in 0..n {
+        let p = Swarm::new_live_leech(
+            SwarmConfig {
+                seed: 200 + i,
+                ..cfg.clone()
+            },
+            &id,
+            Instant::now(),
+        )
+        .unwrap();
+        let n = Node::spawn_impaired(p, ANY.parse().unwrap(), lossy)
+            .await
+            .unwrap();
+        n.connect(source.local_addr());
+        peers.push(n);
+    }
+    let stream = content(16 * 1024 * munros, 9);
+    for m in (0..munros).step_by(burst) {
+        let end = (m + burst).min(munros);
+        source.publish(stream[m * 16384..end * 16384].to_vec());
+        tokio::time::sleep(gap).await;
+    }
+    let last = (munros * 16 - 1) as u64;
+    for (i, p) in peers.iter_mut().enumerate() {
+        let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(e) = p.next_event().await {
+                if let Event::LiveData { chunk, data } = e {
+                    let end = chunk == last;
+                    got.push((chunk, data));
+                    if end {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+        let st = p.stats().await.unwrap();
+        let have: std::collections::BTreeSet<u64> = got.iter().map(|g| g.0).collect();
+        let missing: Vec<u64> = (0..=last).filter(|c| !have.contains(c)).take(40).collect();
+        assert_eq!(
+            got.len() as u64,
+            last + 1,
+            "peer {i} has gaps {missing:?}: {st:?}"
+        );
+        for (k, (c, d)) in got.iter().enumerate() {
+            assert_eq!(*c, k as u64, "peer {i}: chunk out of order");
+            let off = k * 1024;
+            assert_eq!(&stream[off..off + 1024], d.as_slice(), "peer {i} chunk {k}");
+        }
+        assert_eq!(st.chunks_bad, 0);
+    }
+    let up = source.stats().await.unwrap();
+    let ratio = up.data_bytes_up as f64 / stream.len() as f64;
+    eprintln!("source uploaded {ratio:.2}x the stream: {up:?}");
+    ratio
+}

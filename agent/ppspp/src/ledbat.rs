@@ -22,6 +22,12 @@ pub struct LedbatParams {
     /// Use slow start until the first loss or until queueing delay exceeds target/2 (an extension RFC 6817
     /// §4.2 permits; it makes short transfers on fast paths practical).
     pub slow_start: bool,
+    /// Random loss tolerated, as a share of recent datagrams: a loss seen while the queueing delay is under
+    /// target/2 and the recent loss share under this is taken for a lossy path, not congestion, and does
+    /// not cut the window. 0 (the default) is RFC 6817: every loss halves it (at most once per RTT), which
+    /// caps a sender at about `mss / (rtt · sqrt(loss))`, too little for a live stream on a path with a
+    /// few percent of random loss. Queueing delay still backs the sender off, as does heavy loss.
+    pub random_loss: f64,
 }
 
 impl Default for LedbatParams {
@@ -36,6 +42,7 @@ impl Default for LedbatParams {
             base_history: 10,
             current_filter: 4,
             slow_start: true,
+            random_loss: 0.0,
         }
     }
 }
@@ -50,7 +57,12 @@ pub struct Ledbat {
     current: VecDeque<i64>,
     slow_start: bool,
     last_loss_cut: Option<Instant>,
+    /// Moving share of lost datagrams among recent ACKs and losses.
+    loss_share: f64,
 }
+
+/// Weight of one ACK or loss in [`Ledbat`]'s moving loss share.
+const LOSS_EWMA: f64 = 1.0 / 16.0;
 
 impl Ledbat {
     pub fn new(p: LedbatParams) -> Self {
@@ -63,6 +75,7 @@ impl Ledbat {
             current: VecDeque::new(),
             slow_start: ss,
             last_loss_cut: None,
+            loss_share: 0.0,
         }
     }
 
@@ -82,6 +95,7 @@ impl Ledbat {
 
     /// An ACK for `bytes` with one-way delay sample `delay_us`.
     pub fn on_ack(&mut self, now: Instant, delay_us: i64, bytes: usize) {
+        self.loss_share *= 1.0 - LOSS_EWMA;
         // base delay history, one bucket per minute
         match self.base.back_mut() {
             Some((t, d)) if now.duration_since(*t) < Duration::from_secs(60) => {
@@ -113,8 +127,13 @@ impl Ledbat {
         self.clamp();
     }
 
-    /// A loss: halve at most once per `rtt`.
+    /// A loss: halve at most once per `rtt`, unless it looks like random loss (see
+    /// [`LedbatParams::random_loss`]).
     pub fn on_loss(&mut self, now: Instant, rtt: Duration) {
+        self.loss_share = self.loss_share * (1.0 - LOSS_EWMA) + LOSS_EWMA;
+        if self.loss_share < self.p.random_loss && self.queuing_delay() < self.p.target / 2 {
+            return;
+        }
         self.slow_start = false;
         if self
             .last_loss_cut
@@ -168,6 +187,57 @@ mod tests {
             Duration::from_millis(10),
         );
         assert!(l2.cwnd() >= before / 2 - 1);
+    }
+
+    #[test]
+    fn random_loss_without_queueing_keeps_the_window_but_heavy_loss_or_a_queue_cut_it() {
+        let t0 = Instant::now();
+        let p = LedbatParams {
+            init_cwnd: 64,
+            slow_start: false,
+            random_loss: 0.25,
+            ..Default::default()
+        };
+        let rtt = Duration::from_millis(10);
+        // one loss in ten datagrams, no queue: the window holds
+        let mut l = Ledbat::new(p.clone());
+        let w0 = l.cwnd();
+        for i in 0..1000u64 {
+            let t = t0 + Duration::from_millis(i);
+            if i % 10 == 0 {
+                l.on_loss(t, rtt);
+            } else {
+                l.on_ack(t, 5_000, 1500);
+            }
+        }
+        assert!(l.cwnd() >= w0, "random loss cut the window");
+        // every other datagram lost: congestion
+        let mut l = Ledbat::new(p.clone());
+        for i in 0..100u64 {
+            let t = t0 + Duration::from_millis(20 * i);
+            if i % 2 == 0 {
+                l.on_loss(t, rtt);
+            } else {
+                l.on_ack(t, 5_000, 1500);
+            }
+        }
+        assert!(l.cwnd() < w0 / 4, "heavy loss kept the window");
+        // a loss with a standing queue (80 ms over a 100 ms target) cuts at once
+        let mut l = Ledbat::new(p);
+        l.on_ack(t0, 5_000, 1500);
+        for i in 1..5 {
+            l.on_ack(t0 + Duration::from_millis(i), 85_000, 1500);
+        }
+        let w = l.cwnd();
+        l.on_loss(t0 + Duration::from_millis(10), rtt);
+        assert!(l.cwnd() <= w / 2 + 1, "a loss with a queue did not cut");
+        // the RFC default: every loss cuts
+        let mut l = Ledbat::new(LedbatParams {
+            init_cwnd: 64,
+            ..Default::default()
+        });
+        l.on_loss(t0, rtt);
+        assert!(l.cwnd() <= w0 / 2 + 1);
     }
 
     #[test]

@@ -518,3 +518,123 @@ fn vanished_seeder_requests_move_to_the_other_seeder() {
         );
     }
 }
+
+/// A live stream at 6.5 Mbit/s (a broadcaster's segment swarm) to `peers` peers through 10 % loss and up to
+/// 40 ms of jitter: every peer gets every chunk, in order, once. Returns the source's upload against the
+/// stream's bytes.
+fn lossy_live(net_seed: u64, peers: u64, munros: usize) -> f64 {
+    lossy_live_bursts(net_seed, peers, munros, 1, Duration::from_millis(20))
+}
+
+/// As [`lossy_live`], publishing `burst` munros at a time every `gap` (a segment swarm publishes a whole
+/// segment at once).
+fn lossy_live_bursts(net_seed: u64, peers: u64, munros: usize, burst: usize, gap: Duration) -> f64 {
+    let start = Instant::now();
+    let mut net = SimNet::new(
+        SimConfig {
+            seed: net_seed,
+            loss: 0.10,
+            delay: Duration::from_millis(1),
+            jitter: Duration::from_millis(40),
+            ..Default::default()
+        },
+        start,
+    );
+    // the settings of a segment swarm (segment_swarm::node::swarm_config)
+    let base = SwarmConfig {
+        chunks_per_munro: 16,
+        playback_deadline: Duration::from_secs(10),
+        live_discard_window: 32 * 1024,
+        live_join_back: u64::MAX,
+        have_refresh: Duration::from_millis(500),
+        ledbat: ppspp::ledbat::LedbatParams {
+            random_loss: 0.25,
+            ..Default::default()
+        },
+        ..cfg(0)
+    };
+    let src = Swarm::new_live_source(
+        SwarmConfig {
+            seed: 1,
+            ..base.clone()
+        },
+        [5; 32],
+        start,
+    );
+    let id = src.swarm_id().to_vec();
+    let s = net.add(src);
+    let sa = net.nodes[s].addr;
+    let mut ids = Vec::new();
+    for i in 0..peers {
+        let p = Swarm::new_live_leech(
+            SwarmConfig {
+                seed: 10 + i,
+                ..base.clone()
+            },
+            &id,
+            start,
+        )
+        .unwrap();
+        let k = net.add(p);
+        net.nodes[k].connect_to = vec![sa];
+        ids.push(k);
+    }
+    let stream = content(16384 * munros, 78);
+    for (i, m) in (0..munros).step_by(burst).enumerate() {
+        net.run(gap * i as u32 + Duration::from_millis(200), |_| false);
+        let now = net.now;
+        let end = (m + burst).min(munros);
+        net.nodes[s]
+            .swarm
+            .publish(now, &stream[m * 16384..end * 16384])
+            .unwrap();
+    }
+    let end = net.elapsed() + Duration::from_secs(15);
+    net.run(end, |_| false);
+    let last = (munros * 16 - 1) as u64;
+    for &p in &ids {
+        let got: Vec<(u64, &Vec<u8>)> = net.nodes[p]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::LiveData { chunk, data } => Some((*chunk, data)),
+                _ => None,
+            })
+            .collect();
+        let have: std::collections::BTreeSet<u64> = got.iter().map(|g| g.0).collect();
+        let missing: Vec<u64> = (0..=last).filter(|c| !have.contains(c)).take(20).collect();
+        assert!(
+            missing.is_empty(),
+            "seed {net_seed}: peer {p} misses {missing:?}: {:?}",
+            net.nodes[p].swarm.stats()
+        );
+        assert_eq!(got.len() as u64, last + 1, "peer {p} got chunks twice");
+        for (k, (c, d)) in got.iter().enumerate() {
+            assert_eq!(*c, k as u64, "peer {p}: out of order");
+            let off = k * 1024;
+            assert_eq!(&stream[off..off + 1024], d.as_slice(), "chunk {c} differs");
+        }
+    }
+    net.nodes[s].swarm.stats().data_bytes_up as f64 / stream.len() as f64
+}
+
+#[test]
+fn live_stream_through_loss_and_jitter_to_one_peer() {
+    for seed in 1..=3 {
+        lossy_live(seed, 1, 256);
+    }
+}
+
+/// Eight peers on the same lossy network: all complete, and they carry most of the stream for each other.
+#[test]
+fn live_stream_through_loss_and_jitter_to_eight_peers() {
+    let ratio = lossy_live(7, 8, 48);
+    eprintln!("source uploaded {ratio:.2}x the stream for 8 peers");
+    assert!(ratio < 4.0, "source uploaded {ratio:.2}x the stream");
+}
+
+/// Whole 1.6 MB segments published at once every 2 s, through the same lossy network.
+#[test]
+fn live_segments_in_bursts_through_loss_and_jitter() {
+    lossy_live_bursts(3, 1, 500, 100, Duration::from_secs(2));
+}

@@ -43,6 +43,13 @@ pub struct Args {
     /// Write the summary (JSON) here too.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// Share of the swarm datagrams every peer (broadcaster, boxes, viewers) drops when it sends them,
+    /// 0..=1: a lossy network, on real UDP.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Share of the swarm datagrams every peer holds back for up to 40 ms, so later ones overtake them.
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
 }
 
 const STREAM: &str = "demo";
@@ -54,6 +61,14 @@ fn step(msg: impl std::fmt::Display) {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    // the peers' lossy network (ppspp_udp reads it from the environment of each process)
+    let net: Vec<(String, String)> = if a.loss > 0.0 || a.reorder > 0.0 {
+        let v = format!("loss={},reorder={},delay_ms=40", a.loss, a.reorder);
+        ppspp_udp::Impairment::parse(&v)?;
+        vec![(ppspp_udp::IMPAIR_ENV.to_string(), v)]
+    } else {
+        Vec::new()
+    };
     if a.dir.exists() {
         std::fs::remove_dir_all(&a.dir).with_context(|| format!("emptying {}", a.dir.display()))?;
     }
@@ -62,6 +77,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
 
+    if let Some((_, v)) = net.first() {
+        step(format!("every peer's swarm datagrams: {v}"));
+    }
     step("local chain: anvil, contracts deployed, accounts funded");
     let mut accounts: Vec<&str> = TRANSCODERS.to_vec();
     accounts.extend(["broadcaster", "verifier"]);
@@ -153,6 +171,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(net.iter().cloned())
         .collect();
         let p = Proc::spawn(&logs, t, &["run".into(), "-c".into(), cfg(t)], &envs)?;
         boxes.push(report::Box_ {
@@ -230,7 +249,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(p) => bargs.extend(["--input".into(), p.display().to_string()]),
         None => bargs.extend(["--duration".into(), a.duration.to_string()]),
     }
-    let mut broadcaster = Proc::spawn(&logs, "broadcaster", &bargs, &[])?;
+    let mut broadcaster = Proc::spawn(&logs, "broadcaster", &bargs, &net)?;
 
     // the elected box is the one that serves the stream's swarm manifest
     let mut elected = None;
@@ -282,7 +301,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .into_iter()
             .chain(a.keep.then(|| "--keep".to_string()))
             .collect::<Vec<_>>(),
-            &[],
+            &net,
         )?;
         viewers.push(report::Viewer {
             name,
@@ -312,7 +331,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     let job = report::broadcast_result(&broadcaster)?;
-    let summary = report::settle(
+    let mut summary = report::settle(
         &dir,
         &cfg("broadcaster"),
         &boxes,
@@ -322,6 +341,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         &rpc,
         t0,
     )?;
+    summary.impairment = net.first().map(|(_, v)| v.clone());
     drop(miner);
     let text = serde_json::to_string_pretty(&summary)?;
     println!("{text}");

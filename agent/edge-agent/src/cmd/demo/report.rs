@@ -63,6 +63,8 @@ pub struct Summary {
     /// All viewers' chunk uploads against the bytes of the stream they watched: how much of the stream
     /// the viewers carried for each other.
     pub viewer_relay_ratio: f64,
+    /// The lossy network the peers ran on (`PPSPP_IMPAIR`), if any.
+    pub impairment: Option<String>,
     pub wall_s: f64,
 }
 
