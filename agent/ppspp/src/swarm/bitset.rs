@@ -51,6 +51,26 @@ impl BitSet {
         }
     }
 
+    /// Whether any chunk in `s..=e` is in the set.
+    pub(super) fn any_in(&self, s: u64, e: u64) -> bool {
+        let s = s.max(self.base);
+        let top = self.base + self.words.len() as u64 * 64;
+        let e = e.min(top.saturating_sub(1));
+        if self.words.is_empty() || s > e {
+            return false;
+        }
+        let (s, e) = (s - self.base, e - self.base);
+        let (sw, ew) = ((s / 64) as usize, (e / 64) as usize);
+        let lo = !0u64 << (s % 64);
+        let hi = !0u64 >> (63 - e % 64);
+        if sw == ew {
+            return self.words[sw] & lo & hi != 0;
+        }
+        self.words[sw] & lo != 0
+            || self.words[sw + 1..ew].iter().any(|w| *w != 0)
+            || self.words[ew] & hi != 0
+    }
+
     /// The lowest chunk in the set.
     pub(super) fn first(&self) -> Option<u64> {
         self.words
@@ -94,5 +114,11 @@ mod tests {
         let mut c = BitSet::default();
         c.set_range(3, 3);
         assert!(c.get(3) && !c.get(2) && !c.get(4));
+        assert!(c.any_in(0, 3) && c.any_in(3, 1 << 40) && !c.any_in(0, 2) && !c.any_in(4, 1000));
+        assert!(!BitSet::default().any_in(0, u64::MAX));
+        c.set_range(130, 130);
+        assert!(
+            c.any_in(64, 191) && c.any_in(100, 130) && !c.any_in(4, 129) && !c.any_in(131, 1 << 30)
+        );
     }
 }

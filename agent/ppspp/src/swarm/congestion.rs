@@ -17,7 +17,6 @@ impl Swarm {
         {
             ch.flight_bytes -= bytes;
             for h in hashes {
-                ch.hash_pending.remove(&h);
                 ch.sent_hashes.insert(h);
             }
             ch.ledbat.on_ack(now, delay_sample as i64, bytes);

@@ -55,8 +55,6 @@ pub(super) struct Channel {
     /// Chunks already sent on this channel: a request for one again means the receiver could not use it
     /// (lost, or its hashes were lost), so it is re-sent with all its hashes.
     pub(super) served: BTreeSet<u64>,
-    /// Hashes sent but not yet acknowledged: bin -> sent at (resent after an RTO).
-    pub(super) hash_pending: BTreeMap<Bin, Instant>,
     /// Delivery rate estimate (chunks/s) and the current measuring interval.
     pub(super) rate: f64,
     pub(super) rate_window: (Instant, u64),
@@ -146,7 +144,6 @@ impl Swarm {
             ledbat: Ledbat::new(lp),
             sent_hashes: BTreeSet::new(),
             served: BTreeSet::new(),
-            hash_pending: BTreeMap::new(),
             rate: 0.0,
             rate_window: (now, 0),
             pending: Vec::new(),

@@ -104,7 +104,6 @@ impl Swarm {
             ch.remote_have.discard_before(keep_from);
             ch.served.retain(|c| *c >= keep_from);
             ch.sent_hashes.retain(|b| b.last_chunk() >= keep_from);
-            ch.hash_pending.retain(|b, _| b.last_chunk() >= keep_from);
             ch.hash_cands.retain(|b, _| b.last_chunk() >= keep_from);
         }
         while let Some((&c, _)) = self.first_seen.first_key_value() {
