@@ -26,15 +26,16 @@ node tests/browser/play.mjs --serve "$W/demo/viewer-1/hls" master.m3u8 --expect-
 jq -c '{ok, levels: [.levels[] | {width, height, bitrate}], played_seconds}' "$W/play.json"
 
 # The same network on a lossy path: every peer (broadcaster, boxes, viewers) drops 10 % of the swarm
-# datagrams it sends and holds another 10 % back for up to 40 ms. Nothing may be missing at the end.
-echo "47-live-network: again with 10 % loss and 10 % reordering between all peers"
-if ! "$BIN" demo --dir "$W/lossy" --duration 20 --viewers 3 --loss 0.1 --reorder 0.1 \
+# datagrams it sends and holds another 10 % back for up to 40 ms, and one more viewer corrupts every chunk
+# it uploads. Nothing may be missing at the end, and the honest viewers must have refused its chunks.
+echo "47-live-network: again with 10 % loss and 10 % reordering between all peers, and a corrupting viewer"
+if ! "$BIN" demo --dir "$W/lossy" --duration 20 --viewers 3 --loss 0.1 --reorder 0.1 --bad-viewers 1 \
     --summary "$W/lossy.json" >"$W/lossy.out" 2>&1; then
   cat "$W/lossy.out" >&2
   for l in "$W"/lossy/logs/*.log; do echo "--- $l" >&2; tail -15 "$l" >&2; done
   echo "47-live-network: the demo network failed on a lossy path" >&2
   exit 1
 fi
-jq -e '.ok and .claims_slashed == 0 and .impairment != null and (.viewers | length == 3) and all(.viewers[]; .complete and .identical)' \
+jq -e '.ok and .claims_slashed == 0 and .impairment != null and .bad_chunks_refused > 0 and (.viewers | length == 3) and all(.viewers[]; .complete and .identical)' \
   "$W/lossy.json" >/dev/null || { cat "$W/lossy.json" >&2; exit 1; }
-jq -c '{impairment, transcoded, verified, viewers: [.viewers[] | {name, delay_ms_p50, delay_ms_max, bytes_up}]}' "$W/lossy.json"
+jq -c '{impairment, transcoded, verified, bad_chunks_refused, viewers: [.viewers[] | {name, delay_ms_p50, delay_ms_max, bytes_up}]}' "$W/lossy.json"

@@ -1,10 +1,12 @@
 //! A lossy, reordering network on a real socket, for tests and demos of how the protocol copes with loss:
 //! each datagram a node sends is dropped with probability `loss`, and held back for a random time of up to
 //! `max_delay` with probability `reorder` (so that later datagrams overtake it). Kernel netem does the same
-//! on machines that have it; this works everywhere, on the real binaries and real UDP.
+//! on machines that have it; this works everywhere, on the real binaries and real UDP. It can also make the
+//! node a hostile peer: `corrupt` is the share of its chunk-carrying datagrams whose last byte (DATA is
+//! always last) it flips.
 //!
 //! Off unless asked for: by [`Impairment`] in code, or for every node of a process by the environment
-//! variable `PPSPP_IMPAIR`, e.g. `PPSPP_IMPAIR=loss=0.1,reorder=0.1,delay_ms=40`.
+//! variable `PPSPP_IMPAIR`, e.g. `PPSPP_IMPAIR=loss=0.1,reorder=0.1,delay_ms=40` or `corrupt=1`.
 
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
@@ -22,11 +24,17 @@ pub struct Impairment {
     pub reorder: f64,
     /// Longest hold-back of a reordered datagram (each gets a uniform random delay up to this).
     pub max_delay: Duration,
+    /// Share of the datagrams of at least [`CORRUPT_FROM`] bytes (those that carry a chunk) sent with their
+    /// last byte flipped, 0..=1.
+    pub corrupt: f64,
 }
+
+/// Datagrams this long or longer carry DATA of a 1 KiB chunk; shorter ones are control messages.
+pub const CORRUPT_FROM: usize = 512;
 
 /// `PPSPP_IMPAIR` could not be read.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{ENV}: {0} (expected e.g. loss=0.1,reorder=0.1,delay_ms=40)")]
+#[error("{ENV}: {0} (expected e.g. loss=0.1,reorder=0.1,delay_ms=40,corrupt=0)")]
 pub struct ParseError(String);
 
 impl Impairment {
@@ -36,10 +44,10 @@ impl Impairment {
     }
 
     pub fn is_none(&self) -> bool {
-        self.loss <= 0.0 && self.reorder <= 0.0
+        self.loss <= 0.0 && self.reorder <= 0.0 && self.corrupt <= 0.0
     }
 
-    /// Parses `loss=F,reorder=F,delay_ms=N` (any subset, any order; an empty string is no impairment).
+    /// Parses `loss=F,reorder=F,delay_ms=N,corrupt=F` (any subset, any order; an empty string is no impairment).
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let mut out = Impairment {
             max_delay: Duration::from_millis(40),
@@ -58,6 +66,7 @@ impl Impairment {
             match k {
                 "loss" => out.loss = share()?,
                 "reorder" => out.reorder = share()?,
+                "corrupt" => out.corrupt = share()?,
                 "delay_ms" => {
                     let ms = v
                         .parse::<u64>()
@@ -98,6 +107,7 @@ pub(crate) struct Impairer {
     held_seq: u64,
     pub dropped: u64,
     pub reordered: u64,
+    pub corrupted: u64,
 }
 
 struct Held {
@@ -134,6 +144,7 @@ impl Impairer {
             held_seq: 0,
             dropped: 0,
             reordered: 0,
+            corrupted: 0,
         }
     }
 
@@ -156,6 +167,18 @@ impl Impairer {
             return Fate::Hold(d.max(Duration::from_millis(1)));
         }
         Fate::Send
+    }
+
+    /// Flips the last byte of a chunk-carrying datagram, as often as `corrupt` says.
+    pub fn tamper(&mut self, payload: &mut [u8]) {
+        if self.cfg.corrupt > 0.0
+            && payload.len() >= CORRUPT_FROM
+            && self.uniform() < self.cfg.corrupt
+            && let Some(b) = payload.last_mut()
+        {
+            *b ^= 0xff;
+            self.corrupted += 1;
+        }
     }
 
     pub fn hold(&mut self, due: Instant, dst: SocketAddr, payload: Vec<u8>) {
@@ -191,6 +214,8 @@ mod tests {
     #[test]
     fn parses_what_the_docs_show_and_refuses_the_rest() {
         let i = Impairment::parse("loss=0.1,reorder=0.2,delay_ms=30").unwrap();
+        assert_eq!(i.corrupt, 0.0);
+        assert!(!Impairment::parse("corrupt=1").unwrap().is_none());
         assert_eq!(i.loss, 0.1);
         assert_eq!(i.reorder, 0.2);
         assert_eq!(i.max_delay, Duration::from_millis(30));
@@ -208,6 +233,7 @@ mod tests {
                 loss: 0.1,
                 reorder: 0.2,
                 max_delay: Duration::from_millis(40),
+                corrupt: 0.0,
             },
             7,
         );
@@ -227,6 +253,19 @@ mod tests {
         assert!((share(drop) - 0.1).abs() < 0.01, "dropped {}", share(drop));
         // 20 % of the 90 % that were not dropped
         assert!((share(hold) - 0.18).abs() < 0.01, "held {}", share(hold));
+    }
+
+    #[test]
+    fn corrupts_chunk_datagrams_only() {
+        let mut im = Impairer::new(Impairment::parse("corrupt=1").unwrap(), 3);
+        let mut control = vec![7u8; 100];
+        im.tamper(&mut control);
+        assert_eq!(control, vec![7u8; 100]);
+        let mut data = vec![7u8; 1100];
+        im.tamper(&mut data);
+        assert_eq!(data[1099], 7 ^ 0xff);
+        assert_eq!(data[..1099], vec![7u8; 1099][..]);
+        assert_eq!(im.corrupted, 1);
     }
 
     #[test]

@@ -140,8 +140,9 @@ struct Out {
 }
 
 impl Out {
-    async fn send(&mut self, dst: SocketAddr, payload: Vec<u8>) -> std::io::Result<()> {
+    async fn send(&mut self, dst: SocketAddr, mut payload: Vec<u8>) -> std::io::Result<()> {
         if let Some(im) = &mut self.impair {
+            im.tamper(&mut payload);
             match im.fate() {
                 Fate::Send => {}
                 Fate::Drop => return Ok(()),
@@ -265,6 +266,7 @@ async fn run(
         tracing::info!(
             dropped = im.dropped,
             reordered = im.reordered,
+            corrupted = im.corrupted,
             "impaired node stopped"
         );
     }

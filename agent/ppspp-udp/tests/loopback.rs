@@ -185,6 +185,7 @@ async fn lossy_live(n: u64, munros: usize, burst: usize, gap: Duration) -> f64 {
         loss: 0.1,
         reorder: 0.1,
         max_delay: Duration::from_millis(40),
+        corrupt: 0.0,
     };
     // the settings of a segment swarm (segment_swarm::node::swarm_config)
     let cfg = SwarmConfig {

@@ -69,6 +69,9 @@ pub struct Summary {
     /// Chunk bytes this viewer received and served to other peers (all renditions).
     pub bytes_down: u64,
     pub bytes_up: u64,
+    /// Chunks from peers that failed verification (each such peer is choked and its chunks fetched
+    /// elsewhere).
+    pub bad_chunks: u64,
     pub url: Option<String>,
 }
 
@@ -251,6 +254,7 @@ async fn view(a: Args) -> anyhow::Result<()> {
         if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(10), n).await {
             sum.bytes_down += s.bytes_down;
             sum.bytes_up += s.data_bytes_up;
+            sum.bad_chunks += s.chunks_bad;
         }
     }
     let text = serde_json::to_string_pretty(&sum)?;

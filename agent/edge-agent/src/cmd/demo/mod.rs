@@ -50,6 +50,10 @@ pub struct Args {
     /// Share of the swarm datagrams every peer holds back for up to 40 ms, so later ones overtake them.
     #[arg(long, default_value_t = 0.0)]
     reorder: f64,
+    /// Extra viewers that corrupt every chunk they upload: the honest viewers must refuse their chunks,
+    /// choke them, and still get the whole stream.
+    #[arg(long, default_value_t = 0)]
+    bad_viewers: usize,
 }
 
 const STREAM: &str = "demo";
@@ -279,8 +283,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         boxes[elected].name, a.viewers
     ));
     let mut viewers = Vec::new();
-    for i in 0..a.viewers {
-        let name = format!("viewer-{}", i + 1);
+    let mut bad = Vec::new();
+    for i in 0..a.viewers + a.bad_viewers {
+        let honest = i < a.viewers;
+        let name = if honest {
+            format!("viewer-{}", i + 1)
+        } else {
+            format!("bad-viewer-{}", i + 1 - a.viewers)
+        };
+        let env = if honest {
+            net.clone()
+        } else {
+            let v = match net.first() {
+                Some((_, v)) => format!("{v},corrupt=1"),
+                None => "corrupt=1".into(),
+            };
+            vec![(ppspp_udp::IMPAIR_ENV.to_string(), v)]
+        };
         let out = dir.join(&name);
         let p = Proc::spawn(
             &logs,
@@ -301,13 +320,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .into_iter()
             .chain(a.keep.then(|| "--keep".to_string()))
             .collect::<Vec<_>>(),
-            &net,
+            &env,
         )?;
-        viewers.push(report::Viewer {
+        let v = report::Viewer {
             name,
             dir: out,
             proc: p,
-        });
+        };
+        if honest {
+            viewers.push(v);
+        } else {
+            bad.push(v);
+        }
     }
     if let Some(url) = wait_url(&viewers[0].proc) {
         eprintln!("    watch: {url}  (ffplay, VLC, or any hls.js page)");
@@ -342,6 +366,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         t0,
     )?;
     summary.impairment = net.first().map(|(_, v)| v.clone());
+    summary.bad_viewers = bad.len();
+    summary.bad_chunks_refused = summary.viewers.iter().map(|v| v.bad_chunks).sum();
+    if !bad.is_empty() && summary.bad_chunks_refused == 0 {
+        summary.ok = false;
+        summary
+            .failures
+            .push("no viewer was offered a corrupt chunk by the bad viewers".into());
+    }
     drop(miner);
     let text = serde_json::to_string_pretty(&summary)?;
     println!("{text}");
@@ -357,6 +389,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         rt.block_on(tokio::signal::ctrl_c())?;
     }
     drop(verifier);
+    drop(bad);
     drop(viewers);
     drop(boxes);
     drop(devnet);

@@ -42,6 +42,8 @@ pub struct ViewerResult {
     /// Chunk bytes this viewer served to other viewers.
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// Chunks from a peer that failed verification (the peer was choked).
+    pub bad_chunks: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -65,6 +67,10 @@ pub struct Summary {
     pub viewer_relay_ratio: f64,
     /// The lossy network the peers ran on (`PPSPP_IMPAIR`), if any.
     pub impairment: Option<String>,
+    /// Viewers that corrupted every chunk they uploaded, and the chunks of theirs the honest viewers
+    /// refused (choking them).
+    pub bad_viewers: usize,
+    pub bad_chunks_refused: u64,
     pub wall_s: f64,
 }
 
@@ -218,6 +224,7 @@ pub fn settle(
             delay_ms_max: sum["delay_ms_max"].as_u64(),
             bytes_up: sum["bytes_up"].as_u64().unwrap_or(0),
             bytes_down: sum["bytes_down"].as_u64().unwrap_or(0),
+            bad_chunks: sum["bad_chunks"].as_u64().unwrap_or(0),
         };
         up += r.bytes_up;
         down_bytes += r.bytes_down;
@@ -326,6 +333,14 @@ pub fn print(s: &Summary) {
         mark(s.claims_slashed == 0),
         s.claims_slashed
     );
+    if s.bad_viewers > 0 {
+        eprintln!(
+            "  [{}] bad relays          {} corrupting viewers choked, {} of their chunks refused",
+            mark(s.bad_chunks_refused > 0),
+            s.bad_viewers,
+            s.bad_chunks_refused
+        );
+    }
     for v in &s.viewers {
         eprintln!(
             "  [{}] {:<18} {}/{} segments, identical: {}, glass-to-glass p50 {} ms, max {} ms, relayed {} bytes",
