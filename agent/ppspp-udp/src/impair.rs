@@ -91,6 +91,23 @@ impl Impairment {
     }
 }
 
+/// The `PPSPP_IMPAIR` spelling of an impairment: what [`Impairment::parse`] reads back.
+impl std::fmt::Display for Impairment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "loss={},reorder={},delay_ms={}",
+            self.loss,
+            self.reorder,
+            self.max_delay.as_millis()
+        )?;
+        if self.corrupt > 0.0 {
+            write!(f, ",corrupt={}", self.corrupt)?;
+        }
+        Ok(())
+    }
+}
+
 /// What happens to one datagram.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Fate {
@@ -224,6 +241,8 @@ mod tests {
         assert!(Impairment::parse("loss").is_err());
         assert!(Impairment::parse("jitter=3").is_err());
         assert!(Impairment::parse("delay_ms=-1").is_err());
+        let i = Impairment::parse("loss=0.1,reorder=0.2,delay_ms=30,corrupt=1").unwrap();
+        assert_eq!(Impairment::parse(&i.to_string()), Ok(i));
     }
 
     #[test]

@@ -66,13 +66,26 @@ fn step(msg: impl std::fmt::Display) {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     // the peers' lossy network (ppspp_udp reads it from the environment of each process)
-    let net: Vec<(String, String)> = if a.loss > 0.0 || a.reorder > 0.0 {
-        let v = format!("loss={},reorder={},delay_ms=40", a.loss, a.reorder);
-        ppspp_udp::Impairment::parse(&v)?;
-        vec![(ppspp_udp::IMPAIR_ENV.to_string(), v)]
-    } else {
-        Vec::new()
+    let lossy = ppspp_udp::Impairment {
+        loss: a.loss,
+        reorder: a.reorder,
+        max_delay: Duration::from_millis(40),
+        corrupt: 0.0,
     };
+    let env_of = |i: ppspp_udp::Impairment| -> anyhow::Result<Vec<(String, String)>> {
+        if i.is_none() {
+            return Ok(Vec::new());
+        }
+        // refuse what the peers would refuse, here and with the flag's name
+        ppspp_udp::Impairment::parse(&i.to_string())
+            .context("--loss, --reorder: shares in 0..=1")?;
+        Ok(vec![(ppspp_udp::IMPAIR_ENV.to_string(), i.to_string())])
+    };
+    let net = env_of(lossy)?;
+    let corrupting = env_of(ppspp_udp::Impairment {
+        corrupt: 1.0,
+        ..lossy
+    })?;
     if a.dir.exists() {
         std::fs::remove_dir_all(&a.dir).with_context(|| format!("emptying {}", a.dir.display()))?;
     }
@@ -291,15 +304,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         } else {
             format!("bad-viewer-{}", i + 1 - a.viewers)
         };
-        let env = if honest {
-            net.clone()
-        } else {
-            let v = match net.first() {
-                Some((_, v)) => format!("{v},corrupt=1"),
-                None => "corrupt=1".into(),
-            };
-            vec![(ppspp_udp::IMPAIR_ENV.to_string(), v)]
-        };
+        let env = if honest { &net } else { &corrupting };
         let out = dir.join(&name);
         let p = Proc::spawn(
             &logs,
@@ -320,7 +325,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .into_iter()
             .chain(a.keep.then(|| "--keep".to_string()))
             .collect::<Vec<_>>(),
-            &env,
+            env,
         )?;
         let v = report::Viewer {
             name,
