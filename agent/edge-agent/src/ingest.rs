@@ -13,7 +13,6 @@
 //! | `GET /metrics` | Prometheus text format |
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -29,6 +28,8 @@ use tokio::sync::oneshot;
 
 use crate::daemon::Shared;
 use crate::pipeline::PushError;
+use crate::request::{job_id_header, segment_seq, signature_header};
+pub(crate) use crate::request::{safe_join, valid_stream_id};
 
 /// A stream that receives no segment for this long is ended and its session freed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -126,13 +127,6 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
     Ok(())
 }
 
-pub(crate) fn valid_stream_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
@@ -153,30 +147,19 @@ async fn put_segment(
             "stream id must be 1-64 characters of [A-Za-z0-9_-]",
         );
     }
-    let Some(seq) = segment
-        .strip_suffix(".ts")
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(seq) = segment_seq(&segment) else {
         return error(
             StatusCode::BAD_REQUEST,
             "segment must be named {seq}.ts with a decimal sequence number",
         );
     };
-    let job_id = match headers.get("x-job-id") {
-        None => None,
-        Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
-            Some(id) => Some(id),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("segment {seq}: X-Job-Id is not a job number"),
-                );
-            }
-        },
+    let Ok(job_id) = job_id_header(headers.get("x-job-id").map(|v| v.as_bytes())) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("segment {seq}: X-Job-Id is not a job number"),
+        );
     };
-    let sig = headers
-        .get("x-broadcaster-signature")
-        .and_then(|v| v.to_str().ok());
+    let sig = signature_header(headers.get("x-broadcaster-signature").map(|v| v.as_bytes()));
     match app.ingest(&stream, seq, body, job_id, sig).await {
         Ok(report) => {
             app.swarms.publish(&stream, &report, None).await;
@@ -509,23 +492,6 @@ async fn get_proof(
     }
 }
 
-/// Joins a URL path below `base`, refusing anything that could leave it.
-pub(crate) fn safe_join(base: &Path, rel: &str) -> Option<PathBuf> {
-    let mut out = base.to_path_buf();
-    for part in rel.split('/') {
-        if part.is_empty()
-            || part == "."
-            || part == ".."
-            || part.contains('\\')
-            || part.starts_with('.')
-        {
-            return None;
-        }
-        out.push(part);
-    }
-    Some(out)
-}
-
 async fn healthz(State(app): State<App>) -> Response {
     let s = &app.shared;
     let rt = s.runtime();
@@ -605,25 +571,4 @@ async fn metrics(State(app): State<App>) -> Response {
         crate::daemon::chain::claim_metrics(&c.borrow(), &mut out);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_ids_and_paths_are_confined() {
-        assert!(valid_stream_id("cam-1_A"));
-        assert!(!valid_stream_id(""));
-        assert!(!valid_stream_id("../etc"));
-        assert!(!valid_stream_id(&"a".repeat(65)));
-        let base = Path::new("/data/hls/s");
-        assert_eq!(
-            safe_join(base, "P360p30fps16x9/3.ts"),
-            Some(PathBuf::from("/data/hls/s/P360p30fps16x9/3.ts"))
-        );
-        for bad in ["../x", "a/../../b", "", "a//b", ".hidden", "a\\b"] {
-            assert_eq!(safe_join(base, bad), None, "{bad}");
-        }
-    }
 }

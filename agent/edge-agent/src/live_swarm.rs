@@ -15,33 +15,19 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use segment_swarm::manifest::{RenditionSwarm, SourceSwarm, SwarmManifest, parse_swarm_id};
+use segment_swarm::manifest::{RenditionSwarm, SourceSwarm, SwarmManifest};
 use segment_swarm::node::{random_key, swarm_config};
 use segment_swarm::{Publisher, Record, RenditionMeta, SegmentMeta, Subscriber};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SwarmConfig;
-use crate::ingest::{App, SegmentReport, error, valid_stream_id};
+use crate::ingest::{App, SegmentReport, error};
+pub use crate::request::JoinRequest;
 
 /// A joined source swarm that delivers nothing for this long is left (the broadcaster is gone).
 const SOURCE_IDLE: Duration = Duration::from_secs(120);
 /// Rendition swarms keep serving this long after their stream ended, so that late viewers finish.
 const LINGER: Duration = Duration::from_secs(60);
-
-/// What a broadcaster posts to `/swarm/join`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinRequest {
-    /// Stream id: records for another stream are refused.
-    pub stream: String,
-    /// The on-chain job the segments belong to (each record may name it too).
-    #[serde(default)]
-    pub job_id: Option<u64>,
-    /// The broadcaster's live swarm id, hex.
-    pub swarm_id: String,
-    /// Where to find it.
-    pub peers: Vec<SocketAddr>,
-}
 
 /// What `/swarm/join` answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -263,20 +249,11 @@ pub(crate) async fn manifest(
 }
 
 /// `POST /swarm/join`.
-pub(crate) async fn join(State(app): State<App>, Json(req): Json<JoinRequest>) -> Response {
-    if !valid_stream_id(&req.stream) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "stream id must be 1-64 characters of [A-Za-z0-9_-]",
-        );
-    }
-    let id = match parse_swarm_id(&req.swarm_id) {
-        Ok(id) => id,
+pub(crate) async fn join(State(app): State<App>, body: Bytes) -> Response {
+    let (req, id) = match crate::request::parse_join(&body) {
+        Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if req.peers.is_empty() || req.peers.len() > 16 {
-        return error(StatusCode::BAD_REQUEST, "give 1 to 16 peers");
-    }
     if req.job_id.is_some() && app.shared.job_gate.is_none() {
         return error(
             StatusCode::BAD_REQUEST,

@@ -10,6 +10,7 @@ mod live_swarm;
 mod logging;
 mod pipeline;
 mod receipts;
+mod request;
 
 use std::path::PathBuf;
 
