@@ -14,7 +14,7 @@ pub mod sim;
 pub mod swarm;
 pub mod wire;
 
-pub use swarm::{Event, Stats, Swarm, SwarmConfig, Transmit};
+pub use swarm::{Event, Footprint, PEX_SEEN_MAX, Stats, Swarm, SwarmConfig, Transmit};
 
 /// Errors of the library's fallible constructors and calls.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! PEX over IPv4 and IPv6: a peer that asked (PEX_REQ) gets PEX_RESv4/PEX_RESv6 for the other peers, a peer
-//! that did not ask gets nothing, and received addresses are reported and connected to.
+//! that did not ask gets nothing, and addresses received in answer to our PEX_REQ are reported and connected
+//! to (unsolicited PEX_RES: `tests/spoofing.rs`).
 
 use ppspp::wire::{
     self, Addressing, ChunkSpec, Datagram, Handshake, HandshakeOption as O, Message, WireCtx,
@@ -70,7 +71,11 @@ fn pex_v4_and_v6() {
     }
     let out = drain(&mut s);
     let ch_asker = our_channel(&out, asker);
-    let ch_v4 = our_channel(&out, v4);
+    // Each peer's next datagram (a keep-alive) to our channel shows it receives what we send: the channels open.
+    for p in [v4, v6, asker] {
+        s.handle_datagram(t, p, &our_channel(&out, p).to_be_bytes());
+    }
+    assert_eq!(s.peers().len(), 3);
     // Only the asker gets PEX_RES, one per other peer, in the right family.
     s.handle_datagram(
         t,
@@ -94,11 +99,33 @@ fn pex_v4_and_v6() {
         !out.iter().any(|(d, _)| *d == v4 || *d == v6),
         "peers that did not ask got PEX"
     );
-    // Receiving PEX_RES (v4 and v6): reported, and handshakes go out to the new addresses.
+    // Receiving PEX_RES (v4 and v6) in answer to our PEX_REQ: reported, and handshakes go out to the new
+    // addresses.
+    let server: SocketAddr = "192.0.2.30:6778".parse().unwrap();
+    s.connect(t, server);
+    let out = drain(&mut s);
+    let ch_server = our_channel(&out, server);
+    s.handle_datagram(
+        t,
+        server,
+        &wire::encode(&Datagram {
+            channel: ch_server,
+            messages: vec![Message::Handshake(Handshake {
+                source_channel: 300,
+                options: vec![O::Version(1), O::SwarmId(root.clone())],
+            })],
+        }),
+    );
+    let out = drain(&mut s);
+    assert!(
+        out.iter()
+            .any(|(d, g)| *d == server && g.messages.contains(&Message::PexReq))
+    );
+    std::iter::from_fn(|| s.poll_event()).for_each(drop);
     let newv4: SocketAddr = "198.51.100.1:7000".parse().unwrap();
     let newv6: SocketAddr = "[2001:db8::99]:7000".parse().unwrap();
     let res = Datagram {
-        channel: ch_v4,
+        channel: ch_server,
         messages: vec![
             Message::PexResV4(match newv4 {
                 SocketAddr::V4(a) => a,
@@ -111,7 +138,7 @@ fn pex_v4_and_v6() {
             Message::Have(ChunkSpec::ChunkRange32(0, 0)),
         ],
     };
-    s.handle_datagram(t, v4, &wire::encode(&res));
+    s.handle_datagram(t, server, &wire::encode(&res));
     let found: Vec<SocketAddr> = std::iter::from_fn(|| s.poll_event())
         .filter_map(|e| match e {
             Event::PeersDiscovered(v) => Some(v),

@@ -2,6 +2,15 @@
 //! opening a channel (`connect`, or a peer's HANDSHAKE on channel 0), simultaneous open, the handshake reply
 //! that establishes a channel we initiated, closing and dropping channels, and each channel's timers
 //! (handshake retries, the channel timeout, keep-alives; request and DATA loss detection is in `congestion`).
+//!
+//! Return routability (RFC 7574 §12.1): a HANDSHAKE on channel 0 proves nothing about its source address,
+//! which anyone can forge. It gets a reply carrying our channel ID (unpredictable: see
+//! [`Swarm::set_entropy`]) and a place in a bounded half-open table (`HalfOpen`), nothing more: no channel
+//! slot, no event, no change to a channel already open with that address. Only a datagram sent to that
+//! channel ID from that address (the initiator's next datagram, as in any PPSPP exchange) shows that the
+//! initiator receives what we send there; then the channel opens, replacing an older one with the same
+//! address (a peer that restarted). A datagram for an open channel from another address is never taken
+//! for that channel.
 
 use super::bitset::BitSet;
 use super::{Event, Swarm, VERSION};
@@ -9,7 +18,8 @@ use crate::bin::Bin;
 use crate::ledbat::Ledbat;
 use crate::merkle::Hash;
 use crate::wire::{
-    self, Addressing, Handshake, HandshakeOption, IntegrityMethod, Message, WireCtx, msg, sigalg,
+    self, Addressing, ChunkSpec, Handshake, HandshakeOption, IntegrityMethod, Message, WireCtx,
+    msg, sigalg,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -61,9 +71,41 @@ pub(super) struct Channel {
     /// Control messages to flush at the end of the current input.
     pub(super) pending: Vec<Message>,
     pub(super) pex_requested_by_remote: bool,
+    /// PEX_RES still accepted on this channel: [`PEX_RES_PER_REQ`] per PEX_REQ we sent, none unasked.
+    pub(super) pex_budget: u32,
     /// Unverified hashes received (INTEGRITY may come in earlier datagrams than the DATA it covers).
     pub(super) hash_cands: BTreeMap<Bin, Hash>,
     pub(super) munro_cands: Vec<(Bin, u64, Vec<u8>)>,
+}
+
+/// PEX_RES messages accepted in answer to one PEX_REQ (we send at most 16 per answer).
+pub(super) const PEX_RES_PER_REQ: u32 = 32;
+
+/// HAVE messages sent with the reply to an unproven handshake, and kept from the initiator's first datagram
+/// (the rest follows once the channel opens): what an unproven address can make us send or hold is small.
+const HALF_OPEN_HAVES: usize = 8;
+
+/// A HANDSHAKE received on channel 0 and answered, from an address that has not yet shown it receives our
+/// datagrams. `our_id` (the key of `Swarm::half_open`) was sent in the reply.
+pub(super) struct HalfOpen {
+    pub(super) addr: SocketAddr,
+    pub(super) remote_id: u32,
+    pub(super) addressing: Addressing,
+    pub(super) created: Instant,
+    /// HAVE that came in the handshake's datagram (libswift announces there), applied once the channel opens.
+    pub(super) early_haves: Vec<ChunkSpec>,
+    /// The reply carried only part of our HAVE; the whole goes once the channel opens.
+    pub(super) haves_truncated: bool,
+}
+
+/// What a HANDSHAKE on channel 0 led to.
+pub(super) enum Opened {
+    /// An established channel (a repeated handshake): the rest of the datagram is for it.
+    Channel(u32),
+    /// Answered and half-open; the rest of the datagram is kept only as far as HAVE goes.
+    HalfOpen,
+    /// Refused, or answered without state for the rest of the datagram.
+    Nothing,
 }
 
 impl Swarm {
@@ -100,11 +142,21 @@ impl Swarm {
         o
     }
 
-    fn ctx_for(&self, addressing: Addressing) -> WireCtx {
+    pub(super) fn ctx_for(&self, addressing: Addressing) -> WireCtx {
         WireCtx {
             addressing,
             hash_len: self.cfg.hash.digest_len(),
             sig_len: 64,
+        }
+    }
+
+    /// A channel ID in use neither by a channel nor by a half-open handshake.
+    fn fresh_channel_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_rand() as u32;
+            if id != 0 && !self.channels.contains_key(&id) && !self.half_open.contains_key(&id) {
+                break id;
+            }
         }
     }
 
@@ -114,12 +166,11 @@ impl Swarm {
         addr: SocketAddr,
         state: ChanState,
         addressing: Addressing,
+        id: Option<u32>,
     ) -> u32 {
-        let id = loop {
-            let id = self.next_rand() as u32;
-            if id != 0 && !self.channels.contains_key(&id) {
-                break id;
-            }
+        let id = match id {
+            Some(id) => id,
+            None => self.fresh_channel_id(),
         };
         let mut lp = self.cfg.ledbat.clone();
         lp.mss = (self.cfg.chunk_size as usize).max(lp.mss.min(self.cfg.max_datagram));
@@ -148,6 +199,7 @@ impl Swarm {
             rate_window: (now, 0),
             pending: Vec::new(),
             pex_requested_by_remote: false,
+            pex_budget: 0,
             hash_cands: BTreeMap::new(),
             munro_cands: Vec::new(),
         };
@@ -162,11 +214,24 @@ impl Swarm {
             return;
         }
         let a = self.cfg.addressing;
-        let id = self.new_channel(now, addr, ChanState::HandshakeSent, a);
+        let id = self.new_channel(now, addr, ChanState::HandshakeSent, a, None);
         self.send_handshake(now, id);
     }
 
+    /// Our HANDSHAKE on channel `id`: to the peer's channel once established (an answer to its repeated
+    /// handshake), to channel 0 while we wait for an answer (the responder answers a repeated handshake
+    /// there; a handshake to its channel would be answered by nobody).
     fn send_handshake(&mut self, now: Instant, id: u32) {
+        let ch = &self.channels[&id];
+        let dst = if ch.state == ChanState::Established {
+            ch.remote_id
+        } else {
+            0
+        };
+        self.send_handshake_to(now, id, dst);
+    }
+
+    fn send_handshake_to(&mut self, now: Instant, id: u32, dst_chan: u32) {
         let ch = &self.channels[&id];
         let hs = Handshake {
             source_channel: id,
@@ -180,7 +245,6 @@ impl Swarm {
         } else {
             Vec::new()
         };
-        let dst_chan = ch.remote_id;
         self.emit_datagram(now, id, dst_chan, msgs);
         if let Some(ch) = self.channels.get_mut(&id) {
             ch.pending.extend(haves);
@@ -188,19 +252,21 @@ impl Swarm {
         self.dirty.get_or_insert(now);
     }
 
+    /// A HANDSHAKE on channel 0 from `from`. `rest` is what followed it in the datagram.
     pub(super) fn accept_handshake(
         &mut self,
         now: Instant,
         from: SocketAddr,
         hs: Handshake,
-    ) -> Option<u32> {
+        rest: &[Message],
+    ) -> Opened {
         if hs.source_channel == 0 {
-            return None;
+            return Opened::Nothing;
         }
         if let Err(why) = self.check_options(&hs) {
             tracing::debug!(%from, why, "rejecting handshake");
             self.stats.rejected_handshakes += 1;
-            return None;
+            return Opened::Nothing;
         }
         let addressing = hs
             .find(|o| match o {
@@ -208,36 +274,175 @@ impl Swarm {
                 _ => None,
             })
             .unwrap_or(Addressing::Bins32);
-        // A repeated handshake from a known peer (our reply was lost) reuses its channel.
-        let id = match self.by_addr.get(&from) {
-            Some(&id) if self.channels[&id].remote_id == hs.source_channel => id,
-            // Simultaneous open: both sides initiated; adopt our pending channel.
-            Some(&id) if self.channels[&id].state == ChanState::HandshakeSent => {
-                self.channels.get_mut(&id).unwrap().state = ChanState::Established;
+        match self.by_addr.get(&from).map(|id| (*id, &self.channels[id])) {
+            // A repeated handshake from an established peer (our reply was lost): answer again.
+            Some((id, ch))
+                if ch.state == ChanState::Established && ch.remote_id == hs.source_channel =>
+            {
+                self.send_handshake(now, id);
+                return Opened::Channel(id);
+            }
+            // Simultaneous open: both sides initiated. Answer on our pending channel; it opens once the
+            // peer's answer comes to it (which also shows that the peer receives what we send).
+            Some((id, ch)) if ch.state == ChanState::HandshakeSent => {
+                let ctx = self.ctx_for(addressing);
+                let ch = self.channels.get_mut(&id).unwrap();
+                ch.remote_id = hs.source_channel;
+                ch.ctx = ctx;
+                self.send_handshake_to(now, id, hs.source_channel);
+                return Opened::Nothing;
+            }
+            // New, or an established peer's address with another channel (a restarted peer, or a forgery):
+            // half-open until proven; an open channel stays as it is meanwhile.
+            _ => {}
+        }
+        if self.channels.len() >= self.cfg.max_peers * 2 {
+            self.stats.rejected_handshakes += 1;
+            return Opened::Nothing;
+        }
+        let our_id = match self.half_open_by_addr.get(&from) {
+            Some(&id) if self.half_open[&id].remote_id == hs.source_channel => id,
+            old => {
+                if let Some(&old) = old {
+                    self.forget_half_open(old);
+                }
+                while self.half_open.len() >= self.cfg.max_half_open.max(1) {
+                    // Forget a random one: a flood of forged handshakes cannot predict which, so an honest
+                    // initiator's entry survives a flood far larger than the table for a round trip.
+                    let r = self.next_rand() as u32;
+                    let victim = self
+                        .half_open
+                        .range(r..)
+                        .next()
+                        .or_else(|| self.half_open.iter().next())
+                        .map(|(id, _)| *id);
+                    match victim {
+                        Some(v) => {
+                            self.forget_half_open(v);
+                            self.stats.half_open_dropped += 1;
+                        }
+                        None => break,
+                    }
+                }
+                let id = self.fresh_channel_id();
+                self.half_open.insert(
+                    id,
+                    HalfOpen {
+                        addr: from,
+                        remote_id: hs.source_channel,
+                        addressing,
+                        created: now,
+                        early_haves: Vec::new(),
+                        haves_truncated: false,
+                    },
+                );
+                self.half_open_by_addr.insert(from, id);
                 id
             }
-            Some(&old) => {
-                self.drop_channel(old, "replaced by a new handshake");
-                self.new_channel(now, from, ChanState::Established, addressing)
-            }
-            None => {
-                if self.channels.len() >= self.cfg.max_peers * 2 {
-                    self.stats.rejected_handshakes += 1;
-                    return None;
-                }
-                self.new_channel(now, from, ChanState::Established, addressing)
-            }
         };
+        let h = self.half_open.get_mut(&our_id).unwrap();
+        for m in rest {
+            if let Message::Have(spec) = m
+                && h.early_haves.len() < HALF_OPEN_HAVES
+            {
+                h.early_haves.push(*spec);
+            }
+        }
+        let reply = Handshake {
+            source_channel: our_id,
+            options: self.my_options(addressing),
+        };
+        let (haves, truncated) = self.unproven_haves(addressing);
+        self.half_open.get_mut(&our_id).unwrap().haves_truncated = truncated;
+        self.emit_to(from, hs.source_channel, vec![Message::Handshake(reply)]);
+        // The responder announces what it has right after its handshake, in a datagram of its own
+        // (libswift, for one, does not act on HAVE carried in the handshake reply, and asks for nothing
+        // before it has a HAVE).
+        if !haves.is_empty() {
+            self.emit_to(from, hs.source_channel, haves);
+        }
+        Opened::HalfOpen
+    }
+
+    /// Our HAVE for the reply to an unproven handshake: at most [`HALF_OPEN_HAVES`] messages (and whether
+    /// that is all), cached while what we have does not change, so that a flood of handshakes costs no
+    /// walk over the chunks each.
+    fn unproven_haves(&mut self, a: Addressing) -> (Vec<Message>, bool) {
+        let key = (
+            a,
+            self.chunks.len(),
+            self.chunks.keys().next().copied(),
+            self.chunks.keys().next_back().copied(),
+            self.munro_sigs.len(),
+            self.delayed_have.front().map(|d| d.1),
+        );
+        if let Some((k, msgs, truncated)) = &self.unproven_have_cache
+            && *k == key
+        {
+            return (msgs.clone(), *truncated);
+        }
+        let mut msgs = self.have_messages(a);
+        let truncated = msgs.len() > HALF_OPEN_HAVES;
+        msgs.truncate(HALF_OPEN_HAVES);
+        self.unproven_have_cache = Some((key, msgs.clone(), truncated));
+        (msgs, truncated)
+    }
+
+    pub(super) fn forget_half_open(&mut self, id: u32) -> Option<HalfOpen> {
+        let h = self.half_open.remove(&id)?;
+        if self.half_open_by_addr.get(&h.addr) == Some(&id) {
+            self.half_open_by_addr.remove(&h.addr);
+        }
+        Some(h)
+    }
+
+    /// Half-open entries older than the channel timeout are forgotten (at most once a second).
+    pub(super) fn expire_half_open(&mut self, now: Instant) {
+        if now < self.half_open_sweep || self.half_open.is_empty() {
+            return;
+        }
+        self.half_open_sweep = now + Duration::from_secs(1);
+        let ttl = self.cfg.channel_timeout;
+        let old: Vec<u32> = self
+            .half_open
+            .iter()
+            .filter(|(_, h)| now.saturating_duration_since(h.created) >= ttl)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            self.forget_half_open(id);
+            self.stats.half_open_dropped += 1;
+        }
+    }
+
+    /// A datagram to the half-open channel `id` came from the address its handshake came from: the
+    /// initiator receives what we send there. Opens the channel (replacing an older one with that address).
+    pub(super) fn promote(&mut self, now: Instant, id: u32) -> bool {
+        let Some(h) = self.forget_half_open(id) else {
+            return false;
+        };
+        if let Some(&old) = self.by_addr.get(&h.addr) {
+            self.drop_channel(old, "replaced by a new handshake");
+        }
+        if self.channels.len() >= self.cfg.max_peers * 2 {
+            self.stats.rejected_handshakes += 1;
+            return false;
+        }
+        let id = self.new_channel(now, h.addr, ChanState::Established, h.addressing, Some(id));
         let ch = self.channels.get_mut(&id).unwrap();
-        ch.remote_id = hs.source_channel;
-        ch.ctx = WireCtx {
-            addressing,
-            hash_len: self.cfg.hash.digest_len(),
-            sig_len: 64,
-        };
-        self.send_handshake(now, id);
-        self.events.push_back(Event::Connected(from));
-        Some(id)
+        ch.remote_id = h.remote_id;
+        if h.haves_truncated {
+            let haves = self.have_messages(h.addressing);
+            self.channels.get_mut(&id).unwrap().pending.extend(haves);
+        }
+        for spec in h.early_haves {
+            if !self.channels.contains_key(&id) {
+                break;
+            }
+            self.on_have(now, id, spec);
+        }
+        self.events.push_back(Event::Connected(h.addr));
+        true
     }
 
     fn check_options(&self, hs: &Handshake) -> Result<(), &'static str> {
@@ -299,36 +504,53 @@ impl Swarm {
 
     /// HANDSHAKE on an open channel: a close (source channel 0), the peer's channel ID after a simultaneous
     /// open, or the reply that establishes a channel we initiated.
-    pub(super) fn on_handshake(&mut self, id: u32, hs: Handshake) {
+    pub(super) fn on_handshake(&mut self, now: Instant, id: u32, hs: Handshake) {
         let ch = self.channels.get_mut(&id).unwrap();
         if hs.source_channel == 0 {
             self.drop_channel(id, "peer closed the channel");
             return;
         }
-        if ch.state == ChanState::Established && hs.source_channel != ch.remote_id {
-            // The peer's view after a simultaneous open: follow its channel id.
-            ch.remote_id = hs.source_channel;
-        }
-        if ch.state == ChanState::HandshakeSent {
-            if let Err(why) = self.check_options(&hs) {
-                tracing::debug!(why, "handshake reply rejected");
-                self.stats.rejected_handshakes += 1;
-                self.drop_channel(id, "incompatible handshake");
-                return;
+        if ch.state == ChanState::Established {
+            if hs.source_channel != ch.remote_id {
+                // The peer's view after a simultaneous open: follow its channel id.
+                ch.remote_id = hs.source_channel;
             }
-            let ch = self.channels.get_mut(&id).unwrap();
-            ch.remote_id = hs.source_channel;
-            ch.state = ChanState::Established;
-            let addr = ch.addr;
-            let a = ch.ctx.addressing;
-            let mut haves = self.have_messages(a);
-            if self.cfg.pex {
-                haves.push(Message::PexReq);
-            }
-            let ch = self.channels.get_mut(&id).unwrap();
-            ch.pending.extend(haves);
-            self.events.push_back(Event::Connected(addr));
+            return;
         }
+        if let Err(why) = self.check_options(&hs) {
+            tracing::debug!(why, "handshake reply rejected");
+            self.stats.rejected_handshakes += 1;
+            self.drop_channel(id, "incompatible handshake");
+            return;
+        }
+        let ch = self.channels.get_mut(&id).unwrap();
+        ch.remote_id = hs.source_channel;
+        self.establish(now, id);
+    }
+
+    /// A channel we initiated opens: the peer answered on our channel ID. Announces what we have, asks for
+    /// peers, and sends at once even with nothing to say, since the responder opens its side of the channel
+    /// only when a datagram reaches it there.
+    pub(super) fn establish(&mut self, now: Instant, id: u32) {
+        let ch = self.channels.get_mut(&id).unwrap();
+        ch.state = ChanState::Established;
+        let addr = ch.addr;
+        let a = ch.ctx.addressing;
+        let mut msgs = self.have_messages(a);
+        if self.cfg.pex {
+            msgs.push(Message::PexReq);
+        }
+        let ch = self.channels.get_mut(&id).unwrap();
+        if self.cfg.pex {
+            ch.pex_budget = PEX_RES_PER_REQ;
+        }
+        if msgs.is_empty() {
+            let remote = ch.remote_id;
+            self.emit_datagram(now, id, remote, vec![]);
+        } else {
+            ch.pending.extend(msgs);
+        }
+        self.events.push_back(Event::Connected(addr));
     }
 
     /// One channel's timers: handshake retries, the channel timeout (with a closing HANDSHAKE), lost requests

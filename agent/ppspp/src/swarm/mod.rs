@@ -21,8 +21,9 @@ use crate::ledbat::LedbatParams;
 use crate::live::{SourceKey, SourcePublicKey};
 use crate::merkle::{Hash, HashStore};
 use crate::wire::{self, Addressing, Datagram, HashFunc, Message, WireCtx};
-use handshake::{ChanState, Channel};
+use handshake::{ChanState, Channel, HalfOpen, Opened};
 use request::coalesce;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -52,7 +53,12 @@ pub struct SwarmConfig {
     /// Ask peers for more peers (PEX_REQ) and connect to what they return, up to `max_peers`.
     pub pex: bool,
     pub max_peers: usize,
-    /// Seed for channel IDs and other choices (deterministic simulations).
+    /// Handshakes from addresses that have not yet shown they receive our datagrams (see
+    /// [`Swarm::handle_datagram`]) kept at once; past this, a random one is forgotten.
+    pub max_half_open: usize,
+    /// Seed for deterministic simulations: channel IDs follow it until [`Swarm::set_entropy`] gives the
+    /// swarm secret random bytes (the I/O driver does, from the OS), and it salts the order in which chunks
+    /// are requested.
     pub seed: u64,
     /// Live: chunks per signed munro (power of two).
     pub chunks_per_munro: u64,
@@ -89,6 +95,7 @@ impl Default for SwarmConfig {
             ledbat: LedbatParams::default(),
             pex: true,
             max_peers: 32,
+            max_half_open: 1024,
             seed: 1,
             chunks_per_munro: 16,
             live_discard_window: 8192,
@@ -158,6 +165,26 @@ pub struct Stats {
     /// DATA dropped because the hashes needed to verify it had not arrived (lost).
     pub chunks_unverifiable: u64,
     pub losses: u64,
+    /// PEX_RES ignored: not an answer to a PEX_REQ of ours, or beyond what one request may bring.
+    pub pex_ignored: u64,
+    /// Half-open handshakes forgotten without their initiator showing it receives our datagrams (table
+    /// full, or older than the channel timeout).
+    pub half_open_dropped: u64,
+}
+
+/// Addresses remembered from PEX at most (the oldest is forgotten first).
+pub const PEX_SEEN_MAX: usize = 1024;
+
+/// How much per-peer state a swarm holds (diagnostics; the bounds that peers cannot push past).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Channels (opened by us, or established by a peer that showed it receives our datagrams).
+    pub channels: usize,
+    /// Handshakes received from addresses not yet shown to receive our datagrams
+    /// (≤ [`SwarmConfig::max_half_open`]).
+    pub half_open: usize,
+    /// Addresses learnt from PEX (≤ [`PEX_SEEN_MAX`]).
+    pub pex_seen: usize,
 }
 
 enum Content {
@@ -197,7 +224,27 @@ pub struct Swarm {
     /// the chunk when there is one (a peer that silently stopped serving must not get the same chunk again
     /// and again until its channel times out). Entries leave when the chunk is re-requested or arrives.
     timed_out_at: BTreeMap<u64, u32>,
-    rng: u64,
+    /// Key and counter of the generator of channel IDs and other random choices (SHA-256 of both).
+    rng_key: [u8; 32],
+    rng_ctr: u64,
+    /// Handshakes answered, from addresses not yet shown to receive our datagrams: our channel ID -> entry.
+    half_open: BTreeMap<u32, HalfOpen>,
+    half_open_by_addr: BTreeMap<SocketAddr, u32>,
+    half_open_sweep: Instant,
+    /// The HAVE sent with replies to unproven handshakes, while what we have stays the same.
+    #[allow(clippy::type_complexity)]
+    unproven_have_cache: Option<(
+        (
+            Addressing,
+            usize,
+            Option<u64>,
+            Option<u64>,
+            usize,
+            Option<u64>,
+        ),
+        Vec<Message>,
+        bool,
+    )>,
     out: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -218,7 +265,9 @@ pub struct Swarm {
     delayed_have: VecDeque<(Instant, u64, u64)>,
     superseed_rr: usize,
     last_tick: Instant,
+    /// Addresses learnt from PEX (at most [`PEX_SEEN_MAX`]), and the order they came in (oldest first out).
     pex_seen: BTreeSet<SocketAddr>,
+    pex_order: VecDeque<SocketAddr>,
     /// Input was processed but its responses are not built yet: done lazily at the next
     /// [`Swarm::poll_transmit`], so that a burst of datagrams yields coalesced ACKs and requests.
     dirty: Option<Instant>,
@@ -239,7 +288,10 @@ impl Swarm {
         content: Content,
         store: HashStore,
     ) -> Self {
-        let rng = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut h = Sha256::new();
+        h.update(b"ppspp deterministic seed");
+        h.update(cfg.seed.to_le_bytes());
+        let rng_key: [u8; 32] = h.finalize().into();
         Swarm {
             cfg,
             origin: now,
@@ -252,7 +304,12 @@ impl Swarm {
             by_addr: BTreeMap::new(),
             requested: BTreeMap::new(),
             timed_out_at: BTreeMap::new(),
-            rng,
+            rng_key,
+            rng_ctr: 0,
+            half_open: BTreeMap::new(),
+            half_open_by_addr: BTreeMap::new(),
+            half_open_sweep: now,
+            unproven_have_cache: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -267,6 +324,7 @@ impl Swarm {
             superseed_rr: 0,
             last_tick: now,
             pex_seen: BTreeSet::new(),
+            pex_order: VecDeque::new(),
             dirty: None,
             epoch_us: 0,
             next_have_refresh: now,
@@ -384,6 +442,14 @@ impl Swarm {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    /// How much per-peer state this swarm holds.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            channels: self.channels.len(),
+            half_open: self.half_open.len(),
+            pex_seen: self.pex_seen.len(),
+        }
+    }
     pub fn is_live(&self) -> bool {
         !matches!(self.content, Content::Static { .. })
     }
@@ -447,19 +513,38 @@ impl Swarm {
         Some(v)
     }
 
+    /// Gives the swarm 32 secret random bytes (from the operating system's random source) for its channel
+    /// IDs and every other random choice an attacker must not predict: a channel ID is what shows that a
+    /// datagram comes from the peer the channel was opened with (a forger off the path does not see it).
+    /// The I/O driver calls this before the swarm opens any channel; without it they follow
+    /// [`SwarmConfig::seed`], predictably, as simulations want. The core reads no random source itself.
+    pub fn set_entropy(&mut self, secret: [u8; 32]) {
+        self.rng_key = secret;
+        self.rng_ctr = 0;
+    }
+
+    /// SHA-256 of the key and a counter: unpredictable without the key, reproducible with it.
     fn next_rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        let mut h = Sha256::new();
+        h.update(self.rng_key);
+        h.update(self.rng_ctr.to_le_bytes());
+        self.rng_ctr += 1;
+        let d = h.finalize();
+        u64::from_le_bytes(d[..8].try_into().expect("8 of 32 bytes"))
     }
 
     fn emit_datagram(&mut self, now: Instant, id: u32, dst_chan: u32, msgs: Vec<Message>) {
         let Some(ch) = self.channels.get_mut(&id) else {
             return;
         };
+        ch.last_send = now;
+        let addr = ch.addr;
+        self.emit_to(addr, dst_chan, msgs);
+    }
+
+    /// Queues `msgs` for `dst`'s channel `dst_chan`, in as many datagrams of at most `max_datagram` bytes
+    /// as they need.
+    fn emit_to(&mut self, dst: SocketAddr, dst_chan: u32, msgs: Vec<Message>) {
         let mut payload = Vec::with_capacity(64);
         payload.extend_from_slice(&dst_chan.to_be_bytes());
         let limit = self.cfg.max_datagram.max(64);
@@ -467,24 +552,16 @@ impl Swarm {
             let mut one = Vec::new();
             wire::encode_message(&m, &mut one);
             if payload.len() > 4 && payload.len() + one.len() > limit {
-                ch.last_send = now;
                 self.stats.datagrams_out += 1;
                 self.stats.bytes_up += payload.len() as u64;
                 let full = std::mem::replace(&mut payload, dst_chan.to_be_bytes().to_vec());
-                self.out.push_back(Transmit {
-                    dst: ch.addr,
-                    payload: full,
-                });
+                self.out.push_back(Transmit { dst, payload: full });
             }
             payload.extend_from_slice(&one);
         }
-        ch.last_send = now;
         self.stats.datagrams_out += 1;
         self.stats.bytes_up += payload.len() as u64;
-        self.out.push_back(Transmit {
-            dst: ch.addr,
-            payload,
-        });
+        self.out.push_back(Transmit { dst, payload });
     }
 
     /// Next datagram to send.
@@ -537,11 +614,21 @@ impl Swarm {
             return;
         }
         let chan = u32::from_be_bytes(buf[..4].try_into().unwrap());
+        // A channel is only ever fed from the address it was opened with; a half-open channel ID is only
+        // accepted from the address its handshake came from (the proof that it receives our datagrams).
+        let mut half_open = false;
         let mut ctx = if chan == 0 {
             WireCtx::default()
         } else {
-            match self.channels.get(&chan) {
-                Some(c) if c.addr == from => c.ctx,
+            match (self.channels.get(&chan), self.half_open.get(&chan)) {
+                (Some(c), _) if c.addr == from => c.ctx,
+                (None, Some(h))
+                    if h.addr == from
+                        && now.saturating_duration_since(h.created) < self.cfg.channel_timeout =>
+                {
+                    half_open = true;
+                    self.ctx_for(h.addressing)
+                }
                 _ => {
                     self.stats.unknown_channel += 1;
                     return;
@@ -556,6 +643,10 @@ impl Swarm {
                 return;
             }
         };
+        if half_open && !self.promote(now, chan) {
+            self.dirty = Some(now);
+            return;
+        }
         self.process(now, from, dg);
         self.dirty = Some(now);
     }
@@ -568,9 +659,13 @@ impl Swarm {
                 self.stats.malformed_datagrams += 1;
                 return;
             };
-            match self.accept_handshake(now, from, hs) {
-                Some(id) => id,
-                None => return,
+            let rest: Vec<Message> = msgs.collect();
+            match self.accept_handshake(now, from, hs, &rest) {
+                Opened::Channel(id) => {
+                    msgs = rest.into_iter();
+                    id
+                }
+                Opened::HalfOpen | Opened::Nothing => return,
             }
         } else {
             dg.channel
@@ -579,6 +674,18 @@ impl Swarm {
             return;
         };
         ch.last_recv = now;
+        let msgs: Vec<Message> = msgs.collect();
+        // Simultaneous open: the peer's handshake came on channel 0 and was answered; anything it sends to
+        // our channel ID now shows it receives what we send, and opens the channel.
+        if ch.state == ChanState::HandshakeSent
+            && ch.remote_id != 0
+            && !matches!(msgs.first(), Some(Message::Handshake(_)))
+        {
+            self.establish(now, id);
+        }
+        let Some(ch) = self.channels.get_mut(&id) else {
+            return;
+        };
         let mut candidates = std::mem::take(&mut ch.hash_cands);
         let mut munro_cands = std::mem::take(&mut ch.munro_cands);
         for m in msgs {
@@ -611,7 +718,7 @@ impl Swarm {
         let cs = self.cfg.chunk_size;
         let ch = self.channels.get_mut(&id).unwrap();
         match m {
-            Message::Handshake(hs) => self.on_handshake(id, hs),
+            Message::Handshake(hs) => self.on_handshake(now, id, hs),
             Message::Have(spec) => self.on_have(now, id, spec),
             Message::Request(spec) => self.on_request(id, spec),
             Message::Cancel(spec) => self.on_cancel(id, spec),
@@ -645,8 +752,8 @@ impl Swarm {
                 }
             }
             Message::PexReq => self.on_pex_req(id),
-            Message::PexResV4(a) => self.on_pex(now, SocketAddr::V4(a)),
-            Message::PexResV6(a) => self.on_pex(now, SocketAddr::V6(a)),
+            Message::PexResV4(a) => self.on_pex(now, id, SocketAddr::V4(a)),
+            Message::PexResV6(a) => self.on_pex(now, id, SocketAddr::V6(a)),
             Message::PexResCert(_) => {}
         }
     }
@@ -659,6 +766,7 @@ impl Swarm {
         for id in ids {
             self.channel_timers(now, id);
         }
+        self.expire_half_open(now);
         self.refresh_haves(now);
         self.release_delayed_haves(now);
         self.after_progress(now);

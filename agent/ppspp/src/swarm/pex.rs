@@ -1,7 +1,9 @@
 //! Peer exchange (PEX, RFC 7574 §8.4): answering a peer's PEX_REQ with the addresses of our other established,
-//! unchoked peers, and connecting to the peers that PEX_RES messages tell us about (up to `max_peers`).
+//! unchoked peers (PEX_RES goes only to a peer that asked), and connecting to the peers that PEX_RES messages
+//! tell us about (up to `max_peers`), taking PEX_RES only in answer to our own PEX_REQ and remembering at most
+//! [`PEX_SEEN_MAX`] addresses.
 
-use super::{ChanState, Event, Swarm};
+use super::{ChanState, Event, PEX_SEEN_MAX, Swarm};
 use crate::wire::Message;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -28,9 +30,26 @@ impl Swarm {
         }
     }
 
-    pub(super) fn on_pex(&mut self, now: Instant, a: SocketAddr) {
+    /// PEX_RES: taken only as an answer to our PEX_REQ on this channel (`PEX_RES_PER_REQ` per request), so
+    /// that a peer cannot make us remember, report or connect to addresses we did not ask for.
+    pub(super) fn on_pex(&mut self, now: Instant, id: u32, a: SocketAddr) {
+        let ch = self.channels.get_mut(&id).unwrap();
+        if ch.pex_budget == 0 {
+            self.stats.pex_ignored += 1;
+            return;
+        }
+        ch.pex_budget -= 1;
         if !self.pex_seen.insert(a) {
             return;
+        }
+        self.pex_order.push_back(a);
+        while self.pex_seen.len() > PEX_SEEN_MAX {
+            match self.pex_order.pop_front() {
+                Some(old) => {
+                    self.pex_seen.remove(&old);
+                }
+                None => break,
+            }
         }
         self.events.push_back(Event::PeersDiscovered(vec![a]));
         if self.cfg.pex
