@@ -2,8 +2,9 @@
 //!
 //! A thin tokio driver for the sans-IO [`ppspp::Swarm`]: it owns one UDP socket, feeds received datagrams
 //! and timer expiries into the state machine with the current time, sends what it emits, and forwards its
-//! events over a channel. All protocol logic stays in `ppspp`. For tests of lossy networks it can drop and
-//! reorder what it sends ([`Impairment`]).
+//! events over a bounded channel ([`EVENT_QUEUE`]). All protocol logic stays in `ppspp`. It gives the swarm
+//! its secret random bytes from the operating system ([`os_random`], [`ppspp::Swarm::set_entropy`]). For
+//! tests of lossy networks it can drop and reorder what it sends ([`Impairment`]).
 
 mod impair;
 pub use impair::{ENV as IMPAIR_ENV, Impairment, ParseError as ImpairmentError};
@@ -11,6 +12,8 @@ use impair::{Fate, Impairer};
 
 use ppspp::{Event, Stats, Swarm};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -29,9 +32,15 @@ pub struct Node {
     local: SocketAddr,
     swarm_id: Vec<u8>,
     cmd: mpsc::UnboundedSender<Cmd>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
+    events_dropped: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
+
+/// Events a node holds for its application at most. When the application does not take them as fast as
+/// they come, newer ones are dropped (and counted: [`Node::events_dropped`]) rather than held without bound
+/// or stalling the swarm. 4096 live chunks of 1 KiB are several seconds of a 6 Mbit/s stream.
+pub const EVENT_QUEUE: usize = 4096;
 
 /// Socket buffer size asked for (the kernel caps it at net.core.[rw]mem_max).
 const SOCKET_BUFFER: usize = 8 << 20;
@@ -66,11 +75,13 @@ impl Node {
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
         swarm.set_wall_clock(Instant::now(), unix_us);
+        swarm.set_entropy(os_random());
         let sock = bind_socket(bind)?;
         let local = sock.local_addr()?;
         let swarm_id = swarm.swarm_id().to_vec();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let events_dropped = Arc::new(AtomicU64::new(0));
         if !impair.is_none() {
             tracing::warn!(%local, ?impair, "this node drops and reorders what it sends");
         }
@@ -78,12 +89,17 @@ impl Node {
             sock,
             impair: (!impair.is_none()).then(|| Impairer::new(impair, random_seed())),
         };
-        let task = tokio::spawn(run(swarm, out, cmd_rx, ev_tx));
+        let events = Events {
+            tx: ev_tx,
+            dropped: events_dropped.clone(),
+        };
+        let task = tokio::spawn(run(swarm, out, cmd_rx, events));
         Ok(Node {
             local,
             swarm_id,
             cmd: cmd_tx,
             events: ev_rx,
+            events_dropped,
             task,
         })
     }
@@ -108,6 +124,10 @@ impl Node {
     /// An event already waiting, without waiting for one.
     pub fn try_event(&mut self) -> Option<Event> {
         self.events.try_recv().ok()
+    }
+    /// Events dropped because [`EVENT_QUEUE`] of them were waiting for the application.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped.load(Ordering::Relaxed)
     }
     pub async fn stats(&self) -> Option<Stats> {
         let (tx, rx) = oneshot::channel();
@@ -183,16 +203,34 @@ async fn send_now(sock: &UdpSocket, dst: SocketAddr, payload: &[u8]) -> std::io:
     }
 }
 
-async fn flush(
-    swarm: &mut Swarm,
-    out: &mut Out,
-    ev: &mpsc::UnboundedSender<Event>,
-) -> std::io::Result<()> {
+/// The application's side of the events: bounded, never waited on.
+struct Events {
+    tx: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Events {
+    fn send(&self, e: Event) {
+        match self.tx.try_send(e) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(e)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(dropped = n + 1, last = ?e, "application not taking swarm events; dropping");
+                }
+            }
+            // The application let go of the node: nobody to tell.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+async fn flush(swarm: &mut Swarm, out: &mut Out, ev: &Events) -> std::io::Result<()> {
     while let Some(t) = swarm.poll_transmit() {
         out.send(t.dst, t.payload).await?;
     }
     while let Some(e) = swarm.poll_event() {
-        let _ = ev.send(e);
+        ev.send(e);
     }
     Ok(())
 }
@@ -201,7 +239,7 @@ async fn run(
     mut swarm: Swarm,
     mut out: Out,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
-    ev: mpsc::UnboundedSender<Event>,
+    ev: Events,
 ) -> std::io::Result<()> {
     let mut buf = vec![0u8; 65536];
     let result = loop {
@@ -273,10 +311,20 @@ async fn run(
     result
 }
 
-/// Random 64-bit seed from the standard library's randomly keyed hasher (no extra dependency).
+/// `N` bytes from the operating system's random source (getrandom(2) on Linux): for channel IDs, live
+/// source keys and every other secret.
+///
+/// # Panics
+///
+/// When the operating system has no random source to give (nothing safe can be done without one).
+pub fn os_random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the operating system's random source failed");
+    b
+}
+
+/// A random 64-bit seed from the operating system's random source ([`os_random`]); four of them make a
+/// live source key.
 pub fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id() as u64);
-    h.finish()
+    u64::from_le_bytes(os_random())
 }

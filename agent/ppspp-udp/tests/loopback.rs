@@ -230,33 +230,45 @@ async fn lossy_live(n: u64, munros: usize, burst: usize, gap: Duration) -> f64 {
         peers.push(n);
     }
     let stream = content(16 * 1024 * munros, 9);
+    let last = (munros * 16 - 1) as u64;
+    // Each peer's application takes its events as they come (the node holds at most EVENT_QUEUE of them).
+    let publishing = gap * munros.div_ceil(burst) as u32;
+    let readers: Vec<_> = peers
+        .into_iter()
+        .map(|mut p| {
+            tokio::spawn(async move {
+                let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
+                let _ = tokio::time::timeout(publishing + Duration::from_secs(30), async {
+                    while let Some(e) = p.next_event().await {
+                        if let Event::LiveData { chunk, data } = e {
+                            let end = chunk == last;
+                            got.push((chunk, data));
+                            if end {
+                                break;
+                            }
+                        }
+                    }
+                })
+                .await;
+                (got, p)
+            })
+        })
+        .collect();
     for m in (0..munros).step_by(burst) {
         let end = (m + burst).min(munros);
         source.publish(stream[m * 16384..end * 16384].to_vec());
         tokio::time::sleep(gap).await;
     }
-    let last = (munros * 16 - 1) as u64;
-    for (i, p) in peers.iter_mut().enumerate() {
-        let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(e) = p.next_event().await {
-                if let Event::LiveData { chunk, data } = e {
-                    let end = chunk == last;
-                    got.push((chunk, data));
-                    if end {
-                        break;
-                    }
-                }
-            }
-        })
-        .await;
+    for (i, r) in readers.into_iter().enumerate() {
+        let (got, p) = r.await.unwrap();
         let st = p.stats().await.unwrap();
         let have: std::collections::BTreeSet<u64> = got.iter().map(|g| g.0).collect();
         let missing: Vec<u64> = (0..=last).filter(|c| !have.contains(c)).take(40).collect();
         assert_eq!(
             got.len() as u64,
             last + 1,
-            "peer {i} has gaps {missing:?}: {st:?}"
+            "peer {i} has gaps {missing:?}: {st:?}, events dropped {}",
+            p.events_dropped()
         );
         for (k, (c, d)) in got.iter().enumerate() {
             assert_eq!(*c, k as u64, "peer {i}: chunk out of order");
