@@ -24,7 +24,13 @@ for _ in $(seq 100); do
 done
 [ -n "$port" ] || { echo "anvil did not print its port" >&2; exit 1; }
 rpc=http://127.0.0.1:$port
-./deploy.sh --rpc-url "$rpc" --out "$work/deployment.json" >/dev/null
+# the deployer's key from a file (anvil's public dev key 0); deploy.sh refuses one on its command line
+dev_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+(umask 077; echo "$dev_key" >"$work/deployer.key")
+if ./deploy.sh --rpc-url "$rpc" --private-key "$dev_key" >/dev/null 2>&1; then
+  echo "deploy.sh took a private key on its command line" >&2; exit 1
+fi
+./deploy.sh --rpc-url "$rpc" --private-key-file "$work/deployer.key" --out "$work/deployment.json" >/dev/null
 jq -e '.chainId == 31337 and ([.jobsManager, .serviceRegistry] | all(test("^0x[0-9a-fA-F]{40}$")))' "$work/deployment.json" >/dev/null \
   || { echo "deployment JSON malformed" >&2; cat "$work/deployment.json" >&2; exit 1; }
 ./check-views.sh "$rpc" "$work/deployment.json"

@@ -79,9 +79,10 @@ enum SwarmCmd {
     LiveSource {
         #[arg(long, default_value = "-")]
         input: String,
-        /// 32-byte Ed25519 secret seed, hex (default: random).
-        #[arg(long)]
-        key_seed: Option<String>,
+        /// File holding the 32-byte Ed25519 secret seed, hex (default: `$SWARM_KEY_SEED`, else random). A
+        /// secret is never an argument: every process on the machine can read a command line.
+        #[arg(long, value_name = "FILE")]
+        key_seed_file: Option<PathBuf>,
         /// Stop this many seconds after the input stops growing (0: serve until Ctrl-C).
         #[arg(long, default_value_t = 0)]
         idle_exit: u64,
@@ -136,10 +137,18 @@ pub fn run(a: SwarmArgs) -> Result<()> {
             } => fetch(swarm_id, peer, output, timeout, common).await,
             SwarmCmd::LiveSource {
                 input,
-                key_seed,
+                key_seed_file,
                 idle_exit,
                 common,
-            } => live_source(input, key_seed, idle_exit, common).await,
+            } => {
+                let seed = key_seed(
+                    key_seed_file.as_deref(),
+                    std::env::var(KEY_SEED_ENV)
+                        .ok()
+                        .map(zeroize::Zeroizing::new),
+                )?;
+                live_source(input, seed, idle_exit, common).await
+            }
             SwarmCmd::LiveJoin {
                 swarm_id,
                 peer,
@@ -231,16 +240,40 @@ async fn fetch(
     Ok(())
 }
 
+/// Where a live source's secret seed may come from when no `--key-seed-file` is given (hex).
+const KEY_SEED_ENV: &str = "SWARM_KEY_SEED";
+
+/// The live source's secret seed: from `file` (hex, surrounding white space ignored), else from the
+/// environment's value (hex), else none (a random one).
+fn key_seed(
+    file: Option<&std::path::Path>,
+    env: Option<zeroize::Zeroizing<String>>,
+) -> Result<Option<[u8; 32]>> {
+    let text = match (file, env) {
+        (Some(f), _) => zeroize::Zeroizing::new(
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        ),
+        (None, Some(v)) if !v.trim().is_empty() => v,
+        (None, _) => return Ok(None),
+    };
+    let bytes = zeroize::Zeroizing::new(
+        unhex(&text).map_err(|_| anyhow::anyhow!("the key seed is not hex"))?,
+    );
+    let seed: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the key seed must be 32 bytes, not {}", bytes.len()))?;
+    Ok(Some(seed))
+}
+
 async fn live_source(
     input: String,
-    key_seed: Option<String>,
+    key_seed: Option<[u8; 32]>,
     idle_exit: u64,
     common: Common,
 ) -> Result<()> {
     let seed: [u8; 32] = match key_seed {
-        Some(h) => unhex(&h)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("--key-seed must be 32 bytes"))?,
+        Some(s) => s,
         None => {
             let mut s = [0u8; 32];
             for c in s.chunks_mut(8) {
@@ -347,4 +380,49 @@ async fn live_join(
     eprintln!("received {chunks} chunks, skipped {skipped}");
     node.stop().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_source_seed_is_never_an_argument() {
+        use clap::Parser;
+        let seed = "11".repeat(32);
+        // the old spelling, which put the secret in every process list, is refused
+        assert!(
+            crate::Cli::try_parse_from(["edge-agent", "swarm", "live-source", "--key-seed", &seed])
+                .is_err()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("seed");
+        std::fs::write(&f, format!("{seed}\n")).unwrap();
+        assert!(
+            crate::Cli::try_parse_from([
+                "edge-agent",
+                "swarm",
+                "live-source",
+                "--key-seed-file",
+                f.to_str().unwrap()
+            ])
+            .is_ok()
+        );
+        assert_eq!(key_seed(Some(&f), None).unwrap(), Some([0x11; 32]));
+        let env = |s: &str| Some(zeroize::Zeroizing::new(s.to_string()));
+        // the file wins over the environment
+        assert_eq!(
+            key_seed(Some(&f), env(&"22".repeat(32))).unwrap(),
+            Some([0x11; 32])
+        );
+        assert_eq!(
+            key_seed(None, env(&"22".repeat(32))).unwrap(),
+            Some([0x22; 32])
+        );
+        assert_eq!(key_seed(None, env(" ")).unwrap(), None);
+        assert_eq!(key_seed(None, None).unwrap(), None);
+        assert!(key_seed(None, env("1122")).is_err());
+        assert!(key_seed(None, env("zz")).is_err());
+        assert!(key_seed(Some(&dir.path().join("missing")), None).is_err());
+    }
 }
