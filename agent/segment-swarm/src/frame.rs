@@ -173,6 +173,7 @@ fn checksum(head: &[u8], meta: &[u8]) -> u32 {
     h.finalize()
 }
 
+#[derive(Clone, Copy)]
 struct Header {
     kind: u8,
     meta_len: usize,
@@ -225,11 +226,19 @@ pub struct DeframeStats {
     pub chunks_skipped: u64,
 }
 
+/// A record's header and metadata, once read and checked (a segment's, or an end record's).
+type Head = (Header, Result<SegmentMeta, EndMeta>);
+
 enum State {
     /// Looking for a record start at the next munro-aligned chunk.
     Hunting,
-    /// Inside a record: its bytes so far; the header once read, and the segment number once known.
-    InRecord { first_chunk: u64, seq: Option<u64> },
+    /// Inside a record: its bytes so far; the header and metadata once read (checked once, not again with
+    /// every chunk of the data), and the segment number once known.
+    InRecord {
+        first_chunk: u64,
+        seq: Option<u64>,
+        head: Option<Box<Head>>,
+    },
 }
 
 /// Turns a live swarm's in-order chunks back into records. Sans-IO: feed it what the swarm delivers
@@ -259,7 +268,7 @@ impl Deframer {
 
     /// Chunks `first..=last` will not come: a record in progress is lost.
     pub fn skipped(&mut self, first: u64, last: u64) -> Option<FrameError> {
-        self.expect = Some(last + 1);
+        self.expect = last.checked_add(1);
         self.lose(first, last)
     }
 
@@ -283,7 +292,8 @@ impl Deframer {
         {
             out.push(Err(err));
         }
-        self.expect = Some(chunk + 1);
+        // the last chunk number there is: nothing can follow it, so nothing is expected
+        self.expect = chunk.checked_add(1);
         match self.state {
             State::Hunting => {
                 self.chunk_len = data.len();
@@ -294,6 +304,7 @@ impl Deframer {
                 self.state = State::InRecord {
                     first_chunk: chunk,
                     seq: None,
+                    head: None,
                 };
                 self.buf.clear();
                 self.buf.extend_from_slice(data);
@@ -314,19 +325,22 @@ impl Deframer {
         else {
             return Err(e);
         };
-        let munro = self.chunk_len * self.chunks_per_munro as usize;
+        let munro = self
+            .chunk_len
+            .saturating_mul(usize::try_from(self.chunks_per_munro).unwrap_or(usize::MAX));
         if munro > 0 {
             let mut at = munro;
             while at < buf.len() {
                 if buf[at..].starts_with(&MAGIC) {
                     self.state = State::InRecord {
-                        first_chunk: first_chunk + (at / self.chunk_len) as u64,
+                        first_chunk: first_chunk.saturating_add((at / self.chunk_len) as u64),
                         seq: None,
+                        head: None,
                     };
                     self.buf = buf[at..].to_vec();
                     break;
                 }
-                at += munro;
+                at = at.saturating_add(munro);
             }
         }
         Err(e)
@@ -351,38 +365,53 @@ impl Deframer {
     }
 
     fn try_record(&mut self) -> Option<Result<Record, FrameError>> {
-        if self.buf.len() < HEADER_LEN {
+        let State::InRecord { head, seq, .. } = &mut self.state else {
             return None;
-        }
-        let h = match parse_header(&self.buf) {
-            Ok(h) => h,
-            Err(e) => return Some(self.fail(e)),
         };
-        let meta_end = HEADER_LEN + h.meta_len;
-        if self.buf.len() < meta_end {
-            return None;
-        }
-        if checksum(&self.buf, &self.buf[HEADER_LEN..meta_end]) != h.crc {
-            return Some(self.fail(FrameError::Checksum));
-        }
-        let meta = &self.buf[HEADER_LEN..meta_end];
-        let parsed = if h.kind == KIND_SEGMENT {
-            serde_json::from_slice::<SegmentMeta>(meta).map(Ok)
-        } else {
-            serde_json::from_slice::<EndMeta>(meta).map(Err)
+        let (h, meta_end) = match head {
+            Some(hd) => (hd.0, HEADER_LEN + hd.0.meta_len),
+            None => {
+                if self.buf.len() < HEADER_LEN {
+                    return None;
+                }
+                let h = match parse_header(&self.buf) {
+                    Ok(h) => h,
+                    Err(e) => return Some(self.fail(e)),
+                };
+                let meta_end = HEADER_LEN + h.meta_len;
+                if self.buf.len() < meta_end {
+                    return None;
+                }
+                if checksum(&self.buf, &self.buf[HEADER_LEN..meta_end]) != h.crc {
+                    return Some(self.fail(FrameError::Checksum));
+                }
+                let meta = &self.buf[HEADER_LEN..meta_end];
+                let parsed = if h.kind == KIND_SEGMENT {
+                    serde_json::from_slice::<SegmentMeta>(meta).map(Ok)
+                } else {
+                    serde_json::from_slice::<EndMeta>(meta).map(Err)
+                };
+                let parsed = match parsed {
+                    Ok(p) => p,
+                    Err(e) => return Some(self.fail(FrameError::Meta(e.to_string()))),
+                };
+                if let Ok(m) = &parsed {
+                    *seq = Some(m.seq);
+                }
+                *head = Some(Box::new((h, parsed)));
+                (h, meta_end)
+            }
         };
-        let parsed = match parsed {
-            Ok(p) => p,
-            Err(e) => return Some(self.fail(FrameError::Meta(e.to_string()))),
-        };
-        if let (State::InRecord { seq, .. }, Ok(m)) = (&mut self.state, &parsed) {
-            *seq = Some(m.seq);
-        }
         let end = meta_end + h.data_len;
         if self.buf.len() < end {
             return None;
         }
-        let record = match parsed {
+        let head = match std::mem::replace(&mut self.state, State::Hunting) {
+            State::InRecord { head: Some(h), .. } => h,
+            // cannot be: the head was read above
+            _ => return None,
+        };
+        let record = match head.1 {
             Ok(meta) => Record::Segment {
                 meta,
                 data: self.buf[meta_end..end].to_vec(),
@@ -394,7 +423,6 @@ impl Deframer {
         };
         // the rest up to the next munro boundary is padding
         self.buf.clear();
-        self.state = State::Hunting;
         self.stats.records += 1;
         Some(Ok(record))
     }
@@ -571,6 +599,32 @@ mod tests {
                 .collect();
             let _ = d.chunk(n, &junk);
         }
+    }
+
+    #[test]
+    fn the_last_chunk_numbers_are_no_overflow() {
+        // chunk numbers come from the swarm: the largest ones must not wrap the next expected number
+        let cs = chunks(&[seg(0, 10)]);
+        let mut d = Deframer::new(PER);
+        let start = u64::MAX - (cs.len() as u64 - 1);
+        let start = start - start % PER;
+        let out: Vec<_> = cs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, c))| d.chunk(start + i as u64, c))
+            .collect();
+        assert_eq!(out.len(), 1);
+        assert!(d.chunk(u64::MAX, &cs[0].1).is_empty());
+        assert!(d.chunk(0, &cs[0].1).is_empty());
+        assert_eq!(
+            d.skipped(0, u64::MAX),
+            Some(FrameError::Lost {
+                seq: None,
+                first: 0,
+                last: u64::MAX
+            })
+        );
+        assert_eq!(d.skipped(5, u64::MAX), None);
     }
 
     #[test]

@@ -40,15 +40,39 @@ pub struct RenditionSwarm {
     pub peers: Vec<SocketAddr>,
 }
 
-/// A hex swarm id as bytes.
+/// Longest swarm id taken, in bytes (a live swarm's is 33: the algorithm byte and an Ed25519 key).
+pub const MAX_SWARM_ID: usize = 64;
+
+/// A hex swarm id (`0x` prefix optional) as bytes; at most [`MAX_SWARM_ID`] bytes.
 pub fn parse_swarm_id(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
-    hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|e| format!("swarm id {s:?}: {e}"))
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    if hex.len() > 2 * MAX_SWARM_ID {
+        return Err(format!(
+            "swarm id of {} characters: at most {MAX_SWARM_ID} bytes",
+            hex.len()
+        ));
+    }
+    hex::decode(hex).map_err(|e| format!("swarm id {s:?}: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swarm_ids_are_short_hex() {
+        assert_eq!(parse_swarm_id(" 0x0fab "), Ok(vec![0x0f, 0xab]));
+        assert!(parse_swarm_id("0xzz").is_err());
+        // a peer's manifest (or a join request) cannot make us decode, nor echo back, a huge id
+        let long = "ab".repeat(MAX_SWARM_ID + 1);
+        let e = parse_swarm_id(&long).unwrap_err();
+        assert!(e.len() < 100, "{e}");
+        assert_eq!(
+            parse_swarm_id(&"ab".repeat(MAX_SWARM_ID)).map(|v| v.len()),
+            Ok(MAX_SWARM_ID)
+        );
+    }
 
     #[test]
     fn json_round_trip() {
