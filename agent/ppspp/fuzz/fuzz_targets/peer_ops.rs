@@ -1,6 +1,7 @@
 //! A sequence of peer operations on two real peers (a seeder and a leecher) joined by a fuzzer-controlled
-//! network: deliver, drop, duplicate, corrupt or inject datagrams, advance time, connect. Nothing may panic,
-//! and a leecher that completes must hold exactly the seeded content.
+//! network: deliver, drop, duplicate, corrupt or inject datagrams, replay them from forged source addresses,
+//! advance time, connect. Nothing may panic, the seeder's per-peer state stays within its bounds, and a
+//! leecher that completes must hold exactly the seeded content.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use ppspp::{Swarm, SwarmConfig, Transmit};
@@ -31,7 +32,7 @@ fuzz_target!(|ops: &[u8]| {
         while seed.poll_event().is_some() {}
         while leech.poll_event().is_some() {}
         let arg = it.next().unwrap_or(0) as usize;
-        match op % 8 {
+        match op % 9 {
             0 if !to_seed.is_empty() => { let d = to_seed.remove(arg % to_seed.len()); seed.handle_datagram(now, b, &d) }
             1 if !to_leech.is_empty() => { let d = to_leech.remove(arg % to_leech.len()); leech.handle_datagram(now, a, &d) }
             2 if !to_leech.is_empty() => { let i = arg % to_leech.len(); let mut d = to_leech[i].clone(); if !d.is_empty() { let j = (arg * 7) % d.len(); d[j] ^= 1 + (arg as u8); } leech.handle_datagram(now, a, &d) }
@@ -40,9 +41,19 @@ fuzz_target!(|ops: &[u8]| {
             5 => { let n = arg % 40; let junk: Vec<u8> = it.by_ref().take(n).collect(); leech.handle_datagram(now, a, &junk); seed.handle_datagram(now, b, &junk) }
             6 if !to_leech.is_empty() => { to_leech.remove(arg % to_leech.len()); }
             7 => leech.connect(now, a),
+            // A datagram for the seeder replayed from a forged address: a handshake from it stays half-open,
+            // anything for an open channel is dropped.
+            8 if !to_seed.is_empty() => {
+                let d = to_seed[arg % to_seed.len()].clone();
+                let forged = SocketAddr::from(([10, 0, 1, arg as u8], 1 + (arg >> 8) as u16));
+                seed.handle_datagram(now, forged, &d)
+            }
             _ => {}
         }
     }
+    // Only the leecher's own address can open a channel at the seeder (which never asks for PEX).
+    let f = seed.footprint();
+    assert!(f.channels <= 1 && f.half_open <= SwarmConfig::default().max_half_open, "{f:?}");
     if let Some(c) = leech.content() {
         assert_eq!(c, content);
     }
