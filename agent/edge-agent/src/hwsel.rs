@@ -88,6 +88,15 @@ impl HwState {
         self.streams_limit
     }
 
+    /// Encoder sessions the hardware encoder takes at once, where it has a limit (the software encoder has
+    /// none: more sessions run slower, they do not fail).
+    pub fn encoder_sessions(&self) -> Option<u32> {
+        match self.selection.kind {
+            hw::EncoderKind::Software => None,
+            _ => self.selection.session_limit,
+        }
+    }
+
     pub fn encoder_element(&self) -> &str {
         &self.selection.encoder
     }

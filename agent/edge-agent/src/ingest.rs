@@ -12,10 +12,9 @@
 //! | `GET /healthz` | liveness and what the box runs (JSON) |
 //! | `GET /metrics` | Prometheus text format |
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,35 +29,14 @@ use crate::daemon::Shared;
 use crate::pipeline::PushError;
 use crate::request::{job_id_header, segment_seq, signature_header};
 pub(crate) use crate::request::{safe_join, valid_stream_id};
-
-/// A stream that receives no segment for this long is ended and its session freed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Segments a stream may have queued before the ingest answers 429.
-const QUEUE_DEPTH: usize = 4;
+use crate::streams::{Job, Workers};
 
 #[derive(Clone)]
 pub(crate) struct App {
     pub(crate) shared: Arc<Shared>,
     workers: Workers,
-    next_id: Arc<std::sync::atomic::AtomicU64>,
     /// Broadcasters' swarms this box reads from, and the rendition swarms it publishes.
     pub(crate) swarms: Arc<crate::live_swarm::Swarms>,
-}
-
-struct Worker {
-    id: u64,
-    tx: mpsc::SyncSender<Job>,
-}
-
-type Workers = Arc<Mutex<HashMap<String, Worker>>>;
-
-struct Job {
-    seq: u64,
-    data: Bytes,
-    /// Set for a segment of an on-chain job (checked by the gate): transcoded into the job's profiles, and
-    /// its receipt stored before it is acknowledged.
-    on_chain: Option<crate::receipts::JobSegment>,
-    reply: oneshot::Sender<Result<SegmentReport, PushError>>,
 }
 
 /// What the ingest answers for one transcoded segment.
@@ -94,8 +72,7 @@ pub struct RenditionReport {
 pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let app = App {
         shared: shared.clone(),
-        workers: Arc::new(Mutex::new(HashMap::new())),
-        next_id: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        workers: Workers::default(),
         swarms: Arc::new(crate::live_swarm::Swarms::new(
             shared.config.swarm.clone(),
             shared.config.agent.data_dir.join("hls"),
@@ -121,9 +98,15 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
-    // Closing the job channels lets every worker finish its playlists and return its pipeline to NULL.
-    let workers: Vec<_> = app.workers.lock().unwrap().drain().collect();
-    drop(workers);
+    // Closing the job channels lets every worker finish what it has queued and return its pipeline to NULL;
+    // the daemon waits for them (within its shutdown grace).
+    let threads = app.workers.shutdown();
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await?;
     Ok(())
 }
 
@@ -215,14 +198,30 @@ impl App {
                 bit_exact: crate::receipts::bit_exact(&self.shared.config),
             });
         }
+        // a job's segments go into the job's profiles, in its order; others into the configured ladder
+        let ladder = match &on_chain {
+            Some(js) => self
+                .shared
+                .config
+                .profile_set()
+                .and_then(|set| js.ladder(&set))
+                .map_err(|e| {
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("segment {seq}: {e:#}"),
+                    )
+                })?,
+            None => self.shared.runtime().ladder,
+        };
         let (reply, answer) = oneshot::channel();
         let job = Job {
             seq,
             data: body,
+            ladder,
             on_chain,
             reply,
         };
-        self.submit(stream, job)?;
+        self.workers.submit(&self.shared, stream, job)?;
         match answer.await {
             Ok(Ok(report)) => Ok(report),
             Ok(Err(PushError::AlreadyWritten(e))) => Err((StatusCode::CONFLICT, e)),
@@ -233,211 +232,32 @@ impl App {
             )),
         }
     }
-
-    /// Hands a job to the stream's worker, starting one (within the session limit) if needed.
-    fn submit(&self, stream: &str, job: Job) -> Result<(), (StatusCode, String)> {
-        let mut workers = self.workers.lock().unwrap();
-        let job = match workers.get(stream) {
-            Some(w) => match w.tx.try_send(job) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::TrySendError::Full(_)) => {
-                    return Err((
-                        StatusCode::TOO_MANY_REQUESTS,
-                        format!("stream {stream}: {QUEUE_DEPTH} segments already queued"),
-                    ));
-                }
-                // Cannot happen while the entry exists (a worker removes its entry before it drops its
-                // receiver), but if it did, starting a new worker is the right answer.
-                Err(mpsc::TrySendError::Disconnected(job)) => {
-                    workers.remove(stream);
-                    job
-                }
-            },
-            None => job,
-        };
-        let limit = self.shared.runtime().max_sessions as usize;
-        if workers.len() >= limit {
-            return Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("session limit reached ({limit} streams)"),
-            ));
-        }
-        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
-        let shared = self.shared.clone();
-        let name = stream.to_string();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let registry = self.workers.clone();
-        std::thread::Builder::new()
-            .name(format!("stream-{stream}"))
-            .spawn(move || stream_worker(shared, name, rx, (registry, id)))
-            .map_err(|e| {
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("spawning worker: {e}"),
-                )
-            })?;
-        tx.try_send(job).map_err(|_| {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "new worker refused job".to_string(),
-            )
-        })?;
-        workers.insert(stream.to_string(), Worker { id, tx });
-        // A stream counts as active (metrics, telemetry) from its first segment on, not from its first result.
-        self.shared
-            .streams
-            .lock()
-            .unwrap()
-            .entry(stream.to_string())
-            .or_default();
-        Ok(())
-    }
 }
 
+/// Answers once the stream has ended: its queued segments done, its playlists ended, its slot free.
 async fn end_stream(State(app): State<App>, UrlPath(stream): UrlPath<String>) -> Response {
-    if app.end(&stream) {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, format!("no stream {stream}"))
+    let Some(finished) = app.end(&stream) else {
+        return error(StatusCode::NOT_FOUND, format!("no stream {stream}"));
+    };
+    match tokio::time::timeout(END_WAIT, finished).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => error(
+            StatusCode::ACCEPTED,
+            format!("stream {stream} is ending; its worker is still busy"),
+        ),
     }
 }
+
+/// How long DELETE waits for a stream's worker to finish (a full queue of segments).
+const END_WAIT: Duration = Duration::from_secs(60);
 
 impl App {
-    /// Ends a stream: its worker closes the playlists and frees the session; its rendition swarms carry an
-    /// end record. False when no such stream runs.
-    pub(crate) fn end(&self, stream: &str) -> bool {
-        let had = self.workers.lock().unwrap().remove(stream).is_some();
+    /// Ends a stream: its worker ends the playlists and frees the session; its rendition swarms carry an
+    /// end record.  The receiver closes when the worker has finished; `None` when no such stream runs.
+    pub(crate) fn end(&self, stream: &str) -> Option<oneshot::Receiver<()>> {
+        let finished = self.workers.end(stream);
         self.swarms.end(stream);
-        had
-    }
-}
-
-/// One stream: owns the media pipeline (built once, rebuilt on request; an engine that breaks is rebuilt by
-/// the pipeline's pool before the next segment) and the HLS writer.  Runs on its own OS thread because GStreamer calls block.
-fn stream_worker(
-    shared: Arc<Shared>,
-    stream: String,
-    rx: mpsc::Receiver<Job>,
-    (registry, id): (Workers, u64),
-) {
-    let span = tracing::info_span!("stream", id = %stream);
-    let _g = span.enter();
-    let dir = shared.config.agent.data_dir.join("hls").join(&stream);
-    // (pipeline generation, ladder, pipeline, deterministic encoder)
-    let mut state: Option<(u64, Vec<String>, crate::pipeline::StreamPipeline, bool)> = None;
-    loop {
-        let job = match rx.recv_timeout(IDLE_TIMEOUT) {
-            Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                // Leave the registry under its lock, so no job can be queued to a worker that is leaving.
-                let mut workers = registry.lock().unwrap();
-                match rx.try_recv() {
-                    Ok(job) => job,
-                    Err(_) => {
-                        if workers.get(&stream).is_some_and(|w| w.id == id) {
-                            workers.remove(&stream);
-                        }
-                        tracing::info!("idle for {IDLE_TIMEOUT:?}: ending stream");
-                        break;
-                    }
-                }
-            }
-            // Ended by DELETE /live/{stream} or by shutdown: the registry entry is already gone.
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        let generation = shared.pipeline_generation.load(Ordering::Relaxed);
-        if state.as_ref().is_some_and(|(g, ..)| *g != generation) {
-            tracing::info!("restarting pipeline on request");
-            state = None;
-        }
-        // a job's segments go into the job's profiles, in its order; others into the configured ladder
-        let ladder = match &job.on_chain {
-            Some(js) => match shared.config.profile_set().and_then(|set| js.ladder(&set)) {
-                Ok(l) => l,
-                Err(e) => {
-                    let msg = format!("segment {}: {e:#}", job.seq);
-                    let _ = job.reply.send(Err(PushError::Failed(msg)));
-                    continue;
-                }
-            },
-            None => shared.runtime().ladder,
-        };
-        // a job's segments are encoded in the deterministic mode when the box offers bit-exact verification
-        let deterministic = job.on_chain.as_ref().is_some_and(|js| js.bit_exact);
-        if state
-            .as_ref()
-            .is_some_and(|(_, l, _, d)| *l != ladder || *d != deterministic)
-        {
-            tracing::info!(
-                ?ladder,
-                deterministic,
-                "the stream's ladder or encoder changed: new pipeline"
-            );
-            state = None;
-        }
-        if state.is_none() {
-            match crate::pipeline::StreamPipeline::new(&shared, &ladder, &dir, deterministic) {
-                Ok(p) => state = Some((generation, ladder.clone(), p, deterministic)),
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    tracing::error!("cannot build pipeline: {msg}");
-                    shared.record_segment(&stream, Err(msg.clone()));
-                    let _ = job.reply.send(Err(PushError::Failed(msg)));
-                    continue;
-                }
-            }
-        }
-        let (_, _, pipeline, _) = state.as_mut().expect("built above");
-        let started = Instant::now();
-        let mut result = pipeline.push(job.seq, &job.data);
-        if let (Ok(_), Some(js), Some(store)) = (&result, &job.on_chain, &shared.proof) {
-            let block = shared.chain.as_ref().map_or(0, |c| c.borrow().block);
-            let data_dir = &shared.config.agent.data_dir;
-            let report = &result.as_ref().expect("matched Ok").report;
-            match crate::receipts::store(store, data_dir, js, report, job.seq, &job.data, block) {
-                Ok(leaf) => {
-                    tracing::info!(seq = job.seq, job = js.job.job_id, ?leaf, "receipt stored")
-                }
-                Err(e) => {
-                    result = Err(PushError::Failed(format!(
-                        "segment {}: storing its receipt: {e:#}",
-                        job.seq
-                    )))
-                }
-            }
-        }
-        match &result {
-            Ok(r) => {
-                let wall = started.elapsed().as_secs_f64().max(1e-6);
-                let frames = r.input_frames as f64;
-                shared.record_segment(&stream, Ok((frames / wall, r.report.input_duration / wall)));
-                tracing::info!(
-                    seq = job.seq,
-                    wall_ms = r.report.wall_ms,
-                    "segment transcoded"
-                );
-            }
-            Err(e @ PushError::AlreadyWritten(_)) => tracing::info!(seq = job.seq, "{e}"),
-            Err(e @ PushError::Failed(_)) => {
-                tracing::warn!(seq = job.seq, "segment failed: {e}");
-                shared.record_segment(&stream, Err(e.to_string()));
-            }
-        }
-        let _ = job.reply.send(result.map(|r| {
-            let mut report = r.report;
-            report.stream = stream.clone();
-            report
-        }));
-    }
-    if let Some((_, _, mut p, _)) = state.take()
-        && let Err(e) = p.finish()
-    {
-        tracing::warn!("finishing playlists: {e:#}");
-    }
-    // Drop the stream's stats unless a new worker for the same stream id started meanwhile (after a DELETE).
-    let workers = registry.lock().unwrap();
-    if !workers.contains_key(&stream) {
-        shared.streams.lock().unwrap().remove(&stream);
+        finished
     }
 }
 

@@ -11,6 +11,7 @@ mod logging;
 mod pipeline;
 mod receipts;
 mod request;
+mod streams;
 
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use media::EngineConfig;
-use media::hls::{HlsMode, HlsWriter};
+use media::hls::{HlsMode, HlsWriter, Placement};
 use media::pool::TranscoderPool;
 
 use crate::ingest::{RenditionReport, SegmentReport};
@@ -119,13 +119,41 @@ impl StreamPipeline {
             cfg,
             1,
             out_dir,
-            HlsMode::Live {
-                window: media.playlist_window,
-            },
+            Self::live_mode(&shared.config),
             media.segment_seconds,
             true,
             shared.engine_rebuilds.clone(),
         )
+    }
+
+    /// The daemon's HLS mode: live playlists with the configured window.
+    pub fn live_mode(config: &crate::config::Config) -> HlsMode {
+        HlsMode::Live {
+            window: config.media.playlist_window,
+        }
+    }
+
+    /// At start, before any segment: every stream directory an earlier run left is made consistent (its
+    /// playlists rendered from its last commit, files written after that commit deleted), so what is served
+    /// is whole even for a stream that never comes back.
+    pub fn recover_all(config: &crate::config::Config) -> anyhow::Result<usize> {
+        let root = config.agent.data_dir.join("hls");
+        let Ok(dirs) = std::fs::read_dir(&root) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for d in dirs.flatten() {
+            if d.file_type().is_ok_and(|t| t.is_dir()) {
+                HlsWriter::resume(
+                    d.path(),
+                    Self::live_mode(config),
+                    config.media.segment_seconds,
+                )
+                .with_context(|| format!("recovering {}", d.path().display()))?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Transcodes one segment and writes it to the HLS output.  The error names the segment and the element
@@ -142,17 +170,22 @@ impl StreamPipeline {
 
     /// Hands a segment to the next engine without waiting (up to `engines` work at once).
     pub fn submit(&mut self, seq: u64, data: Vec<u8>) -> Result<(), PushError> {
-        let last = self
-            .submitted
-            .back()
-            .map(|(s, _)| *s)
-            .or(self.hls.last_seq());
-        if let Some(last) = last
-            && seq <= last
-        {
-            return Err(PushError::AlreadyWritten(format!(
-                "segment {seq} is not after the last written segment {last} (a retry or a late arrival): not added"
-            )));
+        // behind segments in flight, a segment must come after them; otherwise the writer's session rule
+        // says whether it continues the session, starts a new one, or was written already
+        let placed = match self.submitted.back() {
+            Some(&(last, _)) => media::hls::place(Some(last), false, seq),
+            None => self.hls.place(seq),
+        };
+        match placed {
+            Ok(Placement::Next) => {}
+            Ok(Placement::NewSession) => {
+                tracing::info!(seq, "the broadcaster started the stream again: new session")
+            }
+            Err(e) => {
+                return Err(PushError::AlreadyWritten(format!(
+                    "{e} (a retry or a late arrival): not added"
+                )));
+            }
         }
         self.submitted.push_back((seq, Instant::now()));
         self.pool.submit(seq, data);
@@ -175,7 +208,8 @@ impl StreamPipeline {
         started: Instant,
         out: media::SegmentOutput,
     ) -> Result<Pushed, PushError> {
-        self.hls
+        let file = self
+            .hls
             .write_segment(&out)
             .map_err(|e| PushError::Failed(format!("segment {seq}: HLS output: {e}")))?;
         let renditions = out
@@ -192,7 +226,7 @@ impl StreamPipeline {
                 frames: r.frames,
                 codecs: r.codecs.clone(),
                 first_pts: r.first_pts,
-                uri: format!("{}/{seq}.ts", r.profile),
+                uri: format!("{}/{file}", r.profile),
             })
             .collect();
         Ok(Pushed {
@@ -207,7 +241,7 @@ impl StreamPipeline {
         })
     }
 
-    /// Closes the playlists (`#EXT-X-ENDLIST` where the mode has one).
+    /// Ends the stream's session: the playlists get `#EXT-X-ENDLIST`.
     pub fn finish(&mut self) -> anyhow::Result<()> {
         self.hls.finish().context("closing playlists")
     }

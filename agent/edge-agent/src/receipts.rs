@@ -56,7 +56,7 @@ pub fn fault() -> Option<&'static str> {
 }
 
 /// Keeps the segment's proof bundle (the input as received, the renditions read back from the stream's HLS
-/// output `<data_dir>/hls/<stream>/<profile>/<seq>.ts`, a manifest) and stores the receipt. Returns its
+/// output `<data_dir>/hls/<stream>/<profile>/<n>.ts`, named in the report, a manifest) and stores the receipt. Returns its
 /// Merkle leaf. Everything is on disk (fsynced) before the receipt is, and the receipt before the segment is
 /// acknowledged.
 pub fn store(
@@ -76,7 +76,7 @@ pub fn store(
     let mut renditions = report
         .renditions
         .iter()
-        .map(|r| read(&hls_dir.join(&r.profile).join(format!("{seq}.ts"))))
+        .map(|r| read(&hls_dir.join(&r.uri)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if fault() == Some("wrong-output") {
         // a cheating box: the previous segment's pictures (or, for the first, the ladder reversed)

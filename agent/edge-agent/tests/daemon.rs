@@ -2,157 +2,14 @@
 //! over HTTP through the real GStreamer engine, a bad segment that fails alone (malformed, undecodable, or one
 //! that crashes the engine), the session limit, HLS and metrics over HTTP, and a clean SIGTERM shutdown.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixDatagram;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.1 client (one request per connection), so the test depends on no HTTP library.
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    try_http(port, method, path, body).unwrap()
-}
-
-/// The same, with connection failures and cut-off answers as errors.
-fn try_http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    let cut = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no complete HTTP head");
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp)?;
-    let head_end = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(cut)?;
-    let head = String::from_utf8_lossy(&resp[..head_end]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(cut)?;
-    let mut body = resp[head_end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Ok((status, body))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let nl = b.windows(2).position(|w| w == b"\r\n").unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
-        b = &b[nl + 2 + n + 2..];
-    }
-}
-
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
-}
-
-struct Daemon {
-    child: Child,
-    notify: UnixDatagram,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(dir: &Path, max_sessions: u32) -> Daemon {
-        Self::start_with_env(dir, max_sessions, &[])
-    }
-
-    fn start_with_env(dir: &Path, max_sessions: u32, env: &[(&str, &str)]) -> Daemon {
-        let port = free_port();
-        let cfg = dir.join("config.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[agent]\ndata_dir = \"{}\"\n[media]\nladder = [\"P360p30fps16x9\", \"P240p30fps16x9\"]\nmax_sessions = {max_sessions}\n[ingest]\nlisten = \"127.0.0.1:{port}\"\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let sock = dir.join("notify.sock");
-        let _ = std::fs::remove_file(&sock);
-        let notify = UnixDatagram::bind(&sock).unwrap();
-        notify
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env("NOTIFY_SOCKET", &sock)
-            .env("WATCHDOG_USEC", "400000")
-            .env_remove("WATCHDOG_PID")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Daemon {
-            child,
-            notify,
-            port,
-        }
-    }
-
-    fn next_notify(&self) -> String {
-        self.try_notify().expect("notify message")
-    }
-
-    fn try_notify(&self) -> Option<String> {
-        let mut buf = [0u8; 512];
-        let n = self.notify.recv(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).to_string())
-    }
-}
-
-fn test_segments(n: usize) -> Vec<Vec<u8>> {
-    let src = media::sources::TestSource {
-        width: 640,
-        height: 360,
-        fps: 30,
-        duration: n as f64,
-        audio: true,
-        segment_secs: 1.0,
-        bitrate_kbps: 2000,
-        ..Default::default()
-    };
-    src.segments().expect("test source")
-}
+mod daemon_common;
+use daemon_common::*;
 
 #[test]
 fn daemon_ingests_transcodes_serves_and_stops_cleanly() {
@@ -488,5 +345,117 @@ fn kill_9_mid_segment_loses_nothing() {
     for f in listed {
         let (status, body) = http(d.port, "GET", &format!("/hls/cam/P360p30fps16x9/{f}"), b"");
         assert_eq!((status, body.first()), (200, Some(&0x47)), "{f}");
+    }
+}
+
+fn listed(port: u16, stream: &str, profile: &str) -> (String, Vec<String>) {
+    let (status, body) = http(
+        port,
+        "GET",
+        &format!("/hls/{stream}/{profile}/index.m3u8"),
+        b"",
+    );
+    assert_eq!(status, 200);
+    let pl = String::from_utf8(body).unwrap();
+    let files = pl
+        .lines()
+        .filter(|l| l.ends_with(".ts"))
+        .map(str::to_string)
+        .collect();
+    (pl, files)
+}
+
+/// A broadcaster that ends a stream (DELETE) or restarts and counts from 0 again gets a new session in the
+/// same playlists (a discontinuity, new file numbers), not 409s; a retry is still a retry; the daemon's own
+/// restart (SIGTERM) does not end the session.
+#[test]
+fn a_stream_started_again_gets_a_new_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = test_segments(2);
+    let d = Daemon::start(dir.path(), 1);
+    assert!(d.next_notify().contains("READY=1"));
+    let put = |port: u16, seq: u64, data: &[u8]| {
+        let (status, body) = http(port, "PUT", &format!("/live/s/{seq}.ts"), data);
+        let text = String::from_utf8_lossy(&body).to_string();
+        assert!(status == 200 || status == 409, "{status} {text}");
+        (
+            status,
+            if status == 200 {
+                json(&body)["renditions"][0]["uri"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            } else {
+                text
+            },
+        )
+    };
+    assert_eq!(
+        put(d.port, 0, &segs[0]),
+        (200, "P360p30fps16x9/0.ts".into())
+    );
+    assert_eq!(
+        put(d.port, 0, &segs[0]).0,
+        409,
+        "a retry of 0 right after 0"
+    );
+    assert_eq!(
+        put(d.port, 1, &segs[1]),
+        (200, "P360p30fps16x9/1.ts".into())
+    );
+    let (status, _) = http(d.port, "DELETE", "/live/s", b"");
+    assert_eq!(status, 204);
+    let (pl, _) = listed(d.port, "s", "P240p30fps16x9");
+    assert!(pl.ends_with("#EXT-X-ENDLIST\n"), "{pl}");
+    // started again after DELETE: a new session, numbered after the earlier files
+    assert_eq!(
+        put(d.port, 0, &segs[0]),
+        (200, "P360p30fps16x9/2.ts".into())
+    );
+    assert_eq!(
+        put(d.port, 1, &segs[1]),
+        (200, "P360p30fps16x9/3.ts".into())
+    );
+    assert_eq!(
+        put(d.port, 1, &segs[1]).0,
+        409,
+        "a retry of the last segment"
+    );
+    // the broadcaster restarts without ending the stream: 0 again is a new session too
+    assert_eq!(
+        put(d.port, 0, &segs[0]),
+        (200, "P360p30fps16x9/4.ts".into())
+    );
+
+    // the daemon restarts: the session goes on where it was, without a discontinuity
+    let mut d = d;
+    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(d.child.wait().unwrap().success());
+    drop(d);
+    let d = Daemon::start(dir.path(), 1);
+    assert!(d.next_notify().contains("READY=1"));
+    let (pl, _) = listed(d.port, "s", "P360p30fps16x9");
+    assert!(
+        !pl.contains("ENDLIST"),
+        "a daemon restart does not end the stream: {pl}"
+    );
+    assert_eq!(
+        put(d.port, 1, &segs[1]),
+        (200, "P360p30fps16x9/5.ts".into())
+    );
+    for profile in ["P360p30fps16x9", "P240p30fps16x9"] {
+        let (pl, files) = listed(d.port, "s", profile);
+        assert_eq!(
+            files,
+            ["0.ts", "1.ts", "2.ts", "3.ts", "4.ts", "5.ts"],
+            "{pl}"
+        );
+        assert!(
+            pl.contains("1.ts\n#EXT-X-DISCONTINUITY\n#EXTINF")
+                && pl.contains("3.ts\n#EXT-X-DISCONTINUITY\n#EXTINF")
+                && pl.matches("#EXT-X-DISCONTINUITY\n").count() == 2,
+            "{pl}"
+        );
+        assert!(!pl.contains("ENDLIST"), "{pl}");
     }
 }

@@ -56,6 +56,8 @@ pub struct Shared {
     /// Bumped to make every stream rebuild its pipeline before its next segment (fleet `restart-pipeline`).
     pub pipeline_generation: AtomicU64,
     pub shutdown: CancellationToken,
+    /// Segments in work, for the watchdog.
+    pub work: crate::streams::Liveness,
     /// The chain keeper's view, when the box has a `[chain]` account.
     pub chain: Option<watch::Receiver<::chain::keeper::KeeperStatus>>,
     /// Checks segments sent for an on-chain job (`X-Job-Id`) before they are transcoded.
@@ -119,6 +121,19 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || crate::hwsel::probe_for_ladder(&hw_cfg, ladder_len))
             .await
             .context("hardware probe panicked")??;
+    // streams an earlier run left (a crash, a power cut) are made consistent before anything is served
+    let cfg = config.clone();
+    let recovered =
+        tokio::task::spawn_blocking(move || crate::pipeline::StreamPipeline::recover_all(&cfg))
+            .await
+            .context("recovering the HLS output panicked")?
+            .context("recovering the HLS output")?;
+    if recovered > 0 {
+        tracing::info!(
+            streams = recovered,
+            "HLS output of an earlier run recovered"
+        );
+    }
     let max_sessions = if config.media.max_sessions > 0 {
         config.media.max_sessions
     } else {
@@ -144,6 +159,7 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         engine_rebuilds: Arc::default(),
         pipeline_generation: AtomicU64::new(0),
         shutdown: CancellationToken::new(),
+        work: Default::default(),
         chain: chain.as_ref().map(|c| c.status.clone()),
         job_gate: chain.as_ref().map(|c| c.gate.clone()),
         proof: chain.as_ref().map(|c| c.proof.clone()),
@@ -174,14 +190,20 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         "edge-agent ready"
     );
     if let Some(every) = notifier.watchdog_interval() {
+        // Fed only while the data path moves (or is idle): a segment stuck in work stops the pings, and
+        // systemd restarts the agent one WatchdogSec later.  The pings come from the runtime that serves
+        // ingest, so a blocked runtime stops them too.
         let n = notifier.clone();
-        let stop = shared.shutdown.clone();
+        let s = shared.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    _ = tick.tick() => { n.watchdog_ping().ok(); }
+                    _ = s.shutdown.cancelled() => return Ok(()),
+                    _ = tick.tick() => match s.work.stalled(Instant::now(), crate::streams::STALL_LIMIT) {
+                        None => { n.watchdog_ping().ok(); }
+                        Some(d) => tracing::error!(in_work_s = d.as_secs(), "a segment is stuck in work: not feeding the watchdog"),
+                    }
                 }
             }
         });
