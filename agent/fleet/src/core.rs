@@ -95,6 +95,11 @@ struct Reply {
     correlation: Option<Bytes>,
 }
 
+/// Commands that may run at once; more are answered "busy" (each runs as its own task).
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Repeats of a running command's id that wait for its result; more are answered at once.
+pub const MAX_WAITING_REPLIES: usize = 16;
+
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_payload_bytes: usize,
@@ -559,11 +564,33 @@ impl Core {
             return vec![self.respond(&reply, &r)];
         }
         if let Some(waiting) = self.in_flight.get_mut(&req.id) {
-            // Same id while the first run is still going: answer both with the one result.
-            waiting.push(reply);
-            return vec![];
+            // Same id while the first run is still going: answer both with the one result (a bounded
+            // number of repeats; beyond that the repeat is told to ask again later).
+            if waiting.len() < MAX_WAITING_REPLIES {
+                waiting.push(reply);
+                return vec![];
+            }
+            let r = Self::error_result(
+                now_ms,
+                Some(req.id),
+                Some(req.name),
+                format!(
+                    "already answering {MAX_WAITING_REPLIES} requests with this id; ask again when it finished"
+                ),
+            );
+            return vec![self.respond(&reply, &r)];
         }
         match Command::parse(&req.name, &req.args) {
+            Ok(_) if self.in_flight.len() >= MAX_IN_FLIGHT => {
+                // not remembered: the same id may be asked again once a command finished
+                let r = Self::error_result(
+                    now_ms,
+                    Some(req.id),
+                    Some(req.name),
+                    format!("busy: {MAX_IN_FLIGHT} commands running; ask again later"),
+                );
+                vec![self.respond(&reply, &r)]
+            }
             Ok(command) => {
                 self.in_flight.insert(req.id.clone(), vec![reply]);
                 vec![Action::RunCommand {
@@ -677,6 +704,48 @@ mod tests {
                 correlation: Some(Bytes::from_static(b"c1")),
             },
         )
+    }
+
+    #[test]
+    fn running_commands_and_their_repeats_are_bounded() {
+        // a flood of repeats of a running command's id must not pile up replies without end
+        let mut c = core();
+        let mut runs = 0;
+        let mut answered_at_once = 0;
+        for _ in 0..1000 {
+            for a in cmd(&mut c, r#"{"id":"a","name":"ping"}"#) {
+                match a {
+                    Action::RunCommand { .. } => runs += 1,
+                    Action::Publish(_) => answered_at_once += 1,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(runs, 1);
+        assert_eq!(answered_at_once, 1000 - MAX_WAITING_REPLIES);
+        let done = c.command_done(2, "a", "ping", Ok(serde_json::json!("pong")));
+        let publishes = done
+            .iter()
+            .filter(|a| matches!(a, Action::Publish(_)))
+            .count();
+        assert_eq!(publishes, MAX_WAITING_REPLIES);
+        // nor may a flood of distinct ids start commands without end
+        let mut runs = 0;
+        for i in 0..100 {
+            let out = cmd(&mut c, &format!(r#"{{"id":"b{i}","name":"ping"}}"#));
+            runs += out
+                .iter()
+                .filter(|a| matches!(a, Action::RunCommand { .. }))
+                .count();
+            if i >= MAX_IN_FLIGHT {
+                assert!(result(&out).error.unwrap().contains("busy"));
+            }
+        }
+        assert_eq!(runs, MAX_IN_FLIGHT);
+        // a busy answer is not remembered: once one finished, the id runs
+        c.command_done(3, "b0", "ping", Ok(serde_json::json!("pong")));
+        let out = cmd(&mut c, r#"{"id":"b99","name":"ping"}"#);
+        assert!(matches!(out[0], Action::RunCommand { .. }));
     }
 
     fn last_error(a: &[Action]) -> Option<ConfigError> {

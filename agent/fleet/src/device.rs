@@ -80,6 +80,49 @@ fn save_state(dir: &Path, p: &Persisted) -> std::io::Result<()> {
     std::fs::rename(tmp, dir.join(STATE_FILE))
 }
 
+/// Runs blocking work (file I/O) on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other(format!("blocking task: {e}")))
+}
+
+/// Writes the persisted state off the async threads (the write ends with an fsync). Saves may overlap;
+/// each carries a number and the file only ever goes forward: a save older than the one written is dropped.
+#[derive(Default)]
+struct Saver {
+    next: u64,
+    written: Arc<std::sync::Mutex<u64>>,
+    last: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Saver {
+    fn save(&mut self, dir: PathBuf, p: Persisted) {
+        self.next += 1;
+        let n = self.next;
+        let written = self.written.clone();
+        self.last = Some(tokio::task::spawn_blocking(move || {
+            let mut w = written.lock().unwrap_or_else(|e| e.into_inner());
+            if *w > n {
+                return;
+            }
+            match save_state(&dir, &p) {
+                Ok(()) => *w = n,
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "saving fleet state failed")
+                }
+            }
+        }));
+    }
+
+    /// Waits for the saves started so far.
+    async fn flush(&mut self) {
+        if let Some(h) = self.last.take() {
+            let _ = h.await;
+        }
+    }
+}
+
 enum Net {
     Connected { session_present: bool },
     Disconnected(String),
@@ -128,13 +171,21 @@ where
     F: Future<Output = ()> + Send,
 {
     cfg.validate()?;
-    let id = tls::identity_of(&cfg.cert_file)?;
-    if !crate::topics::valid_device_id(&id) {
-        return Err(Error::Identity(format!(
-            "certificate CN `{id}` is not a valid device id"
-        )));
-    }
-    let tls_cfg = tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+    // Files are read off the async threads: the daemon's other tasks share them.
+    let (id, tls_cfg, persisted) = {
+        let cfg = cfg.clone();
+        blocking(move || {
+            let id = tls::identity_of(&cfg.cert_file)?;
+            if !crate::topics::valid_device_id(&id) {
+                return Err(Error::Identity(format!(
+                    "certificate CN `{id}` is not a valid device id"
+                )));
+            }
+            let tls_cfg = tls::client_config(&cfg.ca_file, &cfg.cert_file, &cfg.key_file)?;
+            Ok((id, tls_cfg, load_state(cfg.state_dir.as_deref())))
+        })
+        .await??
+    };
     let started = Instant::now();
     let mut core = Core::new(
         id.clone(),
@@ -147,7 +198,7 @@ where
             heartbeat: Duration::from_secs(cfg.heartbeat_s),
             telemetry_interval: Duration::from_secs(cfg.telemetry_interval_s),
         },
-        load_state(cfg.state_dir.as_deref()),
+        persisted,
     );
     if let Some(c) = core.startup_config() {
         match hooks.apply_config(c, true) {
@@ -231,7 +282,8 @@ where
     };
 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let mut sampler = sysstat::Sampler::default();
+    let mut sampler = Some(sysstat::Sampler::default());
+    let mut saver = Saver::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let exec = Arc::new(Exec {
@@ -281,7 +333,14 @@ where
                 }
                 let snap = hooks.snapshot();
                 if core.telemetry_due(now, &snap) {
-                    let sys = sampler.sample();
+                    // /proc and /sys reads, off the async threads
+                    let mut s = sampler.take().unwrap_or_default();
+                    let (s, sys) = blocking(move || {
+                        let sys = s.sample();
+                        (s, sys)
+                    })
+                    .await?;
+                    sampler = Some(s);
                     queue.extend(core.telemetry_sample(now, now_ms(), started.elapsed(), snap, sys));
                 }
             }
@@ -318,9 +377,7 @@ where
                 }
                 Action::Persist => {
                     if let Some(dir) = &cfg.state_dir {
-                        if let Err(e) = save_state(dir, &core.persisted()) {
-                            tracing::error!(dir = %dir.display(), error = %e, "saving fleet state failed");
-                        }
+                        saver.save(dir.clone(), core.persisted());
                     }
                 }
             }
@@ -329,6 +386,7 @@ where
 
     // Clean shutdown: say offline ourselves (a clean DISCONNECT suppresses the Last Will).
     tracing::info!(device = %id, "fleet shutting down");
+    saver.flush().await;
     if core.connected() {
         publish(&client, core.offline_publish(now_ms()));
         stopping.store(true, Ordering::SeqCst);
@@ -431,13 +489,20 @@ impl Exec {
     }
 
     async fn diagnostics(&self, max: usize, applied: RuntimeConfig) -> serde_json::Value {
-        let mut sampler = sysstat::Sampler::default();
+        let (kernel, system) = blocking(|| {
+            let kernel = std::fs::read_to_string("/proc/version")
+                .ok()
+                .map(|s| s.trim().to_string());
+            (kernel, sysstat::Sampler::default().sample())
+        })
+        .await
+        .unwrap_or_default();
         let mut b = serde_json::json!({
             "device": self.device,
             "agent_version": env!("CARGO_PKG_VERSION"),
             "ts_ms": now_ms(),
-            "kernel": std::fs::read_to_string("/proc/version").ok().map(|s| s.trim().to_string()),
-            "system": sampler.sample(),
+            "kernel": kernel,
+            "system": system,
             "daemon": self.hooks.snapshot(),
             "daemon_state": self.hooks.diagnostics(),
             "applied_config": applied,
@@ -463,7 +528,12 @@ impl Exec {
 
     async fn log_tail(&self) -> (String, Option<String>) {
         if let Some(f) = &self.cfg.log_file {
-            return (f.display().to_string(), read_tail(f, 1 << 20).ok());
+            let path = f.clone();
+            let tail = blocking(move || read_tail(&path, 1 << 20).ok())
+                .await
+                .ok()
+                .flatten();
+            return (f.display().to_string(), tail);
         }
         let out = tokio::time::timeout(
             Duration::from_secs(5),

@@ -31,7 +31,29 @@ pub struct DeviceView {
     pub unparsable: Vec<String>,
 }
 
+/// Unparsable documents kept per device (the latest ones).
+pub const MAX_UNPARSABLE: usize = 16;
+/// Command results kept for requests no one waits for yet (the latest ones).
+pub const MAX_UNCLAIMED_RESULTS: usize = 256;
+
+/// Appends `item`, dropping the oldest beyond `cap`.
+fn push_bounded<T>(v: &mut Vec<T>, item: T, cap: usize) {
+    if cap == 0 {
+        v.clear();
+        return;
+    }
+    if v.len() >= cap {
+        v.drain(..=v.len() - cap);
+    }
+    v.push(item);
+}
+
 impl DeviceView {
+    /// Notes a document on this device's topics that did not parse (the latest [`MAX_UNPARSABLE`] are kept).
+    pub fn note_unparsable(&mut self, msg: String) {
+        push_bounded(&mut self.unparsable, msg, MAX_UNPARSABLE);
+    }
+
     pub fn online(&self) -> bool {
         self.status
             .as_ref()
@@ -266,7 +288,7 @@ impl Operator {
             });
         let bad = |view: &mut DeviceView, e: serde_json::Error| {
             let msg = format!("{topic}: {e}");
-            view.unparsable.push(msg.clone());
+            view.note_unparsable(msg.clone());
             Some(FleetEvent::Unparsable {
                 device: id.clone(),
                 topic: topic.to_string(),
@@ -320,7 +342,7 @@ impl Operator {
                     serde_json::from_slice::<CommandResult>(payload),
                 ) {
                     (Some(c), Ok(r)) => {
-                        self.results.push((c, r.clone()));
+                        push_bounded(&mut self.results, (c, r.clone()), MAX_UNCLAIMED_RESULTS);
                         Some(FleetEvent::CommandResult {
                             device: id,
                             result: r,
@@ -663,5 +685,24 @@ mod tests {
         assert!(merge_config(RuntimeConfig::default(), &["bogus=1".into()]).is_err());
         let c = merge_config(c, &["session_limit=null".into()]).unwrap();
         assert_eq!(c.session_limit, None);
+    }
+
+    #[test]
+    fn what_a_device_sends_is_kept_bounded() {
+        // a device publishing garbage on its topics must not grow the operator's memory without end
+        let mut v = DeviceView::default();
+        for i in 0..1000 {
+            v.note_unparsable(format!("bad {i}"));
+        }
+        assert_eq!(v.unparsable.len(), MAX_UNPARSABLE);
+        assert_eq!(v.unparsable.last().unwrap(), "bad 999");
+        assert_eq!(v.unparsable[0], format!("bad {}", 1000 - MAX_UNPARSABLE));
+        let mut r = Vec::new();
+        for i in 0..1000 {
+            push_bounded(&mut r, i, 3);
+        }
+        assert_eq!(r, vec![997, 998, 999]);
+        push_bounded(&mut r, 0, 0);
+        assert!(r.is_empty());
     }
 }
