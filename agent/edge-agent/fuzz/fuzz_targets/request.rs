@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             if let Some(seq) = request::segment_seq(&text) {
                 assert_eq!(
                     text.trim_end_matches(".ts").trim_start_matches('0'),
-                    if seq == 0 { String::new() } else { seq.to_string() }
+                    if seq == 0 {
+                        String::new()
+                    } else {
+                        seq.to_string()
+                    }
                 );
             }
         }
@@ -44,10 +48,9 @@ fuzz_target!(|data: &[u8]| {
             let base = Path::new("/data/hls/s");
             if let Some(p) = request::safe_join(base, &text) {
                 let rest = p.strip_prefix(base).expect("stays below its base");
-                assert!(
-                    rest.components()
-                        .all(|c| matches!(c, Component::Normal(n) if !n.to_string_lossy().starts_with('.')))
-                );
+                assert!(rest.components().all(
+                    |c| matches!(c, Component::Normal(n) if !n.to_string_lossy().starts_with('.'))
+                ));
             }
         }
         _ => {

@@ -89,7 +89,11 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Action::ApplyConfig { version, config } => {
                     fleet::validate::runtime_config(&config).expect("only valid configs apply");
-                    let r = if fail_apply { Err("refused".to_string()) } else { Ok(()) };
+                    let r = if fail_apply {
+                        Err("refused".to_string())
+                    } else {
+                        Ok(())
+                    };
                     actions.extend(core.config_applied(now_ms, version, config, r));
                 }
                 Action::RunCommand { id, command } => {

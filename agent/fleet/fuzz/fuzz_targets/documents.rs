@@ -3,10 +3,10 @@
 //! None of them may make the reader panic. The first byte picks the document; the rest is the payload.
 //! Documents without floating-point fields must survive serialization unchanged.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 use fleet::proto::{
     Command, CommandRequest, CommandResult, DesiredDoc, ReportedDoc, Status, Telemetry,
 };
+use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
