@@ -78,7 +78,8 @@ impl DeviceView {
     pub fn next_version(&self) -> u64 {
         let d = self.desired.as_ref().map_or(0, |d| d.version);
         let r = self.reported.as_ref().map_or(0, |r| r.applied_version);
-        d.max(r) + 1
+        // the versions come from the broker (a device's reported document): never wrap
+        d.max(r).saturating_add(1)
     }
 }
 
@@ -704,5 +705,19 @@ mod tests {
         assert_eq!(r, vec![997, 998, 999]);
         push_bounded(&mut r, 0, 0);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_next_version_does_not_wrap() {
+        let mut v = DeviceView::default();
+        assert_eq!(v.next_version(), 1);
+        v.reported = Some(ReportedDoc {
+            applied_version: u64::MAX,
+            applied: RuntimeConfig::default(),
+            pending_restart: vec![],
+            last_error: None,
+            ts_ms: 0,
+        });
+        assert_eq!(v.next_version(), u64::MAX);
     }
 }
