@@ -109,6 +109,11 @@ pub struct IngestConfig {
     pub listen: String,
     /// Largest accepted input segment, bytes.
     pub max_segment_bytes: usize,
+    /// Connections served at once; more wait in the kernel's accept queue.  With `max_segment_bytes`, this
+    /// bounds the memory bodies being received can take.
+    pub max_connections: usize,
+    /// Bytes of segments one stream may have received and not yet transcoded (its queue); more is 429.
+    pub max_stream_queue_bytes: usize,
 }
 
 impl Default for IngestConfig {
@@ -116,6 +121,8 @@ impl Default for IngestConfig {
         Self {
             listen: "127.0.0.1:8935".into(),
             max_segment_bytes: 64 << 20,
+            max_connections: 32,
+            max_stream_queue_bytes: 128 << 20,
         }
     }
 }
@@ -190,6 +197,16 @@ impl Config {
             bail!(
                 "media.segment_seconds = {} is outside 0.5..=30",
                 self.media.segment_seconds
+            );
+        }
+        if self.ingest.max_connections == 0 {
+            bail!("ingest.max_connections is 0: no connection could be served");
+        }
+        if self.ingest.max_stream_queue_bytes < self.ingest.max_segment_bytes {
+            bail!(
+                "ingest.max_stream_queue_bytes = {} is below ingest.max_segment_bytes = {}: a segment of the largest size could never be queued",
+                self.ingest.max_stream_queue_bytes,
+                self.ingest.max_segment_bytes
             );
         }
         let set = self.profile_set()?;
@@ -318,6 +335,15 @@ mod tests {
         assert!(load_str("[agent]\nlog_level = \"info,[\"\n", &[]).is_err());
         assert!(load_str("[media]\nmax_sessions = \"many\"\n", &[]).is_err());
         assert!(load_str("[media]\nladder = [\"P999p\"]\n", &[]).is_err());
+        assert!(load_str("[ingest]\nmax_connections = 0\n", &[]).is_err());
+        assert!(
+            load_str(
+                "[ingest]\nmax_segment_bytes = 2000\nmax_stream_queue_bytes = 1000\n",
+                &[]
+            )
+            .is_err(),
+            "a queue that cannot hold one segment"
+        );
         let bad_custom = "[[media.custom_profiles]]\nname = \"x\"\nwidth = 0\nheight = 2\nfps = 30\nbitrate_kbps = 1\n";
         assert!(load_str(bad_custom, &[]).is_err());
     }

@@ -17,7 +17,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -95,6 +94,8 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
         ))
         .with_state(app.clone());
     let stop = shared.shutdown.clone();
+    let listener =
+        crate::conn_limit::LimitedListener::new(listener, shared.config.ingest.max_connections);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
@@ -122,7 +123,7 @@ async fn put_segment(
     State(app): State<App>,
     UrlPath((stream, segment)): UrlPath<(String, String)>,
     headers: axum::http::HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if !valid_stream_id(&stream) {
         return error(
@@ -143,6 +144,10 @@ async fn put_segment(
         );
     };
     let sig = signature_header(headers.get("x-broadcaster-signature").map(|v| v.as_bytes()));
+    let body = match read_body(body, &headers, app.shared.config.ingest.max_segment_bytes).await {
+        Ok(b) => b,
+        Err((status, msg)) => return error(status, format!("segment {seq}: {msg}")),
+    };
     match app.ingest(&stream, seq, body, job_id, sig).await {
         Ok(report) => {
             app.swarms.publish(&stream, &report, None).await;
@@ -150,6 +155,42 @@ async fn put_segment(
         }
         Err((status, msg)) => error(status, msg),
     }
+}
+
+/// Reads a request body into one buffer, the one the engine will take: sized from Content-Length when it
+/// is given, never beyond `limit` (413 as soon as it would be), no second copy.
+async fn read_body(
+    body: axum::body::Body,
+    headers: &axum::http::HeaderMap,
+    limit: usize,
+) -> Result<Vec<u8>, (StatusCode, String)> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("larger than the {limit} bytes a segment may have"),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(announced.unwrap_or(0));
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| (StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 impl App {
@@ -160,7 +201,7 @@ impl App {
         &self,
         stream: &str,
         seq: u64,
-        body: Bytes,
+        body: Vec<u8>,
         job_id: Option<u64>,
         sig: Option<&str>,
     ) -> Result<SegmentReport, (StatusCode, String)> {

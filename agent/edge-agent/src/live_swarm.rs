@@ -365,7 +365,7 @@ async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
                     .ingest(
                         &req.stream,
                         meta.seq,
-                        Bytes::from(data),
+                        data,
                         job_id,
                         meta.signature.as_deref(),
                     )

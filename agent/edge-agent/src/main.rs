@@ -3,6 +3,7 @@
 
 mod cmd;
 mod config;
+mod conn_limit;
 mod daemon;
 mod hwsel;
 mod ingest;

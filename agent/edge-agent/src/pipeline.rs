@@ -158,8 +158,8 @@ impl StreamPipeline {
 
     /// Transcodes one segment and writes it to the HLS output.  The error names the segment and the element
     /// at fault; the pipeline stays usable for the next segment (an engine that broke on it is rebuilt).
-    pub fn push(&mut self, seq: u64, data: &[u8]) -> Result<Pushed, PushError> {
-        self.submit(seq, data.to_vec())?;
+    pub fn push(&mut self, seq: u64, data: Vec<u8>) -> Result<Pushed, PushError> {
+        self.submit(seq, data)?;
         self.next().expect("one segment in flight")
     }
 

@@ -13,12 +13,11 @@
 //!   fed only while no segment has been in work for longer than [`STALL_LIMIT`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::http::StatusCode;
 use tokio::sync::oneshot;
 
@@ -36,7 +35,7 @@ pub const STALL_LIMIT: Duration = Duration::from_secs(120);
 
 pub(crate) struct Job {
     pub seq: u64,
-    pub data: Bytes,
+    pub data: Vec<u8>,
     /// Profile names this segment is transcoded into (the job's, or the configured ladder).
     pub ladder: Vec<String>,
     /// Set for a segment of an on-chain job (checked by the gate): transcoded into the job's profiles, and
@@ -54,6 +53,8 @@ struct Worker {
     finished: Option<oneshot::Receiver<()>>,
     /// Encoder sessions its ladder uses.
     encodes: u32,
+    /// Bytes of segments queued and not yet transcoded.
+    queued: Arc<AtomicUsize>,
     handle: JoinHandle<()>,
 }
 
@@ -129,8 +130,19 @@ impl Workers {
                 }
                 let w = reg.running.get_mut(stream).expect("present");
                 w.encodes = encodes;
+                let len = job.data.len();
+                let cap = shared.config.ingest.max_stream_queue_bytes;
+                if w.queued.load(Ordering::Relaxed) + len > cap {
+                    return Err((
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("stream {stream}: {cap} bytes of segments already queued"),
+                    ));
+                }
                 match w.tx.try_send(job) {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => {
+                        w.queued.fetch_add(len, Ordering::Relaxed);
+                        return Ok(());
+                    }
                     Err(mpsc::TrySendError::Full(_)) => {
                         return Err((
                             StatusCode::TOO_MANY_REQUESTS,
@@ -175,11 +187,13 @@ impl Workers {
         let end = Arc::new(AtomicBool::new(false));
         let (finished_tx, finished) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let queued = Arc::new(AtomicUsize::new(job.data.len()));
         let ctx = WorkerCtx {
             shared: shared.clone(),
             stream: stream.to_string(),
             id,
             end: end.clone(),
+            queued: queued.clone(),
             workers: self.clone(),
         };
         tx.try_send(job).expect("a new queue has room");
@@ -206,6 +220,7 @@ impl Workers {
                 end,
                 finished: Some(finished),
                 encodes,
+                queued,
                 handle,
             },
         );
@@ -282,6 +297,7 @@ struct WorkerCtx {
     stream: String,
     id: u64,
     end: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
     workers: Workers,
 }
 
@@ -320,9 +336,9 @@ impl WorkerCtx {
                 }
             };
             shared.work.start(self.id, Instant::now());
-            let result = self.segment(&mut built, &job);
+            let (result, reply) = self.segment(&mut built, job);
             shared.work.done(self.id);
-            let _ = job.reply.send(result.map(|mut report| {
+            let _ = reply.send(result.map(|mut report| {
                 report.stream = self.stream.clone();
                 report
             }));
@@ -351,27 +367,59 @@ impl WorkerCtx {
     }
 
     /// One segment: the pipeline (re)built if needed, transcoded, written, its receipt stored.
-    fn segment(&self, built: &mut Option<Built>, job: &Job) -> Result<SegmentReport, PushError> {
+    #[allow(clippy::type_complexity)]
+    fn segment(
+        &self,
+        built: &mut Option<Built>,
+        job: Job,
+    ) -> (
+        Result<SegmentReport, PushError>,
+        oneshot::Sender<Result<SegmentReport, PushError>>,
+    ) {
+        let Job {
+            seq,
+            data,
+            ladder,
+            on_chain,
+            reply,
+        } = job;
+        self.queued.fetch_sub(data.len(), Ordering::Relaxed);
+        let result = self.transcode(built, seq, data, &ladder, on_chain.as_ref());
+        (result, reply)
+    }
+
+    fn transcode(
+        &self,
+        built: &mut Option<Built>,
+        seq: u64,
+        data: Vec<u8>,
+        ladder: &[String],
+        on_chain: Option<&crate::receipts::JobSegment>,
+    ) -> Result<SegmentReport, PushError> {
         let shared = &self.shared;
         let generation = shared.pipeline_generation.load(Ordering::Relaxed);
         // a job's segments are encoded in the deterministic mode when the box offers bit-exact verification
-        let deterministic = job.on_chain.as_ref().is_some_and(|js| js.bit_exact);
+        let deterministic = on_chain.is_some_and(|js| js.bit_exact);
         if let Some(b) = built.as_ref() {
             if b.generation != generation {
                 tracing::info!("restarting the pipeline on request");
                 *built = None;
-            } else if b.ladder != job.ladder || b.deterministic != deterministic {
-                tracing::info!(ladder = ?job.ladder, deterministic, "the stream's ladder or encoder changed: new pipeline");
+            } else if b.ladder != ladder || b.deterministic != deterministic {
+                tracing::info!(
+                    ?ladder,
+                    deterministic,
+                    "the stream's ladder or encoder changed: new pipeline"
+                );
                 *built = None;
             }
         }
         if built.is_none() {
             let dir = shared.config.agent.data_dir.join("hls").join(&self.stream);
-            match crate::pipeline::StreamPipeline::new(shared, &job.ladder, &dir, deterministic) {
+            match crate::pipeline::StreamPipeline::new(shared, ladder, &dir, deterministic) {
                 Ok(pipeline) => {
                     *built = Some(Built {
                         generation,
-                        ladder: job.ladder.clone(),
+                        ladder: ladder.to_vec(),
                         deterministic,
                         pipeline,
                     })
@@ -386,26 +434,22 @@ impl WorkerCtx {
         }
         let pipeline = &mut built.as_mut().expect("built above").pipeline;
         let started = Instant::now();
-        let mut result = pipeline.push(job.seq, &job.data);
-        if let (Ok(pushed), Some(js), Some(store)) = (&result, &job.on_chain, &shared.proof) {
+        // the engine takes the segment's buffer; an on-chain job's input is kept for its proof bundle
+        let input = on_chain.map(|_| data.clone());
+        let mut result = pipeline.push(seq, data);
+        if let (Ok(pushed), Some(js), Some(store), Some(input)) =
+            (&result, on_chain, &shared.proof, &input)
+        {
             let block = shared.chain.as_ref().map_or(0, |c| c.borrow().block);
             let data_dir = &shared.config.agent.data_dir;
-            match crate::receipts::store(
-                store,
-                data_dir,
-                js,
-                &pushed.report,
-                job.seq,
-                &job.data,
-                block,
-            ) {
+            match crate::receipts::store(store, data_dir, js, &pushed.report, seq, input, block) {
                 Ok(leaf) => {
-                    tracing::info!(seq = job.seq, job = js.job.job_id, ?leaf, "receipt stored")
+                    tracing::info!(seq = seq, job = js.job.job_id, ?leaf, "receipt stored")
                 }
                 Err(e) => {
                     result = Err(PushError::Failed(format!(
                         "segment {}: storing its receipt: {e:#}",
-                        job.seq
+                        seq
                     )))
                 }
             }
@@ -418,15 +462,11 @@ impl WorkerCtx {
                     &self.stream,
                     Ok((frames / wall, r.report.input_duration / wall)),
                 );
-                tracing::info!(
-                    seq = job.seq,
-                    wall_ms = r.report.wall_ms,
-                    "segment transcoded"
-                );
+                tracing::info!(seq = seq, wall_ms = r.report.wall_ms, "segment transcoded");
             }
-            Err(e @ PushError::AlreadyWritten(_)) => tracing::info!(seq = job.seq, "{e}"),
+            Err(e @ PushError::AlreadyWritten(_)) => tracing::info!(seq = seq, "{e}"),
             Err(e @ PushError::Failed(_)) => {
-                tracing::warn!(seq = job.seq, "segment failed: {e}");
+                tracing::warn!(seq = seq, "segment failed: {e}");
                 shared.record_segment(&self.stream, Err(e.to_string()));
             }
         }

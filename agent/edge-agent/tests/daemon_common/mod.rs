@@ -164,3 +164,56 @@ pub fn test_segments(n: usize) -> Vec<Vec<u8>> {
     };
     src.segments().expect("test source")
 }
+
+/// Three TS packets of PID 0 (PAT) with the section start flag set, each filled by its adaptation field
+/// (adaptation_field_control 0b11, adaptation_field_length 183): no room for the payload they announce.
+pub fn pat_without_payload_segment() -> Vec<u8> {
+    let seg: Vec<u8> = (0..3u8)
+        .flat_map(|cc| {
+            let mut pkt = vec![0x47, 0x40, 0x00, 0x30 | cc, 183, 0x00];
+            pkt.resize(188, 0xff);
+            pkt
+        })
+        .collect();
+    assert_eq!(seg.len(), 564);
+    seg
+}
+
+/// `good` with intact TS, PES and NAL framing and intact SPS/PPS, but garbage in every slice: it passes the
+/// demuxer and fails in the decoder.
+pub fn undecodable_segment(good: &[u8]) -> Vec<u8> {
+    use media::ts;
+    let d = ts::demux(good).unwrap();
+    let aus: Vec<Vec<u8>> = d
+        .video
+        .iter()
+        .map(|au| {
+            let mut out = Vec::new();
+            for nal in ts::nal_units(&au.data) {
+                out.extend_from_slice(&[0, 0, 0, 1]);
+                if matches!(nal[0] & 0x1f, 7 | 8) {
+                    out.extend_from_slice(nal);
+                } else {
+                    out.push(nal[0]);
+                    out.extend((0..nal.len().min(300)).map(|k| (k * 73 % 253) as u8 | 1));
+                }
+            }
+            out
+        })
+        .collect();
+    let frames: Vec<ts::EncodedFrame> = d
+        .video
+        .iter()
+        .zip(&aus)
+        .map(|(au, data)| ts::EncodedFrame {
+            pts: au.pts,
+            dts: au.dts,
+            key: au.key,
+            data,
+        })
+        .collect();
+    let audio_type = d
+        .audio_stream_type
+        .map(|t| (t, d.audio_descriptors.as_slice()));
+    ts::TsMuxer::new().mux_segment(&frames, &d.audio, audio_type)
+}
