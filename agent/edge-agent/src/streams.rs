@@ -126,7 +126,11 @@ impl Workers {
             Some(current) => {
                 if encodes > current {
                     let (_, held) = reg.held();
-                    check_encoder_budget(shared, held - current + encodes)?;
+                    admit(
+                        None,
+                        (held - current, encodes),
+                        shared.hw.encoder_sessions(),
+                    )?;
                 }
                 let w = reg.running.get_mut(stream).expect("present");
                 w.encodes = encodes;
@@ -171,14 +175,11 @@ impl Workers {
         }
         let (streams, held) = reg.held();
         let limit = shared.runtime().max_sessions as usize;
-        let admitted = if streams >= limit {
-            Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("session limit reached ({limit} streams)"),
-            ))
-        } else {
-            check_encoder_budget(shared, held + encodes)
-        };
+        let admitted = admit(
+            Some((streams, limit)),
+            (held, encodes),
+            shared.hw.encoder_sessions(),
+        );
         if let Err(e) = admitted {
             reg.leaving.extend(before);
             return Err(e);
@@ -253,12 +254,27 @@ impl Workers {
     }
 }
 
-fn check_encoder_budget(shared: &Shared, wanted: u32) -> Result<(), (StatusCode, String)> {
-    match shared.hw.encoder_sessions() {
-        Some(limit) if wanted > limit => Err((
+/// Whether a stream may start (`streams`: streams held and the stream limit) or grow its ladder, given the
+/// encoder sessions held and wanted and the encoder's session cap (none for the software encoder: more
+/// sessions run slower, they do not fail).
+fn admit(
+    streams: Option<(usize, usize)>,
+    (held, wanted): (u32, u32),
+    encoder_cap: Option<u32>,
+) -> Result<(), (StatusCode, String)> {
+    if let Some((n, limit)) = streams
+        && n >= limit
+    {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("session limit reached ({limit} streams)"),
+        ));
+    }
+    match encoder_cap {
+        Some(cap) if held + wanted > cap => Err((
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "encoder session limit reached: the streams' ladders would use {wanted} of {limit} encoder sessions"
+                "encoder session limit reached: {held} of {cap} encoder sessions in use, this ladder needs {wanted}"
             ),
         )),
         _ => Ok(()),
@@ -477,6 +493,23 @@ impl WorkerCtx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_follows_the_ladders_streams_use() {
+        // an encoder with 6 sessions and a stream limit of 3 (the configured ladder has 2 profiles)
+        let cap = Some(6);
+        assert!(admit(Some((2, 3)), (4, 2), cap).is_ok());
+        assert!(admit(Some((3, 3)), (4, 2), cap).is_err(), "stream limit");
+        // a job whose ladder has 4 profiles does not fit beside two 2-profile streams
+        let e = admit(Some((2, 3)), (4, 4), cap).unwrap_err();
+        assert!(e.1.contains("4 of 6 encoder sessions"), "{}", e.1);
+        assert!(admit(Some((1, 3)), (2, 4), cap).is_ok());
+        // a running stream whose ladder grows is checked without the stream limit
+        assert!(admit(None, (2, 4), cap).is_ok());
+        assert!(admit(None, (4, 4), cap).is_err());
+        // the software encoder has no session cap
+        assert!(admit(Some((1, 3)), (100, 8), None).is_ok());
+    }
 
     #[test]
     fn the_watchdog_sees_a_segment_stuck_in_work_and_nothing_else() {
