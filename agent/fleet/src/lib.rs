@@ -1,11 +1,13 @@
 //! Fleet management over MQTT v5 for edge transcoder boxes.
 //!
 //! * Device side: [`device::run`] with a [`device::Hooks`] implementation from the daemon.
-//! * Operator side: [`operator::Operator`] (used by the `edge-fleet` CLI).
+//! * Operator side: [`operator::Operator`] (used by the `edge-fleet` CLI), and the operator console
+//!   behind `edge-fleet serve` in [`console`] (JSON API, fleet-wide metrics, staged rollouts).
 //! * The protocol rules live in the sans-IO [`core::Core`]; the topics in [`topics`]; wire documents in
 //!   [`proto`]; the PKI in [`pki`]; a broker harness for tests in [`testkit`].
 
 pub mod config;
+pub mod console;
 pub mod core;
 pub mod device;
 pub mod operator;

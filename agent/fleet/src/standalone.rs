@@ -13,6 +13,9 @@ pub struct StandaloneHooks {
     log: reload::Handle<EnvFilter, Registry>,
     applied: Mutex<RuntimeConfig>,
     board: Option<String>,
+    /// Sessions this box could run (`--max-sessions`): a desired `session_limit` above it is refused, as
+    /// the daemon refuses one above its hardware's.
+    session_cap: Option<u32>,
 }
 
 impl StandaloneHooks {
@@ -32,7 +35,13 @@ impl StandaloneHooks {
             log,
             applied: Mutex::new(RuntimeConfig::default()),
             board,
+            session_cap: None,
         }
+    }
+
+    pub fn with_session_cap(mut self, cap: Option<u32>) -> Self {
+        self.session_cap = cap;
+        self
     }
 }
 
@@ -46,6 +55,11 @@ impl Hooks for StandaloneHooks {
     }
 
     fn apply_config(&self, config: &RuntimeConfig, _at_startup: bool) -> Result<(), String> {
+        if let (Some(n), Some(cap)) = (config.session_limit, self.session_cap) {
+            if n > cap {
+                return Err(format!("session_limit {n} above this box's limit {cap}"));
+            }
+        }
         if let Some(l) = &config.log_level {
             self.set_log_level(l)?;
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use fleet::console::rollout::{Rollout, RolloutSpec, TargetState};
 use fleet::operator::{DeviceView, FleetEvent, Operator, Selector, merge_config};
 use fleet::pki::{self, Role};
 use fleet::proto::{CommandRequest, DesiredDoc, RuntimeConfig};
@@ -76,6 +77,40 @@ enum Top {
     Device {
         #[arg(long)]
         config: PathBuf,
+        /// Sessions this box could run: a desired session_limit above it is refused.
+        #[arg(long)]
+        max_sessions: Option<u32>,
+    },
+    /// Operator console: keeps the fleet's state and serves a JSON API, fleet-wide Prometheus metrics
+    /// and staged rollouts over HTTP (Basic auth against --passwords).
+    Serve {
+        #[command(flatten)]
+        conn: Conn,
+        /// Address to serve on (port 0: any free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Operator password file (see `edge-fleet passwd`).
+        #[arg(long, env = "EDGE_FLEET_PASSWORDS")]
+        passwords: PathBuf,
+        /// Directory where rollouts are kept across restarts.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Telemetry samples kept per box.
+        #[arg(long, default_value = "360")]
+        history: usize,
+    },
+    /// Add (or replace) an operator of `edge-fleet serve`; the password is read from stdin.
+    Passwd {
+        #[arg(long)]
+        file: PathBuf,
+        user: String,
+    },
+    /// Staged rollouts of a desired config, through a running `edge-fleet serve`.
+    Rollout {
+        #[command(flatten)]
+        api: Api,
+        #[command(subcommand)]
+        cmd: RolloutCmd,
     },
     /// All devices: online/offline, last seen, encoder, version, load.
     List {
@@ -120,6 +155,70 @@ enum Top {
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long)]
         duration: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Api {
+    /// Base URL of `edge-fleet serve`.
+    #[arg(long, env = "EDGE_FLEET_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, env = "EDGE_FLEET_USER")]
+    user: String,
+    /// The password (better: the EDGE_FLEET_PASSWORD environment variable).
+    #[arg(long, env = "EDGE_FLEET_PASSWORD", hide_env_values = true)]
+    password: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutCmd {
+    /// Start a staged rollout of one desired config to every box matching --select.
+    Start {
+        /// Selector: board=…, encoder=…, label.NAME=…, id=… (comma-separated, all must match).
+        #[arg(long)]
+        select: String,
+        /// The config as a JSON file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Fields on top of --file: session_limit=4 ladder='["720p"]'.
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Boxes in the canary wave.
+        #[arg(long, default_value = "1")]
+        canary: usize,
+        /// Cumulative percentages of the following waves (then all the rest).
+        #[arg(long, value_delimiter = ',', default_value = "25,50")]
+        waves: Vec<u8>,
+        /// Seconds each wave must stay healthy after applying.
+        #[arg(long, default_value = "60")]
+        soak: u64,
+        /// Seconds a box may take to report the new version.
+        #[arg(long, default_value = "120")]
+        report_timeout: u64,
+        /// Halt when more than this share (0..1) of a wave fails.
+        #[arg(long, default_value = "0")]
+        max_failures: f64,
+        /// Roll back by itself when it halts.
+        #[arg(long)]
+        auto_rollback: bool,
+    },
+    /// One rollout with every box's state, or all rollouts.
+    Status {
+        id: Option<String>,
+    },
+    Pause {
+        id: String,
+    },
+    /// Continue a paused rollout, or a halted one (accepting its wave's failures).
+    Resume {
+        id: String,
+    },
+    Abort {
+        id: String,
+    },
+    /// Re-publish the previous desired config to every box the rollout reached.
+    Rollback {
+        id: String,
     },
 }
 
@@ -325,7 +424,47 @@ async fn run(
                 println!("wrote {} and {}", conf.display(), acl.display());
             }
         }
-        Top::Device { config } => {
+        Top::Serve {
+            conn,
+            listen,
+            passwords,
+            state_dir,
+            history,
+        } => {
+            let op = conn.connect().await?;
+            let opts = fleet::console::ServeOptions {
+                listen,
+                passwords,
+                state_dir,
+                history,
+            };
+            fleet::console::serve(
+                opts,
+                op,
+                |addr| {
+                    println!("listening on http://{addr}");
+                    let _ = std::io::stdout().flush();
+                },
+                shutdown_signal(),
+            )
+            .await?;
+        }
+        Top::Passwd { file, user } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            fleet::console::auth::add_user(&file, &user, password)?;
+            if !json {
+                println!("{user} can log in with {}", file.display());
+            }
+        }
+        Top::Rollout { api, cmd } => return rollout_cmd(json, api, cmd).await,
+        Top::Device {
+            config,
+            max_sessions,
+        } => {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
             struct File {
@@ -335,17 +474,10 @@ async fn run(
                 .with_context(|| format!("reading {}", config.display()))?;
             let f: File =
                 toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
-            let hooks = Arc::new(fleet::standalone::StandaloneHooks::new(log));
-            let shutdown = async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("SIGTERM handler");
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            };
-            fleet::device::run(f.fleet, hooks, shutdown).await?;
+            let hooks = Arc::new(
+                fleet::standalone::StandaloneHooks::new(log).with_session_cap(max_sessions),
+            );
+            fleet::device::run(f.fleet, hooks, shutdown_signal()).await?;
         }
         Top::List { conn, select } => {
             let sel: Option<Selector> = select.as_deref().map(str::parse).transpose()?;
@@ -610,6 +742,116 @@ async fn run(
                 }
             }
         }
+    }
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn print_rollout(r: &Rollout, targets: bool) {
+    println!(
+        "rollout {:<4} {:<12} wave {}/{}  {} boxes  {}  {}",
+        r.id,
+        r.phase.as_str(),
+        (r.wave + 1).min(r.waves),
+        r.waves,
+        r.targets.len(),
+        r.spec.selector,
+        r.note.as_deref().unwrap_or("")
+    );
+    if targets {
+        for t in &r.targets {
+            let (state, why) = match &t.state {
+                TargetState::Waiting => ("waiting".to_string(), String::new()),
+                TargetState::Sent { .. } => (format!("sent v{}", t.version), String::new()),
+                TargetState::Applied { .. } => (format!("applied v{}", t.version), String::new()),
+                TargetState::Failed { reason, .. } => ("FAILED".into(), reason.clone()),
+                TargetState::RollingBack { version, .. } => {
+                    (format!("rolling back v{version}"), String::new())
+                }
+                TargetState::RolledBack { version, .. } => {
+                    (format!("rolled back v{version}"), String::new())
+                }
+                TargetState::RollbackFailed { version, reason } => {
+                    (format!("ROLLBACK FAILED v{version}"), reason.clone())
+                }
+            };
+            println!(
+                "  {:<20} wave {:<2} {:<20} {why}",
+                t.device,
+                t.wave + 1,
+                state
+            );
+        }
+    }
+}
+
+async fn rollout_cmd(json: bool, api: Api, cmd: RolloutCmd) -> anyhow::Result<i32> {
+    let c = fleet::console::client::Client::new(&api.url, &api.user, &api.password)?;
+    let one = match cmd {
+        RolloutCmd::Start {
+            select,
+            file,
+            sets,
+            canary,
+            waves,
+            soak,
+            report_timeout,
+            max_failures,
+            auto_rollback,
+        } => {
+            let base: RuntimeConfig = match &file {
+                Some(f) => serde_json::from_str(
+                    &std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?,
+                )
+                .with_context(|| format!("parsing {}", f.display()))?,
+                None => RuntimeConfig::default(),
+            };
+            if file.is_none() && sets.is_empty() {
+                bail!("nothing to roll out: give --file and/or --set key=value");
+            }
+            let spec = RolloutSpec {
+                selector: select,
+                config: merge_config(base, &sets)?,
+                canary,
+                waves,
+                soak_s: soak,
+                report_timeout_s: report_timeout,
+                max_failure_ratio: max_failures,
+                auto_rollback,
+            };
+            spec.check().map_err(|e| anyhow::anyhow!(e))?;
+            c.start(&spec).await?
+        }
+        RolloutCmd::Status { id: None } => {
+            let all = c.list().await?;
+            if json {
+                print_json(&all)?;
+            } else {
+                for r in &all {
+                    print_rollout(r, false);
+                }
+            }
+            return Ok(0);
+        }
+        RolloutCmd::Status { id: Some(id) } => c.get(&id).await?,
+        RolloutCmd::Pause { id } => c.act(&id, "pause").await?,
+        RolloutCmd::Resume { id } => c.act(&id, "resume").await?,
+        RolloutCmd::Abort { id } => c.act(&id, "abort").await?,
+        RolloutCmd::Rollback { id } => c.act(&id, "rollback").await?,
+    };
+    if json {
+        print_json(&one)?;
+    } else {
+        print_rollout(&one, true);
     }
     Ok(0)
 }

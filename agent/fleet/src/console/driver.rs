@@ -1,0 +1,89 @@
+//! The console's one task on the broker: every fleet event goes into the fleet state and, as a rollout
+//! event, into the active rollouts; then the rollouts are polled with the wall clock and what they ask is
+//! published with the operator connection.  Rollouts are saved whenever they changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use super::rollout::{Action, Event};
+use super::{ConsoleError, Shared};
+use crate::operator::{FleetEvent, Operator};
+use crate::proto::{Presence, now_ms};
+
+/// Longest wait for a broker event before the rollouts are polled again.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The rollout event a fleet event means, if any.
+pub fn rollout_event(ev: &FleetEvent) -> Option<Event> {
+    match ev {
+        FleetEvent::Status { device, status } => Some(Event::Presence {
+            device: device.clone(),
+            online: status.state == Presence::Online,
+        }),
+        FleetEvent::Reported { device, reported } => Some(Event::Reported {
+            device: device.clone(),
+            applied_version: reported.applied_version,
+            refused: reported
+                .last_error
+                .as_ref()
+                .map(|e| (e.version, e.reason.clone())),
+        }),
+        _ => None,
+    }
+}
+
+pub async fn run(shared: Arc<Shared>, mut op: Operator) -> Result<(), ConsoleError> {
+    op.follow().await?;
+    loop {
+        let ev = op.next_event(TICK).await?;
+        let now = now_ms();
+        let (actions, save) = {
+            let mut c = shared.lock();
+            let before = c.rollouts.clone();
+            if let Some(ev) = &ev {
+                c.fleet.apply(ev);
+                if let Some(rev) = rollout_event(ev) {
+                    for r in c.rollouts.iter_mut().filter(|r| r.active()) {
+                        r.on_event(&rev, now);
+                    }
+                }
+            }
+            let mut actions = std::mem::take(&mut c.outbox);
+            for r in c.rollouts.iter_mut() {
+                let span = tracing::info_span!("rollout", id = %r.id);
+                let _g = span.enter();
+                let phase = r.phase;
+                actions.extend(r.poll(now));
+                if r.phase != phase {
+                    tracing::info!(
+                        from = phase.as_str(),
+                        to = r.phase.as_str(),
+                        note = r.note.as_deref().unwrap_or(""),
+                        "rollout phase"
+                    );
+                }
+            }
+            let save = c.rollouts != before;
+            (actions, save.then(|| c.rollouts.clone()))
+        };
+        // saved before it is published: after a crash, a step is repeated (same version, same content:
+        // the device reports again and applies nothing), never skipped
+        if let Some(r) = save {
+            let store = shared.clone();
+            tokio::task::spawn_blocking(move || store.store.save(&r))
+                .await
+                .map_err(|e| ConsoleError::State(e.to_string()))??;
+        }
+        for Action::Publish { device, doc } in actions {
+            let span = tracing::info_span!("publish", %device, version = doc.version);
+            async {
+                tracing::info!("publishing desired config");
+                op.set_desired(&device, &doc).await
+            }
+            .instrument(span)
+            .await?;
+        }
+    }
+}
