@@ -1,0 +1,154 @@
+//! Processes for the console tests: `edge-fleet device` boxes and `edge-fleet serve`, plus HTTP helpers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fleet::testkit::Broker;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edge-fleet");
+pub const USER: &str = "ops";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A child process killed (SIGKILL) on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    pub fn term(&mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("process did not stop on SIGTERM");
+    }
+}
+
+/// `edge-fleet device` for `id` with labels `site=SITE`, refusing session limits above `max_sessions`.
+pub fn device(b: &Broker, dir: &Path, id: &str, site: &str, max_sessions: Option<u32>) -> Proc {
+    let mut c = b.device_config(id);
+    c.state_dir = Some(dir.join(format!("{id}-state")));
+    c.labels.insert("site".into(), site.into());
+    let file = dir.join(format!("{id}.toml"));
+    #[derive(serde::Serialize)]
+    struct F {
+        fleet: fleet::DeviceConfig,
+    }
+    std::fs::write(&file, toml::to_string(&F { fleet: c }).unwrap()).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--log", "info", "device", "--config"]).arg(&file);
+    if let Some(n) = max_sessions {
+        cmd.args(["--max-sessions", &n.to_string()]);
+    }
+    Proc(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{id}.log"))).unwrap())
+            .spawn()
+            .expect("edge-fleet device"),
+    )
+}
+
+/// Writes the password file with `edge-fleet passwd` (password on stdin).
+pub fn passwords(dir: &Path) -> PathBuf {
+    let file = dir.join("passwords");
+    let mut c = Command::new(BIN)
+        .args(["passwd", "--file"])
+        .arg(&file)
+        .arg(USER)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(c.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(c.wait().unwrap().success());
+    file
+}
+
+/// `edge-fleet serve` on a free port with the given client certificate; returns it and its base URL.
+pub fn serve(b: &Broker, dir: &Path, cert: &str) -> (Proc, String) {
+    let mut child = Command::new(BIN)
+        .args(["--log", "info,fleet=debug", "serve", "--broker"])
+        .arg(format!("127.0.0.1:{}", b.port))
+        .arg("--ca")
+        .arg(b.pki.join("ca.pem"))
+        .arg("--cert")
+        .arg(b.pki.join(format!("{cert}.pem")))
+        .arg("--key")
+        .arg(b.pki.join(format!("{cert}.key")))
+        .args(["--listen", "127.0.0.1:0", "--passwords"])
+        .arg(dir.join("passwords"))
+        .arg("--state-dir")
+        .arg(dir.join("console-state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("serve.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .expect("edge-fleet serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve said `{line}`"))
+        .to_string();
+    (Proc(child), url)
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let r = http()
+        .get(url)
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.json().await.unwrap()
+}
+
+/// Polls `f` every 200 ms until it returns Some, or panics after `timeout`.
+pub async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {timeout:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,435 @@
+//! `edge-fleet serve` against a real mosquitto (mutual TLS, the repo's config and ACL) and real
+//! `edge-fleet device` processes: a staged rollout that halts on canary refusals, survives a restart of
+//! the console and is rolled back; logins on the API and the metrics; the metrics in the Prometheus text
+//! format showing a box going offline after kill -9; a device certificate acting as the console.
+
+mod console_support;
+
+use std::time::{Duration, Instant};
+
+use console_support::{PASSWORD, USER, device, get_json, http, passwords, serve, until};
+use fleet::console::client::Client;
+use fleet::console::rollout::RolloutSpec;
+use fleet::proto::RuntimeConfig;
+use fleet::testkit::{Broker, make_pki};
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+async fn rollout(url: &str, id: &str) -> Value {
+    get_json(&format!("{url}/api/rollouts/{id}")).await
+}
+
+fn failed(r: &Value) -> Vec<(String, String)> {
+    r["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"]["state"] == "failed")
+        .map(|t| {
+            (
+                t["device"].as_str().unwrap().to_string(),
+                t["state"]["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn wait_phase(url: &str, id: &str, phase: &str) -> Value {
+    until(T, &format!("rollout {id} {phase}"), || async {
+        let r = rollout(url, id).await;
+        (r["phase"] == phase).then_some(r)
+    })
+    .await
+}
+
+/// `edge-fleet rollout ...` with the login in the environment; its JSON answer.
+fn cli(url: &str, args: &[&str]) -> Value {
+    let out = std::process::Command::new(console_support::BIN)
+        .args(["--json", "rollout"])
+        .args(args)
+        .env("EDGE_FLEET_URL", url)
+        .env("EDGE_FLEET_USER", USER)
+        .env("EDGE_FLEET_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "edge-fleet rollout {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_rollout_halts_on_canary_refusals_survives_a_restart_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..20).map(|i| format!("box-{i:02}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    make_pki(&dir.path().join("pki"), &id_refs).unwrap();
+    let b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
+    // three of the five canary boxes (the first five ids) can run at most 2 sessions
+    let refusers = ["box-00", "box-02", "box-04"];
+    let _devices: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let cap = refusers.contains(&id.as_str()).then_some(2);
+            device(&b, dir.path(), id, "ams", cap)
+        })
+        .collect();
+    passwords(dir.path());
+    let (mut console, url) = serve(&b, dir.path(), "operator");
+    until(T, "20 boxes online with telemetry", || async {
+        let d = get_json(&format!("{url}/api/devices")).await;
+        let a = d.as_array().unwrap();
+        let ready = a
+            .iter()
+            .filter(|d| d["online"] == true && !d["telemetry_ts_ms"].is_null())
+            .count();
+        (ready == 20).then_some(())
+    })
+    .await;
+
+    // Rollout 1 (session_limit 2): every wave passes; canary 5, then up to 50%, then the rest.
+    let c = Client::new(&url, USER, PASSWORD).unwrap();
+    let spec = RolloutSpec {
+        selector: "label.site=ams".into(),
+        config: RuntimeConfig {
+            session_limit: Some(2),
+            ..Default::default()
+        },
+        canary: 5,
+        waves: vec![50],
+        soak_s: 1,
+        report_timeout_s: 20,
+        max_failure_ratio: 0.2,
+        auto_rollback: false,
+    };
+    let t0 = Instant::now();
+    let r1 = c.start(&spec).await.unwrap();
+    assert_eq!((r1.targets.len(), r1.waves), (20, 3));
+    let r1 = wait_phase(&url, &r1.id, "completed").await;
+    eprintln!(
+        "rollout over 3 waves of 20 boxes (1 s soak): {:?}",
+        t0.elapsed()
+    );
+    assert!(failed(&r1).is_empty(), "{r1}");
+
+    // Rollout 2 (session_limit 4), started with the CLI: 3 of the 5 canaries refuse it.
+    let r2 = cli(
+        &url,
+        &[
+            "start",
+            "--select",
+            "label.site=ams",
+            "--set",
+            "session_limit=4",
+            "--canary",
+            "5",
+            "--waves",
+            "50",
+            "--soak",
+            "1",
+            "--report-timeout",
+            "20",
+            "--max-failures",
+            "0.2",
+        ],
+    );
+    let id = r2["id"].as_str().unwrap().to_string();
+    let halted = wait_phase(&url, &id, "halted").await;
+    let f = failed(&halted);
+    assert_eq!(
+        f.iter().map(|(d, _)| d.as_str()).collect::<Vec<_>>(),
+        refusers,
+        "{halted}"
+    );
+    for (_, why) in &f {
+        assert!(
+            why.contains("refused") && why.contains("session_limit 4 above this box's limit 2"),
+            "{why}"
+        );
+    }
+    // it halts as soon as a second canary fails; the third is recorded too
+    assert!(
+        halted["note"]
+            .as_str()
+            .unwrap()
+            .contains("of 5 boxes failed")
+    );
+    assert_eq!(halted["wave"], 0, "halted before the next wave");
+    // give a wrongly continuing rollout time to show itself: the next wave never gets the config
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let devs = get_json(&format!("{url}/api/devices")).await;
+    for d in devs.as_array().unwrap() {
+        let n: usize = d["device"].as_str().unwrap()[4..].parse().unwrap();
+        let (desired, applied) = (&d["desired_version"], &d["applied_version"]);
+        match n {
+            0 | 2 | 4 => {
+                assert_eq!(
+                    (desired, applied),
+                    (&Value::from(2), &Value::from(1)),
+                    "{d}"
+                );
+                assert!(
+                    d["last_config_error"]["reason"]
+                        .as_str()
+                        .unwrap()
+                        .contains("above this box's limit")
+                );
+            }
+            1 | 3 => assert_eq!(
+                (desired, applied),
+                (&Value::from(2), &Value::from(2)),
+                "{d}"
+            ),
+            _ => assert_eq!(
+                (desired, applied),
+                (&Value::from(1), &Value::from(1)),
+                "{d}"
+            ),
+        }
+    }
+
+    // The console restarts: the halted rollout and its failures are still there.
+    console.term();
+    drop(console);
+    let (_console, url) = serve(&b, dir.path(), "operator");
+    let again = rollout(&url, &id).await;
+    assert_eq!(again["phase"], "halted");
+    assert_eq!(failed(&again), f);
+
+    // Rollback (CLI): the five canaries get the old config back, under version 3.
+    let rb = cli(&url, &["rollback", &id]);
+    assert_eq!(rb["phase"], "rolling_back");
+    let done = wait_phase(&url, &id, "rolled_back").await;
+    for n in 0..5 {
+        let d = get_json(&format!("{url}/api/devices/box-{n:02}")).await;
+        assert_eq!(d["reported"]["applied_version"], 3, "{d}");
+        assert_eq!(d["reported"]["applied"]["session_limit"], 2, "{d}");
+    }
+    let status = cli(&url, &["status"]);
+    assert_eq!(status.as_array().unwrap().len(), 2);
+    eprintln!("rolled back: {}", done["targets"][1]);
+}
+
+/// Strict line rules of the text format on top of the parser crate: comments are HELP/TYPE, samples are
+/// `name{label="value",...} number`, a family's TYPE comes before its samples.
+fn check_text_format(text: &str) {
+    let mut typed = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(c) = line.strip_prefix("# ") {
+            let mut w = c.split(' ');
+            let kind = w.next().unwrap();
+            let name = w.next().unwrap();
+            assert!(kind == "HELP" || kind == "TYPE", "{line}");
+            if kind == "TYPE" {
+                assert!(typed.insert(name.to_string()), "TYPE twice: {line}");
+            }
+            continue;
+        }
+        let name_end = line.find(['{', ' ']).unwrap();
+        let name = &line[..name_end];
+        assert!(
+            name.chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic()
+                    || c == '_'
+                    || c == ':'
+                    || (i > 0 && c.is_ascii_digit())),
+            "{line}"
+        );
+        assert!(typed.contains(name), "sample before its TYPE: {line}");
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_required_metrics_parse_and_show_a_box_going_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(&dir.path().join("pki"), &["box-1", "box-2"]).unwrap();
+    let b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
+    let mut box1 = device(&b, dir.path(), "box-1", "ams", None);
+    let _box2 = device(&b, dir.path(), "box-2", "fra", None);
+    passwords(dir.path());
+    let (_console, url) = serve(&b, dir.path(), "operator");
+    until(T, "both boxes with telemetry", || async {
+        let d = get_json(&format!("{url}/api/devices")).await;
+        let n = d
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["online"] == true && !d["telemetry_ts_ms"].is_null())
+            .count();
+        (n == 2).then_some(())
+    })
+    .await;
+
+    let h = http();
+    for path in [
+        "/api/devices",
+        "/api/devices/box-1",
+        "/api/rollouts",
+        "/api/rollouts/1",
+        "/metrics",
+        "/",
+    ] {
+        let u = format!("{url}{path}");
+        let r = h.get(&u).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a login");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
+        let r = h
+            .get(&u)
+            .basic_auth(USER, Some("wrong password"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} with a wrong password");
+        let r = h
+            .get(&u)
+            .basic_auth("nobody", Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} as an unknown user");
+    }
+    let r = h
+        .post(format!("{url}/api/rollouts"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    for path in [
+        "/api/devices",
+        "/api/devices/box-1",
+        "/api/rollouts",
+        "/metrics",
+    ] {
+        let r = h
+            .get(format!("{url}{path}"))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} with a login");
+    }
+
+    let scrape = || async {
+        let r = http()
+            .get(format!("{url}/metrics"))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        let text = r.text().await.unwrap();
+        check_text_format(&text);
+        let s = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        (text, s)
+    };
+    let value = |s: &prometheus_parse::Scrape, metric: &str, device: &str| -> Option<f64> {
+        s.samples
+            .iter()
+            .find(|x| x.metric == metric && x.labels.get("device") == Some(device))
+            .map(|x| match x.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{metric}: {other:?}"),
+            })
+    };
+    let (text, s) = scrape().await;
+    for d in ["box-1", "box-2"] {
+        assert_eq!(
+            value(&s, "edge_fleet_device_online", d),
+            Some(1.0),
+            "{text}"
+        );
+        let age = value(&s, "edge_fleet_telemetry_age_seconds", d).unwrap();
+        assert!((0.0..10.0).contains(&age), "{d} telemetry {age} s old");
+        assert!(value(&s, "edge_fleet_memory_total_bytes", d).unwrap() > 0.0);
+    }
+    let site = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "edge_fleet_device_online" && x.labels.get("device") == Some("box-2"))
+        .unwrap();
+    assert_eq!(site.labels.get("site"), Some("fra"));
+    assert!(site.labels.get("board").is_some() && site.labels.get("encoder").is_some());
+    assert!(s.docs.contains_key("edge_fleet_telemetry_age_seconds"));
+
+    // kill -9: the broker's Last Will reaches the console, the next scrape shows the box offline.
+    box1.0.kill().unwrap();
+    let killed = Instant::now();
+    box1.0.wait().unwrap();
+    let (_, s) = until(
+        Duration::from_secs(5),
+        "box-1 offline in /metrics",
+        || async {
+            let (t, s) = scrape().await;
+            (value(&s, "edge_fleet_device_online", "box-1") == Some(0.0)).then_some((t, s))
+        },
+    )
+    .await;
+    let delay = killed.elapsed();
+    eprintln!("kill -9 to offline in /metrics: {delay:?}");
+    assert_eq!(value(&s, "edge_fleet_device_online", "box-2"), Some(1.0));
+    let d = get_json(&format!("{url}/api/devices/box-1")).await;
+    assert_eq!(d["status"]["state"], "offline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_certificate_cannot_act_as_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("pki");
+    make_pki(&p, &["box-1", "box-2"]).unwrap();
+    // the PKI never issues a device certificate named like the operator
+    assert!(fleet::pki::issue(&p, fleet::pki::Role::Device, "operator").is_err());
+    let b = Broker::start(&p, &dir.path().join("broker"));
+    let _box2 = device(&b, dir.path(), "box-2", "ams", None);
+    passwords(dir.path());
+    // the real console, for comparison, sees box-2
+    let (_real, real_url) = serve(&b, dir.path(), "operator");
+    until(T, "box-2 online in the real console", || async {
+        let d = get_json(&format!("{real_url}/api/devices/box-2")).await;
+        (d["status"]["state"] == "online").then_some(())
+    })
+    .await;
+    // a console running on box-1's certificate: the ACL gives it box-1's subtree only
+    std::fs::create_dir_all(dir.path().join("evil")).unwrap();
+    std::fs::copy(
+        dir.path().join("passwords"),
+        dir.path().join("evil/passwords"),
+    )
+    .unwrap();
+    let (_evil, evil_url) = serve(&b, &dir.path().join("evil"), "box-1");
+    tokio::time::sleep(Duration::from_secs(2)).await; // box-2 heartbeats every second
+    let devs = get_json(&format!("{evil_url}/api/devices")).await;
+    assert!(
+        devs.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["device"] != "box-2"),
+        "box-1's certificate read box-2's state: {devs}"
+    );
+    let r = http()
+        .post(format!("{evil_url}/api/rollouts"))
+        .basic_auth(USER, Some(PASSWORD))
+        .json(&serde_json::json!({"selector": "id=box-2", "config": {"session_limit": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422, "no box to target");
+    let d = get_json(&format!("{real_url}/api/devices/box-2")).await;
+    assert!(d["desired"].is_null(), "{d}");
+}
