@@ -41,9 +41,14 @@ pub async fn run(shared: Arc<Shared>, mut op: Operator) -> Result<(), ConsoleErr
         let now = now_ms();
         let (actions, save) = {
             let mut c = shared.lock();
-            let before = c.rollouts.clone();
             if let Some(ev) = &ev {
                 c.fleet.apply(ev);
+            }
+            if c.outbox.is_empty() && !c.rollouts.iter().any(|r| r.active()) {
+                continue;
+            }
+            let before = c.rollouts.clone();
+            if let Some(ev) = &ev {
                 if let Some(rev) = rollout_event(ev) {
                     for r in c.rollouts.iter_mut().filter(|r| r.active()) {
                         r.on_event(&rev, now);
