@@ -11,6 +11,11 @@ pub fn log_level(s: &str) -> Result<(), String> {
     if s.len() > 512 {
         return Err("log_level longer than 512 bytes".into());
     }
+    // tracing-subscriber's directive parser panics on some non-ASCII input (it slices inside a character):
+    // a directive is module paths, levels and field values, printable ASCII
+    if !s.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err("log_level must be printable ASCII".into());
+    }
     tracing_subscriber::EnvFilter::builder()
         .parse(s)
         .map(|_| ())
@@ -69,6 +74,9 @@ mod tests {
         assert!(log_level("info,media=debug").is_ok());
         assert!(log_level("info,[[[").is_err());
         assert!(log_level("").is_err());
+        // found by the fuzz target `documents`: these made the filter parser panic
+        assert!(log_level("\t\t\tG\u{a3}\u{a3}\u{a3}\u{a3}\u{a3}\u{a3}\u{a3}\u{a3}=,").is_err());
+        assert!(log_level("z\u{fffd}\u{fffd}[\u{fffd}\u{6}\0").is_err());
         let mut c = RuntimeConfig {
             session_limit: Some(0),
             ..Default::default()
