@@ -7,6 +7,7 @@
 //!   [`proto`]; the PKI in [`pki`]; a broker harness for tests in [`testkit`].
 
 pub mod config;
+#[cfg(feature = "console")]
 pub mod console;
 pub mod core;
 pub mod device;
