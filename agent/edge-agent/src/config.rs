@@ -140,6 +140,9 @@ pub struct SwarmConfig {
     pub advertise: Option<std::net::IpAddr>,
     /// Streams read from broadcasters' swarms at once.
     pub max_joined: usize,
+    /// A joined broadcaster's swarm that delivers no segment for this long has lost its broadcaster: the
+    /// stream is ended (playlists and rendition swarms end cleanly), as if it had sent its end record.
+    pub source_idle_s: u64,
 }
 
 impl Default for SwarmConfig {
@@ -149,6 +152,7 @@ impl Default for SwarmConfig {
             bind: std::net::Ipv4Addr::UNSPECIFIED.into(),
             advertise: None,
             max_joined: 8,
+            source_idle_s: 30,
         }
     }
 }
@@ -198,6 +202,9 @@ impl Config {
                 "media.segment_seconds = {} is outside 0.5..=30",
                 self.media.segment_seconds
             );
+        }
+        if self.swarm.source_idle_s == 0 {
+            bail!("swarm.source_idle_s is 0: every joined stream would end at once");
         }
         if self.ingest.max_connections == 0 {
             bail!("ingest.max_connections is 0: no connection could be served");

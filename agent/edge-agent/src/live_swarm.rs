@@ -24,8 +24,6 @@ use crate::config::SwarmConfig;
 use crate::ingest::{App, SegmentReport, error};
 pub use crate::request::JoinRequest;
 
-/// A joined source swarm that delivers nothing for this long is left (the broadcaster is gone).
-const SOURCE_IDLE: Duration = Duration::from_secs(120);
 /// Rendition swarms keep serving this long after their stream ended, so that late viewers finish.
 const LINGER: Duration = Duration::from_secs(60);
 
@@ -319,18 +317,25 @@ fn answer(req: &JoinRequest, local: Option<SocketAddr>) -> JoinAnswer {
     }
 }
 
-/// Reads one broadcaster's swarm: every segment record goes through [`App::ingest`], in order; the end
-/// record (or a long silence) ends the stream.
+/// Reads one broadcaster's swarm: every segment record goes through [`App::ingest`], in order.  The end
+/// record ends the stream; so does a silence of `swarm.source_idle_s` (a broadcaster that died, perhaps in
+/// the middle of a segment: what was whole is kept, the rest is dropped, and the playlists and rendition
+/// swarms end cleanly, so viewers finish instead of waiting).
 async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
     let (mut ok, mut failed, mut lost) = (0u64, 0u64, 0u64);
+    let idle = Duration::from_secs(app.shared.config.swarm.source_idle_s);
     loop {
-        let next = match tokio::time::timeout(SOURCE_IDLE, sub.next()).await {
+        let next = match tokio::time::timeout(idle, sub.next()).await {
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(_) => {
                 tracing::warn!(
-                    "nothing from the broadcaster's swarm for {SOURCE_IDLE:?}: leaving it"
+                    ok,
+                    failed,
+                    lost,
+                    "nothing from the broadcaster's swarm for {idle:?}: the broadcaster is gone, ending the stream"
                 );
+                drop(app.end(&req.stream));
                 break;
             }
         };
@@ -347,7 +352,7 @@ async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
                     lost,
                     "the broadcaster ended the stream"
                 );
-                app.end(&req.stream);
+                drop(app.end(&req.stream));
                 break;
             }
             Ok(Record::Segment { meta, data }) => {

@@ -54,21 +54,46 @@ impl Notifier {
         let Some(path) = &self.socket else {
             return Ok(());
         };
+        // Never block: this runs on the async runtime, and a receiver that does not read (a busy service
+        // manager, a test) would otherwise stall a runtime thread once its queue is full.  A message that
+        // finds the queue full is dropped, as a late watchdog ping would be.
         let sock = UnixDatagram::unbound()?;
+        sock.set_nonblocking(true)?;
         let addr = if let Some(abs) = path.strip_prefix('@') {
             use std::os::linux::net::SocketAddrExt;
             SocketAddr::from_abstract_name(abs.as_bytes())?
         } else {
             SocketAddr::from_pathname(path)?
         };
-        sock.send_to_addr(msg.as_bytes(), &addr)?;
-        Ok(())
+        match sock.send_to_addr(msg.as_bytes(), &addr) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tracing::debug!("the service manager's notify queue is full: {msg:?} dropped");
+                Ok(())
+            }
+            r => r.map(drop),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receiver_that_does_not_read_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let _receiver = UnixDatagram::bind(&path).unwrap(); // never reads
+        let n = Notifier {
+            socket: Some(path.to_string_lossy().into_owned()),
+            watchdog: Some(Duration::from_secs(1)),
+        };
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            n.watchdog_ping().unwrap();
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
 
     #[test]
     fn parses_watchdog_env() {
