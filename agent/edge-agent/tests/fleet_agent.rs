@@ -94,6 +94,11 @@ async fn edge_agent_run_is_a_fleet_device() {
     let enc = t.daemon.encoder.clone().expect("encoder in use reported");
     assert!(!t.daemon.encoders.is_empty());
     assert_eq!(t.daemon.streams, Some(0));
+    assert_eq!(
+        t.daemon.engine_rebuilds,
+        Some(0),
+        "the engine rebuild count is reported"
+    );
     let limit = t.daemon.encoders[0].max_sessions.unwrap();
     assert!(op.devices["agent-1"].online());
 

@@ -66,6 +66,10 @@ pub struct DaemonSnapshot {
     pub realtime_factor: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_slot: Option<String>,
+    /// Media engines rebuilt since the agent started, after one broke on a segment (a panic, or a state it
+    /// could not flush away): a box whose count climbs is being fed input that breaks its engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_rebuilds: Option<u64>,
     /// Protocol participation, where the box has a chain account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainTelemetry>,

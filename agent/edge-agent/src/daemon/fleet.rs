@@ -94,6 +94,7 @@ impl Hooks for DaemonHooks {
             fps: fps.map(|f| (f * 10.0).round() / 10.0),
             realtime_factor: rtf.map(|r| (r * 100.0).round() / 100.0),
             image_slot: None,
+            engine_rebuilds: Some(s.engine_rebuilds.load(std::sync::atomic::Ordering::Relaxed)),
             chain: s
                 .chain
                 .as_ref()

@@ -99,6 +99,11 @@ pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
             "Slowest stream's realtime factor",
         ),
         F::new(
+            "edge_fleet_engine_rebuilds",
+            "gauge",
+            "Media engines rebuilt since the agent started (after one broke on a segment)",
+        ),
+        F::new(
             "edge_fleet_config_applied_version",
             "gauge",
             "Desired-config version the box applied",
@@ -148,7 +153,7 @@ pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
             offline += 1.0;
         }
         let age = |ms: u64| now_ms.saturating_sub(ms) as f64 / 1000.0;
-        let values: [Option<f64>; 18] = [
+        let values: [Option<f64>; 19] = [
             Some(if v.online() { 1.0 } else { 0.0 }),
             t.map(|t| age(t.ts_ms)),
             v.last_seen_ms().map(age),
@@ -163,6 +168,7 @@ pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
             t.and_then(|t| t.daemon.session_limit.map(f64::from)),
             t.and_then(|t| t.daemon.fps),
             t.and_then(|t| t.daemon.realtime_factor),
+            t.and_then(|t| t.daemon.engine_rebuilds.map(|n| n as f64)),
             v.reported.as_ref().map(|r| r.applied_version as f64),
             v.desired.as_ref().map(|d| d.version as f64),
             t.and_then(|t| t.daemon.chain.as_ref())
