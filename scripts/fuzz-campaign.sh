@@ -2,7 +2,8 @@
 # The long fuzzing campaign (CI only smoke-runs each target for 15 s): every target of every cargo-fuzz crate
 # in the repository (agent/*/fuzz), one after the other, for N minutes each, then one line per target with its
 # executions, coverage (libFuzzer's `cov`: edges reached; `ft`: features), corpus size and result. Exits 1 if
-# any target crashed; the crashing input is kept in that crate's fuzz/artifacts/<target>/.
+# any target failed (a panic, a memory limit, or one input running over 10 s); the input is kept in that
+# crate's fuzz/artifacts/<target>/.
 #
 #   scripts/fuzz-campaign.sh [--minutes N] [CRATE...]      (also: ./x fuzz [--minutes N] [CRATE...])
 #
@@ -37,7 +38,7 @@ for c in "${crates[@]}"; do
   for t in $(cd "$dir" && cargo fuzz list); do
     echo "== $c/$t: ${secs} s" >&2
     log="$logs/$c-$t.log"
-    if (cd "$dir" && cargo fuzz run -O "$t" -- -max_total_time="$secs" -max_len=4096 -print_final_stats=1) >"$log" 2>&1; then
+    if (cd "$dir" && cargo fuzz run -O "$t" -- -max_total_time="$secs" -max_len=4096 -timeout=10 -print_final_stats=1) >"$log" 2>&1; then
       status=ok
     else
       status=CRASH
