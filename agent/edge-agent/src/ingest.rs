@@ -74,7 +74,7 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
         workers: Workers::default(),
         swarms: Arc::new(crate::live_swarm::Swarms::new(
             shared.config.swarm.clone(),
-            shared.config.agent.data_dir.join("hls"),
+            &shared.config.agent.data_dir,
         )),
     };
     let router = Router::new()
@@ -94,6 +94,8 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) -> an
         ))
         .with_state(app.clone());
     let stop = shared.shutdown.clone();
+    // broadcasters' swarms an earlier run was reading, read again
+    crate::live_swarm::rejoin_all(&app).await;
     let listener =
         crate::conn_limit::LimitedListener::new(listener, shared.config.ingest.max_connections);
     axum::serve(listener, router)
@@ -148,7 +150,7 @@ async fn put_segment(
         Ok(b) => b,
         Err((status, msg)) => return error(status, format!("segment {seq}: {msg}")),
     };
-    match app.ingest(&stream, seq, body, job_id, sig).await {
+    match app.ingest(&stream, seq, body, job_id, sig, None).await {
         Ok(report) => {
             app.swarms.publish(&stream, &report, None).await;
             axum::Json(report).into_response()
@@ -195,8 +197,8 @@ async fn read_body(
 
 impl App {
     /// One segment through the stream's pipeline, whichever way it came (HTTP ingest or a broadcaster's
-    /// swarm): for an on-chain job (`job_id`), the gate checks the job and the broadcaster's signature first
-    /// and the receipt is stored before the answer.
+    /// swarm, `source` naming it): for an on-chain job (`job_id`), the gate checks the job and the
+    /// broadcaster's signature first and the receipt is stored before the answer.
     pub(crate) async fn ingest(
         &self,
         stream: &str,
@@ -204,6 +206,7 @@ impl App {
         body: Vec<u8>,
         job_id: Option<u64>,
         sig: Option<&str>,
+        source: Option<&str>,
     ) -> Result<SegmentReport, (StatusCode, String)> {
         let mut on_chain = None;
         if let Some(job_id) = job_id {
@@ -259,6 +262,7 @@ impl App {
             seq,
             data: body,
             ladder,
+            source: source.map(str::to_string),
             on_chain,
             reply,
         };

@@ -63,14 +63,18 @@ impl StreamSwarms {
 pub struct Swarms {
     cfg: SwarmConfig,
     hls_dir: PathBuf,
+    /// Where the joins in force are kept ([`joins_dir`]).
+    joins_dir: PathBuf,
     streams: Mutex<HashMap<String, StreamSwarms>>,
 }
 
 impl Swarms {
-    pub fn new(cfg: SwarmConfig, hls_dir: PathBuf) -> Self {
+    /// `data_dir`: the daemon's; the HLS output is under its `hls/`.
+    pub fn new(cfg: SwarmConfig, data_dir: &std::path::Path) -> Self {
         Swarms {
             cfg,
-            hls_dir,
+            hls_dir: data_dir.join("hls"),
+            joins_dir: joins_dir(data_dir),
             streams: Mutex::new(HashMap::new()),
         }
     }
@@ -166,8 +170,10 @@ impl Swarms {
         st.last_seq = Some(report.seq);
     }
 
-    /// Ends a stream's swarms: an end record on each rendition swarm, which keeps serving a while.
+    /// Ends a stream's swarms: an end record on each rendition swarm, which keeps serving a while; the
+    /// stream's join, if any, is not made again after a restart.
     pub fn end(&self, stream: &str) {
+        let _ = std::fs::remove_file(self.joins_dir.join(format!("{stream}.json")));
         let Some(mut st) = self.streams.lock().unwrap().remove(stream) else {
             return;
         };
@@ -252,61 +258,139 @@ pub(crate) async fn join(State(app): State<App>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if req.job_id.is_some() && app.shared.job_gate.is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "this box takes no on-chain jobs (no [chain] configured)",
-        );
+    match app.join_swarm(req, id).await {
+        Ok(a) => (StatusCode::OK, Json(a)).into_response(),
+        Err((status, msg)) => error(status, msg),
     }
-    let swarms = app.swarms.clone();
-    {
-        let map = swarms.streams.lock().unwrap();
-        if let Some(st) = map.get(&req.stream)
-            && st.source_task.as_ref().is_some_and(|t| !t.is_finished())
-        {
-            if st
-                .source
-                .as_ref()
-                .is_some_and(|s| s.swarm_id == req.swarm_id)
-            {
-                // the broadcaster asking again (a retry): already reading it
-                return (StatusCode::OK, Json(answer(&req, None))).into_response();
-            }
-            return error(
-                StatusCode::CONFLICT,
-                format!("stream {} is already read from another swarm", req.stream),
-            );
-        }
-        let joined = map.values().filter(|s| s.source_task.is_some()).count();
-        if joined >= swarms.cfg.max_joined {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("already reading {joined} swarms (swarm.max_joined)"),
-            );
-        }
-    }
-    let sub = match Subscriber::join(swarm_config(), &id, &req.peers, swarms.bind()).await {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+}
+
+/// Where the joins in force are kept (one `<stream>.json` each), so that a box that restarts (a crash, a
+/// power cut, an update) reads its broadcasters' swarms again without being asked.
+fn joins_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("swarm-joins")
+}
+
+/// At start: every join an earlier run had in force is made again.  One that fails is dropped with a warning;
+/// one whose broadcaster is gone ends after `swarm.source_idle_s`, like any other.
+pub(crate) async fn rejoin_all(app: &App) {
+    let dir = joins_dir(&app.shared.config.agent.data_dir);
+    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+        return;
     };
-    let local = sub.local_addr();
-    tracing::info!(stream = req.stream, job = ?req.job_id, swarm = req.swarm_id, %local, "joined the broadcaster's swarm");
-    let span = tracing::info_span!("source", stream = %req.stream, job = ?req.job_id);
-    let task = tokio::spawn(tracing::Instrument::instrument(
-        read_source(app.clone(), req.clone(), sub),
-        span,
-    ));
-    let mut map = swarms.streams.lock().unwrap();
-    let st = map
-        .entry(req.stream.clone())
-        .or_insert_with(StreamSwarms::new);
-    st.job_id = req.job_id;
-    st.source = Some(SourceSwarm {
-        swarm_id: req.swarm_id.clone(),
-        peers: req.peers.clone(),
-    });
-    st.source_task = Some(task.abort_handle());
-    (StatusCode::OK, Json(answer(&req, Some(local)))).into_response()
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let parsed = tokio::fs::read(&path)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|b| crate::request::parse_join(&b));
+        let result = match parsed {
+            Ok((req, id)) => {
+                let stream = req.stream.clone();
+                app.join_swarm(req, id)
+                    .await
+                    .map(|_| stream)
+                    .map_err(|(_, m)| m)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(stream) => tracing::info!(
+                stream,
+                "joined the broadcaster's swarm again after a restart"
+            ),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "a join of an earlier run could not be made again: {e}");
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
+    }
+}
+
+impl App {
+    /// Joins a broadcaster's live swarm and reads it into the stream's pipeline; the join is kept on disk
+    /// until the stream ends.
+    pub(crate) async fn join_swarm(
+        &self,
+        req: JoinRequest,
+        id: Vec<u8>,
+    ) -> Result<JoinAnswer, (StatusCode, String)> {
+        if req.job_id.is_some() && self.shared.job_gate.is_none() {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "this box takes no on-chain jobs (no [chain] configured)".into(),
+            ));
+        }
+        let swarms = self.swarms.clone();
+        {
+            let map = swarms.streams.lock().unwrap();
+            if let Some(st) = map.get(&req.stream)
+                && st.source_task.as_ref().is_some_and(|t| !t.is_finished())
+            {
+                if st
+                    .source
+                    .as_ref()
+                    .is_some_and(|s| s.swarm_id == req.swarm_id)
+                {
+                    // the broadcaster asking again (a retry): already reading it
+                    return Ok(answer(&req, None));
+                }
+                return Err((
+                    StatusCode::CONFLICT,
+                    format!("stream {} is already read from another swarm", req.stream),
+                ));
+            }
+            let joined = map.values().filter(|s| s.source_task.is_some()).count();
+            if joined >= swarms.cfg.max_joined {
+                return Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("already reading {joined} swarms (swarm.max_joined)"),
+                ));
+            }
+        }
+        let sub = Subscriber::join(swarm_config(), &id, &req.peers, swarms.bind())
+            .await
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        // kept before the answer: a box that restarts from here on reads the swarm again
+        let dir = swarms.joins_dir.clone();
+        let file = dir.join(format!("{}.json", req.stream));
+        let bytes = serde_json::to_vec(&req).expect("a join request serializes");
+        let kept = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            media::hls::write_atomic(&file, &bytes).map_err(std::io::Error::other)?;
+            media::hls::sync_dir(&dir).map_err(std::io::Error::other)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        if let Err(e) = kept {
+            let _ = sub.stop().await;
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("keeping the join: {e}"),
+            ));
+        }
+        let local = sub.local_addr();
+        tracing::info!(stream = req.stream, job = ?req.job_id, swarm = req.swarm_id, %local, "joined the broadcaster's swarm");
+        let span = tracing::info_span!("source", stream = %req.stream, job = ?req.job_id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            read_source(self.clone(), req.clone(), sub),
+            span,
+        ));
+        let mut map = swarms.streams.lock().unwrap();
+        let st = map
+            .entry(req.stream.clone())
+            .or_insert_with(StreamSwarms::new);
+        st.job_id = req.job_id;
+        st.source = Some(SourceSwarm {
+            swarm_id: req.swarm_id.clone(),
+            peers: req.peers.clone(),
+        });
+        st.source_task = Some(task.abort_handle());
+        Ok(answer(&req, Some(local)))
+    }
 }
 
 fn answer(req: &JoinRequest, local: Option<SocketAddr>) -> JoinAnswer {
@@ -373,6 +457,7 @@ async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
                         data,
                         job_id,
                         meta.signature.as_deref(),
+                        Some(&req.swarm_id),
                     )
                     .await
                 {

@@ -163,6 +163,12 @@ impl StreamPipeline {
         self.next().expect("one segment in flight")
     }
 
+    /// Where the next segments come from, when that is known (a broadcaster's swarm id): a source's
+    /// segments are one session, however they are numbered or replayed (`media::hls::place`).
+    pub fn set_source(&mut self, source: Option<String>) {
+        self.hls.set_source(source);
+    }
+
     /// Segments submitted and not yet taken with [`StreamPipeline::next`].
     pub fn in_flight(&self) -> usize {
         self.submitted.len()
@@ -173,7 +179,7 @@ impl StreamPipeline {
         // behind segments in flight, a segment must come after them; otherwise the writer's session rule
         // says whether it continues the session, starts a new one, or was written already
         let placed = match self.submitted.back() {
-            Some(&(last, _)) => media::hls::place(Some(last), false, seq),
+            Some(&(last, _)) => media::hls::place(Some(last), false, seq, None, None),
             None => self.hls.place(seq),
         };
         match placed {

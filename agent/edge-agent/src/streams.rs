@@ -38,6 +38,8 @@ pub(crate) struct Job {
     pub data: Vec<u8>,
     /// Profile names this segment is transcoded into (the job's, or the configured ladder).
     pub ladder: Vec<String>,
+    /// Where it comes from, when known (the broadcaster's swarm id): one source is one HLS session.
+    pub source: Option<String>,
     /// Set for a segment of an on-chain job (checked by the gate): transcoded into the job's profiles, and
     /// its receipt stored before it is acknowledged.
     pub on_chain: Option<crate::receipts::JobSegment>,
@@ -396,11 +398,12 @@ impl WorkerCtx {
             seq,
             data,
             ladder,
+            source,
             on_chain,
             reply,
         } = job;
         self.queued.fetch_sub(data.len(), Ordering::Relaxed);
-        let result = self.transcode(built, seq, data, &ladder, on_chain.as_ref());
+        let result = self.transcode(built, seq, data, &ladder, source, on_chain.as_ref());
         (result, reply)
     }
 
@@ -410,6 +413,7 @@ impl WorkerCtx {
         seq: u64,
         data: Vec<u8>,
         ladder: &[String],
+        source: Option<String>,
         on_chain: Option<&crate::receipts::JobSegment>,
     ) -> Result<SegmentReport, PushError> {
         let shared = &self.shared;
@@ -449,6 +453,7 @@ impl WorkerCtx {
             }
         }
         let pipeline = &mut built.as_mut().expect("built above").pipeline;
+        pipeline.set_source(source);
         let started = Instant::now();
         // the engine takes the segment's buffer; an on-chain job's input is kept for its proof bundle
         let input = on_chain.map(|_| data.clone());

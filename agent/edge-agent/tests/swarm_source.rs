@@ -133,3 +133,68 @@ async fn a_broadcaster_that_dies_mid_segment_leaves_a_stream_that_ends_cleanly()
     assert!(pl.ends_with("1.ts\n#EXT-X-ENDLIST\n"), "{pl}");
     assert!(!pl.contains("2.ts"), "{pl}");
 }
+
+/// A box killed (SIGKILL) while it reads a broadcaster's swarm reads it again when it comes back, without
+/// being asked: the segments it had are not written twice, the next ones extend the same playlists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_killed_mid_stream_reads_the_broadcasters_swarm_again() {
+    let segs = test_segments(4);
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[swarm]\nbind = \"127.0.0.1\"";
+    let d = Daemon::start_with(dir.path(), 1, config, &[]);
+    assert!(d.next_notify().contains("READY=1"));
+    let cfg = swarm_config();
+    let mut source = Publisher::spawn(cfg, random_key(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let join = serde_json::json!({
+        "stream": "b",
+        "swarm_id": source.swarm_id_hex(),
+        "peers": [source.local_addr()],
+    });
+    let (status, body) = http(d.port, "POST", "/swarm/join", join.to_string().as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    for seq in 0..2 {
+        source.publish(&segment(seq, &segs[seq as usize])).unwrap();
+    }
+    let listed = |port: u16| {
+        let (status, body) = http(port, "GET", "/hls/b/P360p30fps16x9/index.m3u8", b"");
+        (status, String::from_utf8_lossy(&body).to_string())
+    };
+    let port = d.port;
+    wait_for(
+        "segments 0 and 1 transcoded",
+        Duration::from_secs(60),
+        || listed(port).1.contains("\n1.ts\n"),
+    );
+    let mut d = d;
+    d.child.kill().unwrap(); // SIGKILL
+    d.child.wait().unwrap();
+    drop(d);
+
+    // back, on the same data dir, and nobody posts the join again
+    let d = Daemon::start_with(dir.path(), 1, config, &[]);
+    assert!(d.next_notify().contains("READY=1"));
+    for seq in 2..4 {
+        source.publish(&segment(seq, &segs[seq as usize])).unwrap();
+    }
+    let port = d.port;
+    let pl = tokio::task::spawn_blocking(move || {
+        let mut pl = String::new();
+        wait_for(
+            "segments 2 and 3 after the restart",
+            Duration::from_secs(60),
+            || {
+                pl = listed(port).1;
+                pl.contains("\n3.ts\n")
+            },
+        );
+        pl
+    })
+    .await
+    .unwrap();
+    let files: Vec<&str> = pl.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert_eq!(files, ["0.ts", "1.ts", "2.ts", "3.ts"], "{pl}");
+    assert!(!pl.contains("DISCONTINUITY"), "{pl}");
+    let _ = source.stop().await;
+}

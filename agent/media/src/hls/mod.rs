@@ -76,6 +76,8 @@ pub struct HlsWriter {
     dir: PathBuf,
     mode: HlsMode,
     rec: Record,
+    /// Where the next segments come from ([`HlsWriter::set_source`]).
+    source: Option<String>,
 }
 
 impl HlsWriter {
@@ -88,6 +90,7 @@ impl HlsWriter {
             dir,
             mode,
             rec: Record::new(target_of(target_secs)),
+            source: None,
         })
     }
 
@@ -144,7 +147,18 @@ impl HlsWriter {
     /// Where segment `seq` would go: after the last one, into a new session, or nowhere (a retry of a
     /// segment already written, or a late arrival: [`HlsError::OutOfOrder`]).
     pub fn place(&self, seq: u64) -> Result<Placement, HlsError> {
-        place(self.rec.last_seq, self.rec.ended, seq)
+        place(
+            self.rec.last_seq,
+            self.rec.ended,
+            seq,
+            self.source.as_deref(),
+            self.rec.source.as_deref(),
+        )
+    }
+
+    /// Where the next segments come from, when that is known (a broadcaster's swarm id): see [`place`].
+    pub fn set_source(&mut self, source: Option<String>) {
+        self.source = source;
     }
 
     /// The file name segment `seq` gets in `profile`'s directory if it is written next.
@@ -177,6 +191,10 @@ impl HlsWriter {
             rec.session += 1;
             rec.base = rec.next_number;
             rec.last_seq = None;
+            rec.source = None;
+        }
+        if self.source.is_some() {
+            rec.source.clone_from(&self.source);
         }
         let number = rec
             .base
@@ -393,14 +411,29 @@ fn remove_file(p: &Path) {
     }
 }
 
-/// The session rule (see the module documentation).
-pub fn place(last: Option<u64>, ended: bool, seq: u64) -> Result<Placement, HlsError> {
-    match last {
-        None => Ok(Placement::Next),
-        Some(last) if seq > last => Ok(Placement::Next),
+/// The session rule (see the module documentation).  `source` names where the segment comes from when that is
+/// known (a broadcaster's swarm id), `recorded` where the current session's segments came from: segments of
+/// the same source are never a new session (a source replayed after a restart sends its first segments
+/// again), a different source always starts one; without a source, a session ends with
+/// [`HlsWriter::finish`] or when the broadcaster counts from 0 again.
+pub fn place(
+    last: Option<u64>,
+    ended: bool,
+    seq: u64,
+    source: Option<&str>,
+    recorded: Option<&str>,
+) -> Result<Placement, HlsError> {
+    let Some(last) = last else {
+        return Ok(Placement::Next);
+    };
+    match (source, recorded) {
+        (Some(a), Some(b)) if a != b => Ok(Placement::NewSession),
+        (Some(_), Some(_)) if seq > last => Ok(Placement::Next),
+        (Some(_), Some(_)) => Err(HlsError::OutOfOrder { seq, last }),
+        _ if seq > last => Ok(Placement::Next),
         // a broadcaster counting from 0 again; 0 again right after 0 is a retry of the same segment
-        Some(last) if ended || (seq == 0 && last > 0) => Ok(Placement::NewSession),
-        Some(last) => Err(HlsError::OutOfOrder { seq, last }),
+        _ if ended || (seq == 0 && last > 0) => Ok(Placement::NewSession),
+        _ => Err(HlsError::OutOfOrder { seq, last }),
     }
 }
 

@@ -77,6 +77,8 @@ pub(super) struct Record {
     pub base: u64,
     /// The broadcaster's last sequence number written in the current session.
     pub last_seq: Option<u64>,
+    /// Where the current session's segments come from, when that is known (a broadcaster's swarm id).
+    pub source: Option<String>,
     /// Media sequence number of the next segment.
     pub next_msn: u64,
     /// File number after the highest one written.

@@ -171,7 +171,7 @@ fn a_stream_started_again_at_zero_is_a_new_session_in_the_same_playlists() {
     }
     // a retry of the last segment is refused; 0 again right after 0 would be a retry too
     assert!(w.place(2).is_err() && w.place(1).is_err());
-    assert_eq!(place(Some(0), false, 0).ok(), None);
+    assert_eq!(place(Some(0), false, 0, None, None).ok(), None);
     // the broadcaster restarts and counts from 0: a new session, numbered after every earlier file
     assert_eq!(w.place(0).unwrap(), Placement::NewSession);
     assert_eq!(w.file_for(0).as_deref(), Some("3.ts"));
@@ -278,4 +278,39 @@ fn sequence_numbers_at_the_end_of_the_range_are_refused() {
         Err(HlsError::Numbering { .. })
     ));
     assert_eq!(w.last_seq(), Some(u64::MAX - 1));
+}
+
+#[test]
+fn segments_of_one_source_are_one_session_whatever_their_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = HlsWriter::new(dir.path(), HlsMode::Event, 2.0).unwrap();
+    w.set_source(Some("swarm-a".into()));
+    for seq in 0..3 {
+        w.write_segment(&seg(seq)).unwrap();
+    }
+    drop(w);
+    // a box restarted while reading the swarm reads it again from its start: a replay, not a new session
+    let mut w = HlsWriter::resume(dir.path(), HlsMode::Event, 2.0).unwrap();
+    w.set_source(Some("swarm-a".into()));
+    for seq in 0..3 {
+        assert!(
+            matches!(w.place(seq), Err(HlsError::OutOfOrder { .. })),
+            "{seq}"
+        );
+    }
+    assert_eq!(w.write_segment(&seg(3)).unwrap(), "3.ts");
+    // the broadcaster's next stream comes in a new swarm: a new session, even at a higher number
+    w.set_source(Some("swarm-b".into()));
+    assert_eq!(w.place(7).unwrap(), Placement::NewSession);
+    assert_eq!(w.write_segment(&seg(0)).unwrap(), "4.ts");
+    assert_eq!(w.session(), 1);
+    // the rule without sources is the one of the other tests
+    assert_eq!(
+        place(Some(5), false, 0, None, Some("swarm-b")).unwrap(),
+        Placement::NewSession
+    );
+    assert_eq!(
+        place(Some(5), false, 6, Some("x"), None).unwrap(),
+        Placement::Next
+    );
 }
