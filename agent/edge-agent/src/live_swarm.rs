@@ -65,6 +65,9 @@ pub struct Swarms {
     hls_dir: PathBuf,
     /// Where the joins in force are kept ([`joins_dir`]).
     joins_dir: PathBuf,
+    /// Streams that ended, whose rendition swarms still serve ([`LINGER`]): their manifest stays readable,
+    /// so a viewer that was following a restarted transcoder still finds its swarms.
+    ended: Mutex<HashMap<String, (std::time::Instant, Listed)>>,
     streams: Mutex<HashMap<String, StreamSwarms>>,
 }
 
@@ -75,6 +78,7 @@ impl Swarms {
             cfg,
             hls_dir: data_dir.join("hls"),
             joins_dir: joins_dir(data_dir),
+            ended: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
         }
     }
@@ -177,6 +181,10 @@ impl Swarms {
         let Some(mut st) = self.streams.lock().unwrap().remove(stream) else {
             return;
         };
+        self.ended.lock().unwrap().insert(
+            stream.to_string(),
+            (std::time::Instant::now(), Listed::of(&st)),
+        );
         let last = st.last_seq;
         for (_, mut p) in st.renditions.drain(..) {
             let _ = p.publish(&Record::End {
@@ -195,8 +203,14 @@ impl Swarms {
     }
 
     fn manifest(&self, stream: &str, host: Option<IpAddr>) -> Option<SwarmManifest> {
-        let map = self.streams.lock().unwrap();
-        let st = map.get(stream)?;
+        let listed = match self.streams.lock().unwrap().get(stream) {
+            Some(st) => Listed::of(st),
+            None => {
+                let mut ended = self.ended.lock().unwrap();
+                ended.retain(|_, (at, _)| at.elapsed() < LINGER);
+                ended.get(stream)?.1.clone()
+            }
+        };
         let cfg = swarm_config();
         let ip = self
             .cfg
@@ -206,20 +220,42 @@ impl Swarms {
             .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
         Some(SwarmManifest {
             stream: stream.to_string(),
-            job_id: st.job_id,
+            job_id: listed.job_id,
             chunk_size: cfg.chunk_size,
             chunks_per_munro: cfg.chunks_per_munro,
+            source: listed.source,
+            renditions: listed
+                .renditions
+                .into_iter()
+                .map(|(profile, swarm_id, port)| RenditionSwarm {
+                    profile,
+                    swarm_id,
+                    peers: vec![SocketAddr::new(ip, port)],
+                })
+                .collect(),
+        })
+    }
+}
+
+/// What a stream's manifest lists: its job, its source swarm, and per rendition (profile, swarm id, port).
+#[derive(Clone)]
+struct Listed {
+    job_id: Option<u64>,
+    source: Option<SourceSwarm>,
+    renditions: Vec<(String, String, u16)>,
+}
+
+impl Listed {
+    fn of(st: &StreamSwarms) -> Self {
+        Listed {
+            job_id: st.job_id,
             source: st.source.clone(),
             renditions: st
                 .renditions
                 .iter()
-                .map(|(name, p)| RenditionSwarm {
-                    profile: name.clone(),
-                    swarm_id: p.swarm_id_hex(),
-                    peers: vec![SocketAddr::new(ip, p.local_addr().port())],
-                })
+                .map(|(name, p)| (name.clone(), p.swarm_id_hex(), p.local_addr().port()))
                 .collect(),
-        })
+        }
     }
 }
 
@@ -406,7 +442,7 @@ fn answer(req: &JoinRequest, local: Option<SocketAddr>) -> JoinAnswer {
 /// the middle of a segment: what was whole is kept, the rest is dropped, and the playlists and rendition
 /// swarms end cleanly, so viewers finish instead of waiting).
 async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
-    let (mut ok, mut failed, mut lost) = (0u64, 0u64, 0u64);
+    let (mut ok, mut had, mut failed, mut lost) = (0u64, 0u64, 0u64, 0u64);
     let idle = Duration::from_secs(app.shared.config.swarm.source_idle_s);
     loop {
         let next = match tokio::time::timeout(idle, sub.next()).await {
@@ -415,6 +451,7 @@ async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
             Err(_) => {
                 tracing::warn!(
                     ok,
+                    had,
                     failed,
                     lost,
                     "nothing from the broadcaster's swarm for {idle:?}: the broadcaster is gone, ending the stream"
@@ -432,6 +469,7 @@ async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
                 tracing::info!(
                     ?last_seq,
                     ok,
+                    had,
                     failed,
                     lost,
                     "the broadcaster ended the stream"
@@ -466,6 +504,11 @@ async fn read_source(app: App, req: JoinRequest, mut sub: Subscriber) {
                         app.swarms
                             .publish(&req.stream, &report, meta.cut_at_us)
                             .await;
+                    }
+                    // a segment written before a restart, replayed by the rejoined swarm
+                    Err((StatusCode::CONFLICT, _)) => {
+                        had += 1;
+                        tracing::debug!(seq = meta.seq, "segment from the swarm already written");
                     }
                     Err((status, msg)) => {
                         failed += 1;

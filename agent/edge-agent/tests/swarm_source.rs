@@ -135,7 +135,8 @@ async fn a_broadcaster_that_dies_mid_segment_leaves_a_stream_that_ends_cleanly()
 }
 
 /// A box killed (SIGKILL) while it reads a broadcaster's swarm reads it again when it comes back, without
-/// being asked: the segments it had are not written twice, the next ones extend the same playlists.
+/// being asked: the segments it had are not written twice, the next ones extend the same playlists, and a
+/// viewer follows it onto its new rendition swarms and gets the whole stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_box_killed_mid_stream_reads_the_broadcasters_swarm_again() {
     let segs = test_segments(4);
@@ -167,13 +168,32 @@ async fn a_box_killed_mid_stream_reads_the_broadcasters_swarm_again() {
         Duration::from_secs(60),
         || listed(port).1.contains("\n1.ts\n"),
     );
+    let summary = dir.path().join("view.json");
+    let mut viewer = std::process::Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .args([
+            "view",
+            "--listen",
+            "",
+            "--bind",
+            "127.0.0.1:0",
+            "--manifest",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/swarm/b"))
+        .arg("--out")
+        .arg(dir.path().join("view"))
+        .arg("--summary")
+        .arg(&summary)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut d = d;
     d.child.kill().unwrap(); // SIGKILL
     d.child.wait().unwrap();
     drop(d);
 
-    // back, on the same data dir, and nobody posts the join again
-    let d = Daemon::start_with(dir.path(), 1, config, &[]);
+    // back, on the same data dir and port, and nobody posts the join again
+    let d = Daemon::start_on(port, dir.path(), 1, config, &[]);
     assert!(d.next_notify().contains("READY=1"));
     for seq in 2..4 {
         source.publish(&segment(seq, &segs[seq as usize])).unwrap();
@@ -196,5 +216,38 @@ async fn a_box_killed_mid_stream_reads_the_broadcasters_swarm_again() {
     let files: Vec<&str> = pl.lines().filter(|l| l.ends_with(".ts")).collect();
     assert_eq!(files, ["0.ts", "1.ts", "2.ts", "3.ts"], "{pl}");
     assert!(!pl.contains("DISCONTINUITY"), "{pl}");
+
+    // the broadcaster ends the stream; the viewer, now on the new swarms, ends with all of it
+    source
+        .publish(&Record::End {
+            stream: "b".into(),
+            last_seq: Some(3),
+        })
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        loop {
+            if let Some(s) = viewer.try_wait().unwrap() {
+                return s;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                let _ = viewer.kill();
+                panic!("the viewer did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["ended"], true, "{s}");
+    assert_eq!(
+        (s["first_seq"].as_u64(), s["last_seq"].as_u64()),
+        (Some(0), Some(3)),
+        "{s}"
+    );
+    assert_eq!(s["segments"], 4, "{s}");
     let _ = source.stop().await;
+    drop(d);
 }

@@ -136,35 +136,53 @@ async fn view(a: Args) -> anyhow::Result<()> {
     }
     // one task per rendition swarm, all feeding one channel: (rendition index, record or loss)
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut nodes = Vec::new();
+    let nodes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     for (i, r) in m.renditions.iter().enumerate() {
-        let id = parse_swarm_id(&r.swarm_id).map_err(anyhow::Error::msg)?;
-        let mut peers = r.peers.clone();
-        peers.extend(&a.peer);
-        let mut sub = Subscriber::join(segment_swarm::node::swarm_config(), &id, &peers, a.bind)
-            .await
-            .with_context(|| format!("joining the swarm of {}", r.profile))?;
-        eprintln!(
-            "{}: swarm {} on {}",
-            r.profile,
-            r.swarm_id,
-            sub.local_addr()
+        let stats = join_rendition(i, r, &a.peer, a.bind, tx.clone()).await?;
+        nodes.lock().unwrap().push(stats);
+    }
+    // A transcoder that restarts publishes its renditions on new swarms: follow the manifest and join them.
+    if a.manifest.starts_with("http://") || a.manifest.starts_with("https://") {
+        let (src, peers, bind, names, nodes) = (
+            a.manifest.clone(),
+            a.peer.clone(),
+            a.bind,
+            names.clone(),
+            nodes.clone(),
         );
+        let mut joined: Vec<String> = m.renditions.iter().map(|r| r.swarm_id.clone()).collect();
         let tx = tx.clone();
-        let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
-        nodes.push(stats_rx);
         tokio::spawn(async move {
-            while let Some(rec) = sub.next().await {
-                let end = matches!(rec, Ok(Record::End { .. }));
-                if tx.send((i, rec)).is_err() || end {
-                    break;
+            loop {
+                tokio::time::sleep(MANIFEST_POLL).await;
+                if tx.is_closed() {
+                    return;
+                }
+                let Ok(now) = fetch_manifest(&src, Duration::ZERO).await else {
+                    continue; // the transcoder is away (restarting): ask again later
+                };
+                for r in &now.renditions {
+                    let Some(i) = names.iter().position(|n| *n == r.profile) else {
+                        continue;
+                    };
+                    if joined[i] == r.swarm_id {
+                        continue;
+                    }
+                    eprintln!(
+                        "{}: the transcoder moved to swarm {}",
+                        r.profile, r.swarm_id
+                    );
+                    match join_rendition(i, r, &peers, bind, tx.clone()).await {
+                        Ok(stats) => {
+                            joined[i] = r.swarm_id.clone();
+                            nodes.lock().unwrap().push(stats);
+                        }
+                        Err(e) => {
+                            tracing::warn!(rendition = r.profile, "joining its new swarm: {e:#}")
+                        }
+                    }
                 }
             }
-            let stats = sub.node().stats().await.unwrap_or_default();
-            // keep relaying a little after the end, for viewers behind this one
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let _ = stats_tx.send(stats);
-            let _ = sub.stop().await;
         });
     }
     drop(tx);
@@ -250,8 +268,11 @@ async fn view(a: Args) -> anyhow::Result<()> {
     delays.sort_unstable();
     sum.delay_ms_p50 = delays.get(delays.len() / 2).copied();
     sum.delay_ms_max = delays.last().copied();
+    // swarms a restarted transcoder left never end: give all of them one deadline
+    let nodes: Vec<_> = std::mem::take(&mut *nodes.lock().unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for n in nodes {
-        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(10), n).await {
+        if let Ok(Ok(s)) = tokio::time::timeout_at(deadline, n).await {
             sum.bytes_down += s.bytes_down;
             sum.bytes_up += s.data_bytes_up;
             sum.bad_chunks += s.chunks_bad;
@@ -267,6 +288,47 @@ async fn view(a: Args) -> anyhow::Result<()> {
         tokio::signal::ctrl_c().await?;
     }
     Ok(())
+}
+
+/// How often a viewer reads the manifest again, to follow a transcoder that restarted onto new swarms.
+const MANIFEST_POLL: Duration = Duration::from_secs(2);
+
+/// Joins one rendition's swarm; its records go to `tx` tagged with `i` until its end record.  The receiver
+/// gets the node's statistics when it has stopped.
+async fn join_rendition(
+    i: usize,
+    r: &segment_swarm::manifest::RenditionSwarm,
+    extra_peers: &[SocketAddr],
+    bind: SocketAddr,
+    tx: tokio::sync::mpsc::UnboundedSender<(usize, Result<Record, segment_swarm::FrameError>)>,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<ppspp::Stats>> {
+    let id = parse_swarm_id(&r.swarm_id).map_err(anyhow::Error::msg)?;
+    let mut peers = r.peers.clone();
+    peers.extend(extra_peers);
+    let mut sub = Subscriber::join(segment_swarm::node::swarm_config(), &id, &peers, bind)
+        .await
+        .with_context(|| format!("joining the swarm of {}", r.profile))?;
+    eprintln!(
+        "{}: swarm {} on {}",
+        r.profile,
+        r.swarm_id,
+        sub.local_addr()
+    );
+    let (stats_tx, stats_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        while let Some(rec) = sub.next().await {
+            let end = matches!(rec, Ok(Record::End { .. }));
+            if tx.send((i, rec)).is_err() || end {
+                break;
+            }
+        }
+        let stats = sub.node().stats().await.unwrap_or_default();
+        // keep relaying a little after the end, for viewers behind this one
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = stats_tx.send(stats);
+        let _ = sub.stop().await;
+    });
+    Ok(stats_rx)
 }
 
 /// A segment's renditions so far, the broadcaster's cut time, the target duration.

@@ -106,7 +106,17 @@ impl Daemon {
         extra_media: &str,
         env: &[(&str, &str)],
     ) -> Daemon {
-        let port = free_port();
+        Self::start_on(free_port(), dir, max_sessions, extra_media, env)
+    }
+
+    /// The same, listening on `port` (a restart on the port clients know).
+    pub fn start_on(
+        port: u16,
+        dir: &Path,
+        max_sessions: u32,
+        extra_media: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let cfg = dir.join("config.toml");
         std::fs::write(
             &cfg,
