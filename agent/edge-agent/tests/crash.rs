@@ -129,7 +129,8 @@ fn kill_9_at_random_moments_loses_no_acknowledged_segment() {
         width: 320,
         height: 180,
         fps: 30,
-        duration: 200.0,
+        // more than the daemon can take in the rounds (about 7 segments a second unloaded)
+        duration: 20.0 * rounds as f64,
         audio: true,
         segment_secs: 1.0,
         bitrate_kbps: 500,
@@ -159,6 +160,11 @@ fn kill_9_at_random_moments_loses_no_acknowledged_segment() {
         d.child.wait().unwrap();
         if b.join().unwrap() {
             mid_stream += 1;
+        } else {
+            eprintln!(
+                "crash test: round {round}: the segments ran out ({} acknowledged)",
+                state.lock().unwrap().acked.len()
+            );
         }
     }
     // a last start: the segment in flight at the last kill is resolved, then everything is checked

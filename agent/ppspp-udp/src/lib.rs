@@ -203,14 +203,23 @@ async fn send_now(sock: &UdpSocket, dst: SocketAddr, payload: &[u8]) -> std::io:
     }
 }
 
-/// The application's side of the events: bounded, never waited on.
+/// The application's side of the events: bounded.  The stream itself (live data, and the notice of
+/// chunks skipped) is never dropped: when the application falls behind, the driver waits for it, and while it
+/// waits it reads no datagrams, so the kernel drops them and the protocol's retransmission and congestion
+/// control take over.  Other events (connections, PEX) are dropped and counted when the queue is full, so an
+/// application that never reads them (a live source) is not stalled by them.
 struct Events {
     tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Events {
-    fn send(&self, e: Event) {
+    async fn send(&self, e: Event) {
+        if matches!(e, Event::LiveData { .. } | Event::LiveSkipped { .. }) {
+            // Closed: the application let go of the node, nobody to tell.
+            let _ = self.tx.send(e).await;
+            return;
+        }
         match self.tx.try_send(e) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(e)) => {
@@ -219,7 +228,6 @@ impl Events {
                     tracing::warn!(dropped = n + 1, last = ?e, "application not taking swarm events; dropping");
                 }
             }
-            // The application let go of the node: nobody to tell.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
@@ -230,7 +238,7 @@ async fn flush(swarm: &mut Swarm, out: &mut Out, ev: &Events) -> std::io::Result
         out.send(t.dst, t.payload).await?;
     }
     while let Some(e) = swarm.poll_event() {
-        ev.send(e);
+        ev.send(e).await;
     }
     Ok(())
 }
