@@ -40,7 +40,7 @@ pub struct Node {
 /// Events a node holds for its application at most. When the application does not take them as fast as
 /// they come, newer ones are dropped (and counted: [`Node::events_dropped`]) rather than held without bound
 /// or stalling the swarm. 4096 live chunks of 1 KiB are several seconds of a 6 Mbit/s stream.
-pub const EVENT_QUEUE: usize = 4096;
+pub const EVENT_QUEUE: usize = 16384;
 
 /// Socket buffer size asked for (the kernel caps it at net.core.[rw]mem_max).
 const SOCKET_BUFFER: usize = 8 << 20;
@@ -203,23 +203,14 @@ async fn send_now(sock: &UdpSocket, dst: SocketAddr, payload: &[u8]) -> std::io:
     }
 }
 
-/// The application's side of the events: bounded.  The stream itself (live data, and the notice of
-/// chunks skipped) is never dropped: when the application falls behind, the driver waits for it, and while it
-/// waits it reads no datagrams, so the kernel drops them and the protocol's retransmission and congestion
-/// control take over.  Other events (connections, PEX) are dropped and counted when the queue is full, so an
-/// application that never reads them (a live source) is not stalled by them.
+/// The application's side of the events: bounded, never waited on.
 struct Events {
     tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Events {
-    async fn send(&self, e: Event) {
-        if matches!(e, Event::LiveData { .. } | Event::LiveSkipped { .. }) {
-            // Closed: the application let go of the node, nobody to tell.
-            let _ = self.tx.send(e).await;
-            return;
-        }
+    fn send(&self, e: Event) {
         match self.tx.try_send(e) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(e)) => {
@@ -228,6 +219,7 @@ impl Events {
                     tracing::warn!(dropped = n + 1, last = ?e, "application not taking swarm events; dropping");
                 }
             }
+            // The application let go of the node: nobody to tell.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
@@ -238,7 +230,7 @@ async fn flush(swarm: &mut Swarm, out: &mut Out, ev: &Events) -> std::io::Result
         out.send(t.dst, t.payload).await?;
     }
     while let Some(e) = swarm.poll_event() {
-        ev.send(e).await;
+        ev.send(e);
     }
     Ok(())
 }
