@@ -15,18 +15,6 @@ use daemon_common::*;
 
 const PROFILES: [&str; 2] = ["P360p30fps16x9", "P240p30fps16x9"];
 
-/// xorshift64*: enough randomness for kill times, reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 #[derive(Default)]
 struct Broadcast {
     /// Next sequence number to send (the previous ones are acknowledged).
@@ -109,22 +97,9 @@ fn check(hls: &Path, acked: &BTreeSet<u64>, round: usize) {
 
 #[test]
 fn kill_9_at_random_moments_loses_no_acknowledged_segment() {
-    let rounds: usize = std::env::var("CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let rounds: usize = env_or("CRASH_ROUNDS", 20);
+    let (mut rng, seed) = Rng::from_env("CRASH_SEED");
     eprintln!("crash test: {rounds} rounds, CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
     let src = media::sources::TestSource {
         width: 320,
         height: 180,

@@ -11,21 +11,6 @@
 mod daemon_common;
 use daemon_common::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -94,22 +79,9 @@ fn bad_segment(rng: &mut Rng, good: &[Vec<u8>]) -> (Vec<u8>, bool, &'static str)
 
 #[test]
 fn a_thousand_bad_segments_never_break_a_stream() {
-    let total: usize = std::env::var("HOSTILE_SEGMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let seed = std::env::var("HOSTILE_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let total: usize = env_or("HOSTILE_SEGMENTS", 1000);
+    let (mut rng, seed) = Rng::from_env("HOSTILE_SEED");
     eprintln!("hostile stream: {total} bad segments, HOSTILE_SEED={seed}");
-    let mut rng = Rng(seed);
     let good_every = 20;
     let warm_up = 200;
     let src = media::sources::TestSource {

@@ -227,3 +227,42 @@ pub fn undecodable_segment(good: &[u8]) -> Vec<u8> {
         .map(|t| (t, d.audio_descriptors.as_slice()));
     ts::TsMuxer::new().mux_segment(&frames, &d.audio, audio_type)
 }
+
+/// xorshift64*: enough randomness for fault tests, reproducible from the seed they print.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `var` when it is set (to replay a run), else from the clock.
+    pub fn from_env(var: &str) -> (Self, u64) {
+        let seed = match env_or(var, 0u64) {
+            0 => {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            }
+            s => s,
+        };
+        (Rng(seed), seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// A number from the environment variable `var`, or `default`.
+pub fn env_or<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
