@@ -519,6 +519,53 @@ fn vanished_seeder_requests_move_to_the_other_seeder() {
     }
 }
 
+/// Two of three seeders vanish without a word: requests that time out on one of them go to the peer that
+/// failed them least, so the leech finishes from the third well before the dead channels time out (asking
+/// the two dead peers in turn would never end).
+#[test]
+fn two_vanished_seeders_do_not_hold_a_chunk_between_them() {
+    for ls in 3..15 {
+        let data = content(400_000, 32);
+        let mut net = SimNet::new(
+            SimConfig {
+                uplink: Some(1_000_000),
+                ..Default::default()
+            },
+            Instant::now(),
+        );
+        let seeders: Vec<usize> = (1..=3)
+            .map(|s| {
+                let sw = Swarm::new_static_seed(cfg(s), &data, net.now);
+                net.add(sw)
+            })
+            .collect();
+        let id = net.nodes[seeders[0]].swarm.swarm_id().to_vec();
+        let leech = Swarm::new_static_leech(
+            SwarmConfig {
+                pex: false,
+                ..cfg(ls)
+            },
+            &id,
+            net.now,
+        )
+        .unwrap();
+        let l = net.add(leech);
+        net.nodes[l].connect_to = seeders.iter().map(|s| net.nodes[*s].addr).collect();
+        net.nodes[seeders[0]].leaves_at = Some(Duration::from_millis(150));
+        net.nodes[seeders[1]].leaves_at = Some(Duration::from_millis(150));
+        assert!(
+            net.run(Duration::from_secs(60), |n| n.nodes[l].swarm.is_complete()),
+            "leech seed {ls}: did not complete"
+        );
+        assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+        assert!(
+            net.elapsed() < Duration::from_secs(5),
+            "leech seed {ls}: {:?}",
+            net.elapsed()
+        );
+    }
+}
+
 /// A live stream at 6.5 Mbit/s (a broadcaster's segment swarm) to `peers` peers through 10 % loss and up to
 /// 40 ms of jitter: every peer gets every chunk, in order, once. Returns the source's upload against the
 /// stream's bytes.

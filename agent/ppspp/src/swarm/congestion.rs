@@ -36,7 +36,8 @@ impl Swarm {
     }
 
     /// RTO expiry on one established channel: lost requests are dropped (and counted as retransmitted; the
-    /// scheduler asks again, avoiding this channel), lost DATA leaves the window and signals LEDBAT.
+    /// scheduler asks again, preferring the peers that failed the chunk least), lost DATA leaves the window
+    /// and signals LEDBAT.
     pub(super) fn detect_losses(&mut self, now: Instant, id: u32) {
         let rto = self.rto(id);
         let ch = self.channels.get_mut(&id).unwrap();
@@ -76,7 +77,12 @@ impl Swarm {
             if self.requested.get(&c) == Some(&id) {
                 self.requested.remove(&c);
             }
-            self.timed_out_at.insert(c, id);
+            *self
+                .timed_out_at
+                .entry(c)
+                .or_default()
+                .entry(id)
+                .or_default() += 1;
         }
     }
 }

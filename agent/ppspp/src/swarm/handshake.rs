@@ -493,6 +493,9 @@ impl Swarm {
                     self.requested.remove(c);
                 }
             }
+            for fails in self.timed_out_at.values_mut() {
+                fails.remove(&id);
+            }
             if ch.state == ChanState::Established {
                 self.events.push_back(Event::Disconnected {
                     peer: ch.addr,

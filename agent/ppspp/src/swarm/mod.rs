@@ -220,10 +220,11 @@ pub struct Swarm {
     by_addr: BTreeMap<SocketAddr, u32>,
     /// Chunk -> channel it is requested from.
     requested: BTreeMap<u64, u32>,
-    /// Chunk -> channel whose request for it timed out last: the re-request goes to another peer that has
-    /// the chunk when there is one (a peer that silently stopped serving must not get the same chunk again
-    /// and again until its channel times out). Entries leave when the chunk is re-requested or arrives.
-    timed_out_at: BTreeMap<u64, u32>,
+    /// Chunk -> channels whose requests for it timed out, and how often: a re-request goes to the peer
+    /// that has the chunk and failed it least, so every peer that has it is tried before any is asked
+    /// again (peers that silently stopped serving, two or more of them, must not get the same chunk in
+    /// turn until their channels time out). Entries leave when the chunk arrives or leaves the window.
+    timed_out_at: BTreeMap<u64, BTreeMap<u32, u32>>,
     /// Key and counter of the generator of channel IDs and other random choices (SHA-256 of both).
     rng_key: [u8; 32],
     rng_ctr: u64,

@@ -270,11 +270,14 @@ impl Swarm {
             .map(|id| (*id, Self::window(&self.channels[id], max_out)))
             .collect();
         for c in cands {
-            let avoid = self.timed_out_at.get(&c);
+            let failed = self.timed_out_at.get(&c);
             let best = needy
                 .iter()
                 .filter(|id| load[id] < win[id] && self.channels[id].remote_have.get(c))
-                .min_by_key(|id| (Some(*id) == avoid, load[id], **id));
+                .min_by_key(|id| {
+                    let fails = failed.and_then(|f| f.get(*id)).copied().unwrap_or(0);
+                    (fails, load[id], **id)
+                });
             if let Some(&id) = best {
                 *load.get_mut(&id).unwrap() += 1;
                 per.entry(id).or_default().push(c);
@@ -292,7 +295,6 @@ impl Swarm {
             let a = ch.ctx.addressing;
             for c in &cs {
                 self.requested.insert(*c, id);
-                self.timed_out_at.remove(c);
             }
             self.stats.chunks_requested_out += cs.len() as u64;
             let ranges = coalesce(cs.iter().map(|c| (*c, *c)));
