@@ -156,3 +156,93 @@ fn pex_v4_and_v6() {
         );
     }
 }
+
+/// Moves every datagram `from` has to send to `to` (all of them addressed to `to`), unless `lose`.
+fn carry(
+    from: &mut Swarm,
+    from_addr: SocketAddr,
+    to: &mut Swarm,
+    now: Instant,
+    lose: bool,
+) -> usize {
+    let out: Vec<_> = std::iter::from_fn(|| from.poll_transmit()).collect();
+    if !lose {
+        for t in &out {
+            to.handle_datagram(now, from_addr, &t.payload);
+        }
+    }
+    out.len()
+}
+
+/// The initiator's opening datagram (its HAVE and PEX_REQ; the responder opens its side only when a datagram
+/// reaches it there) is lost: the initiator sends it again until the answer to its PEX_REQ comes, instead of
+/// waiting deaf for a keep-alive, and stops once it has.
+#[test]
+fn a_lost_opening_datagram_is_sent_again_until_pex_req_is_answered() {
+    let t0 = Instant::now();
+    let cfg = SwarmConfig {
+        pex: true,
+        ..Default::default()
+    };
+    let mut seed = Swarm::new_static_seed(cfg.clone(), &[7u8; 3000], t0);
+    let root = seed.swarm_id().to_vec();
+    let mut leech = Swarm::new_static_leech(cfg.clone(), &root, t0).unwrap();
+    let (sa, la): (SocketAddr, SocketAddr) = (
+        "192.0.2.1:6778".parse().unwrap(),
+        "192.0.2.2:6778".parse().unwrap(),
+    );
+    leech.connect(t0, sa);
+    assert_eq!(carry(&mut leech, la, &mut seed, t0, false), 1, "handshake");
+    // the reply (and the seeder's HAVE) reaches the leech: its side is open
+    carry(&mut seed, sa, &mut leech, t0, false);
+    assert_eq!(leech.peers(), vec![sa]);
+    // its opening datagram is lost: the seeder's side stays half-open
+    assert!(carry(&mut leech, la, &mut seed, t0, true) >= 1);
+    assert!(seed.peers().is_empty());
+    // a retry period later the leech sends it again; it opens the seeder's side, which answers the PEX_REQ
+    // (with an empty datagram: it knows no one else)
+    let t1 = t0 + cfg.handshake_retry;
+    leech.handle_timeout(t1);
+    let again: Vec<_> = std::iter::from_fn(|| leech.poll_transmit()).collect();
+    let msgs: Vec<Message> = again
+        .iter()
+        .flat_map(|t| {
+            wire::decode(
+                &t.payload,
+                &mut WireCtx {
+                    addressing: Addressing::ChunkRanges32,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .messages
+        })
+        .collect();
+    assert!(msgs.contains(&Message::PexReq), "{msgs:?}");
+    for t in &again {
+        seed.handle_datagram(t1, la, &t.payload);
+    }
+    assert_eq!(seed.peers(), vec![la]);
+    carry(&mut seed, sa, &mut leech, t1, false);
+    // answered: nothing more is sent again (keep-alives aside, which come much later)
+    for k in 2..6 {
+        let t = t0 + cfg.handshake_retry * k;
+        leech.handle_timeout(t);
+        let out: Vec<_> = std::iter::from_fn(|| leech.poll_transmit()).collect();
+        let pex_again = out.iter().any(|x| {
+            wire::decode(
+                &x.payload,
+                &mut WireCtx {
+                    addressing: Addressing::ChunkRanges32,
+                    ..Default::default()
+                },
+            )
+            .is_ok_and(|d| d.messages.contains(&Message::PexReq))
+        });
+        assert!(!pex_again, "PEX_REQ sent again after it was answered");
+        for x in &out {
+            seed.handle_datagram(t, la, &x.payload);
+        }
+        carry(&mut seed, sa, &mut leech, t, false);
+    }
+}

@@ -39,7 +39,13 @@ pub(super) struct Channel {
     pub(super) remote_id: u32,
     pub(super) state: ChanState,
     pub(super) ctx: WireCtx,
+    /// Handshakes sent while opening; once open (as initiator), sends of the opening datagram.
     pub(super) attempts: u32,
+    /// We opened the channel and the peer has not yet shown that our opening datagram (the one that opens
+    /// its side, carrying our HAVE and PEX_REQ) reached it; with when that datagram was last sent. It is sent
+    /// again every `handshake_retry` until then: without it the peer never opens its side, and a peer with
+    /// nothing to ask for would wait deaf for its keep-alive.
+    pub(super) unconfirmed: Option<Instant>,
     pub(super) last_send: Instant,
     pub(super) last_recv: Instant,
     /// Chunks the remote has.
@@ -180,6 +186,7 @@ impl Swarm {
             state,
             ctx: self.ctx_for(addressing),
             attempts: 1,
+            unconfirmed: None,
             last_send: now,
             last_recv: now,
             remote_have: BitSet::default(),
@@ -537,8 +544,17 @@ impl Swarm {
     pub(super) fn establish(&mut self, now: Instant, id: u32) {
         let ch = self.channels.get_mut(&id).unwrap();
         ch.state = ChanState::Established;
+        ch.attempts = 1;
+        ch.unconfirmed = Some(now);
         let addr = ch.addr;
-        let a = ch.ctx.addressing;
+        self.send_opening(now, id);
+        self.events.push_back(Event::Connected(addr));
+    }
+
+    /// The opening datagram of a channel we initiated: our HAVE and a PEX_REQ, or an empty datagram when
+    /// there is nothing to say (the responder opens its side when any datagram reaches it there).
+    fn send_opening(&mut self, now: Instant, id: u32) {
+        let a = self.channels[&id].ctx.addressing;
         let mut msgs = self.have_messages(a);
         if self.cfg.pex {
             msgs.push(Message::PexReq);
@@ -553,7 +569,33 @@ impl Swarm {
         } else {
             ch.pending.extend(msgs);
         }
-        self.events.push_back(Event::Connected(addr));
+    }
+
+    /// Whether a datagram received on an open channel shows that the peer has opened its side: a half-open
+    /// responder sends only its HANDSHAKE reply and HAVE (with INTEGRITY), so anything else does; with PEX,
+    /// the answer to our PEX_REQ (PEX_RES, or an empty datagram from a peer that knows no one) is awaited, so
+    /// that a lost PEX_REQ is asked again.
+    pub(super) fn confirms_open(&self, msgs: &[Message]) -> bool {
+        if msgs.is_empty() {
+            return true;
+        }
+        if self.cfg.pex {
+            return msgs.iter().any(|m| {
+                matches!(
+                    m,
+                    Message::PexResV4(_) | Message::PexResV6(_) | Message::PexResCert(_)
+                )
+            });
+        }
+        msgs.iter().any(|m| {
+            !matches!(
+                m,
+                Message::Handshake(_)
+                    | Message::Have(_)
+                    | Message::Integrity { .. }
+                    | Message::SignedIntegrity { .. }
+            )
+        })
     }
 
     /// One channel's timers: handshake retries, the channel timeout (with a closing HANDSHAKE), lost requests
@@ -581,6 +623,19 @@ impl Swarm {
                     self.emit_datagram(now, id, remote, vec![Message::Handshake(close)]);
                     self.drop_channel(id, "timeout");
                     return;
+                }
+                if let Some(sent) = ch.unconfirmed
+                    && now.saturating_duration_since(sent) >= self.cfg.handshake_retry
+                {
+                    let ch = self.channels.get_mut(&id).unwrap();
+                    if ch.attempts >= self.cfg.handshake_attempts {
+                        // a peer that never answers PEX_REQ (PEX off): the channel stays as it is
+                        ch.unconfirmed = None;
+                    } else {
+                        ch.attempts += 1;
+                        ch.unconfirmed = Some(now);
+                        self.send_opening(now, id);
+                    }
                 }
                 self.detect_losses(now, id);
                 let ch = &self.channels[&id];

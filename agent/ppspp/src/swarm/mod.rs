@@ -597,6 +597,9 @@ impl Swarm {
             match c.state {
                 ChanState::HandshakeSent => upd(c.last_send + self.cfg.handshake_retry),
                 ChanState::Established => {
+                    if let Some(sent) = c.unconfirmed {
+                        upd(sent + self.cfg.handshake_retry);
+                    }
                     upd(c.last_send + self.cfg.keepalive);
                     upd(self.next_have_refresh);
                     upd(c.last_recv + self.cfg.channel_timeout);
@@ -676,6 +679,10 @@ impl Swarm {
         };
         ch.last_recv = now;
         let msgs: Vec<Message> = msgs.collect();
+        if ch.unconfirmed.is_some() && self.confirms_open(&msgs) {
+            self.channels.get_mut(&id).unwrap().unconfirmed = None;
+        }
+        let ch = self.channels.get_mut(&id).unwrap();
         // Simultaneous open: the peer's handshake came on channel 0 and was answered; anything it sends to
         // our channel ID now shows it receives what we send, and opens the channel.
         if ch.state == ChanState::HandshakeSent
@@ -752,7 +759,7 @@ impl Swarm {
                     self.on_data(now, id, s, e, &data, cands, munro_cands);
                 }
             }
-            Message::PexReq => self.on_pex_req(id),
+            Message::PexReq => self.on_pex_req(now, id),
             Message::PexResV4(a) => self.on_pex(now, id, SocketAddr::V4(a)),
             Message::PexResV6(a) => self.on_pex(now, id, SocketAddr::V6(a)),
             Message::PexResCert(_) => {}

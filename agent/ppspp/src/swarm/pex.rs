@@ -10,7 +10,7 @@ use std::time::Instant;
 
 impl Swarm {
     /// PEX_REQ: answer with up to 16 other established peers.
-    pub(super) fn on_pex_req(&mut self, id: u32) {
+    pub(super) fn on_pex_req(&mut self, now: Instant, id: u32) {
         let ch = self.channels.get_mut(&id).unwrap();
         ch.pex_requested_by_remote = true;
         let me = ch.addr;
@@ -22,6 +22,12 @@ impl Swarm {
             .take(16)
             .collect();
         let ch = self.channels.get_mut(&id).unwrap();
+        if others.is_empty() {
+            // no one to tell: an empty datagram answers, so that the asker knows its request arrived
+            let remote = ch.remote_id;
+            self.emit_datagram(now, id, remote, vec![]);
+            return;
+        }
         for a in others {
             ch.pending.push(match a {
                 SocketAddr::V4(v4) => Message::PexResV4(v4),
