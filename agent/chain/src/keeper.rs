@@ -440,17 +440,24 @@ impl Keeper {
                 d.rounds_manager,
                 rm::initialize_round(),
             ),
+            // mined in the next round, reward() would revert (that round is not initialized yet)
             Action::Reward { round } => Call::new(
                 format!("reward round {round}"),
                 d.bonding_manager,
                 bm::reward(),
-            ),
+            )
+            .valid_through((round + 1) * o.round_length.max(1) - 1),
         };
         let nonce = match self.sender.submit(call).await {
             Ok(n) => n,
             Err(SendError::WouldRevert { label, reason }) => {
                 // nothing was sent; the next block is looked at afresh
                 tracing::info!(%label, %reason, "automatic transaction not sent: it would revert");
+                return Ok(());
+            }
+            Err(e @ SendError::TooLate { .. }) => {
+                // nothing was sent: the round ends before it could be mined
+                tracing::info!(error = %e, "automatic transaction not sent");
                 return Ok(());
             }
             Err(SendError::Node(e)) => return Err(e.into()),

@@ -4,6 +4,11 @@
 //! with a configurable number of confirmations, and a transaction stuck below the fee market replaced with the
 //! same nonce and a bumped fee.
 //!
+//! A call that only succeeds up to some block (a verification window, a round, a job's end) says so
+//! ([`Call::valid_through`]): the dry run and the head it is checked against are read once the nonce is held,
+//! right before signing, and a call the chain could no longer mine in time is refused ([`SendError::TooLate`])
+//! instead of being sent to revert.
+//!
 //! Order of effects for a new transaction: reserve nonce + write the signed record + flush, then broadcast.
 //! [`Sender::open`] broadcasts again every record still pending (in nonce order) before anything new is
 //! signed, so a kill -9 between any two steps neither reuses nor skips a nonce.
@@ -42,6 +47,9 @@ pub struct SendOptions {
     pub poll_ms: u64,
     /// Give up waiting (the record stays pending and is followed again on the next start), seconds.
     pub wait_timeout_s: u64,
+    /// A call valid through block N is sent only while the head is at most N - 1 - this: blocks of slack
+    /// between the last look at the head and the block the transaction lands in.
+    pub deadline_margin_blocks: u64,
 }
 
 impl Default for SendOptions {
@@ -55,6 +63,7 @@ impl Default for SendOptions {
             legacy: false,
             poll_ms: 1000,
             wait_timeout_s: 600,
+            deadline_margin_blocks: 1,
         }
     }
 }
@@ -69,6 +78,15 @@ pub enum SendError {
         hash: H256,
         block: u64,
         reason: String,
+    },
+    #[error(
+        "{label}: not sent: it must be mined by block {valid_through}, and the head is already {head} (margin {margin} blocks)"
+    )]
+    TooLate {
+        label: String,
+        valid_through: u64,
+        head: u64,
+        margin: u64,
     },
     #[error("{label}: the node refused the transaction: {reason}")]
     Rejected { label: String, reason: String },
@@ -99,6 +117,9 @@ pub struct Call {
     pub to: Address,
     pub data: Bytes,
     pub value: U256,
+    /// The last block in which the call can succeed (its window, round or job ends after it); `None`: no
+    /// deadline.
+    pub valid_through: Option<u64>,
 }
 
 impl Call {
@@ -108,10 +129,16 @@ impl Call {
             to,
             data,
             value: U256::zero(),
+            valid_through: None,
         }
     }
     pub fn value(mut self, v: U256) -> Self {
         self.value = v;
+        self
+    }
+    /// The call must be mined in block `last` or before (an earlier deadline already set is kept).
+    pub fn valid_through(mut self, last: u64) -> Self {
+        self.valid_through = Some(self.valid_through.map_or(last, |d| d.min(last)));
         self
     }
 }
@@ -242,9 +269,13 @@ impl Sender {
     }
 
     /// Dry run, reserve a nonce, sign, journal, broadcast. Returns the nonce.
+    ///
+    /// The dry run comes after the nonce is held (another task's send may have changed the state meanwhile),
+    /// and the head is read after it: a call with a deadline the next block could miss is refused with
+    /// [`SendError::TooLate`], nothing signed.
     pub async fn submit(&self, call: Call) -> Result<u64, SendError> {
-        let gas = self.dry_run(&call).await? * self.opts.gas_limit_percent / 100;
         let _held = self.nonce_lock.lock().await;
+        let gas = self.dry_run(&call).await? * self.opts.gas_limit_percent / 100;
         let from = self.address();
         let chain_next = self.node.nonce(from, true).await?;
         let nonce = self.journal.next_nonce(from)?.unwrap_or(0).max(chain_next);
@@ -256,6 +287,17 @@ impl Sender {
                 method: "eth_getBlockByNumber".into(),
                 detail: "no latest block".into(),
             })?;
+        if let Some(last) = call.valid_through {
+            let (head, margin) = (head.number.as_u64(), self.opts.deadline_margin_blocks);
+            if head + 1 + margin > last {
+                return Err(SendError::TooLate {
+                    label: call.label,
+                    valid_through: last,
+                    head,
+                    margin,
+                });
+            }
+        }
         let fee = self.market_fee(head.base_fee_per_gas).await?;
         let attempt = self.sign(nonce, &call, gas, fee, head.number.as_u64())?;
         let mut rec = TxRecord {
@@ -497,6 +539,7 @@ impl Sender {
             to: rec.to,
             data: rec.data.clone(),
             value: rec.value,
+            valid_through: None,
         };
         let attempt = self.sign(rec.nonce, &call, rec.gas, fee, head)?;
         tracing::warn!(nonce = rec.nonce, label = %rec.label, old = ?rec.latest().hash, new = ?attempt.hash,

@@ -105,6 +105,37 @@ async fn would_revert_is_refused_with_the_named_error_and_nothing_is_signed() {
     );
 }
 
+/// A call with a deadline (a round, a verification window) that the next block could already miss is refused
+/// before anything is signed; one with room to spare is sent and mined.
+#[tokio::test]
+async fn a_call_the_chain_could_not_mine_before_its_deadline_is_not_sent() {
+    let net = devnet();
+    let dir = tempfile::tempdir().unwrap();
+    let s = sender(&net, dir.path(), SendOptions::default()).await;
+    let head = s.node().block_number().await.unwrap();
+    let e = s
+        .submit(transfer(&net, 1).valid_through(head + 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, SendError::TooLate { valid_through, .. } if valid_through == head + 1),
+        "{e}"
+    );
+    assert!(e.to_string().contains("not sent"), "{e}");
+    assert_eq!(
+        s.journal().next_nonce(s.address()).unwrap(),
+        None,
+        "no nonce was reserved"
+    );
+    // the earlier of two deadlines counts
+    let call = transfer(&net, 1)
+        .valid_through(head + 100)
+        .valid_through(head + 50);
+    assert_eq!(call.valid_through, Some(head + 50));
+    let done = s.send(call).await.unwrap();
+    assert!(done.block <= head + 50, "{done:?}");
+}
+
 #[tokio::test]
 async fn confirmations_and_legacy_transactions() {
     let net = devnet();

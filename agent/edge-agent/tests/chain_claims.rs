@@ -340,9 +340,20 @@ fn a_job_is_claimed_challenged_verified_and_paid() {
     };
     // the verifier's answers have no deadline: they may come after a claim's fees were distributed (a
     // failure then still slashes)
-    wait_for("every verdict", Duration::from_secs(180), || {
-        passed().len() >= challenged.len()
-    });
+    let start = std::time::Instant::now();
+    while passed().len() < challenged.len() {
+        if start.elapsed() > Duration::from_secs(180) {
+            let got = passed();
+            let missing: Vec<_> = challenged.iter().filter(|c| !got.contains(c)).collect();
+            panic!(
+                "timed out waiting for every verdict: no PassedVerification for (claim, segment) {missing:?}\n{}--- transcoder\n{}\n--- verifier\n{}",
+                l.net.explain_reverts(t, None),
+                l.daemon_log_tail(),
+                tail(&tmp.path().join("verifier.log"), 40)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
     assert_eq!(passed(), challenged);
     assert!(
         l.logs(jmx, jm::events::FailedVerification::TOPIC)
@@ -420,8 +431,10 @@ fn a_job_is_claimed_challenged_verified_and_paid() {
         &["withdraw-fees", "-c", t_cfg, "--json", "--log", "debug"],
         &[],
     );
+    let journal = l.net.dir.join("transcoder/chain/journal");
     if !o.status.success() {
-        let j = chain::journal::Journal::open(&l.net.dir.join("transcoder/chain/journal")).unwrap();
+        eprint!("{}", l.net.explain_reverts(t, Some(&journal)));
+        let j = chain::journal::Journal::open(&journal).unwrap();
         for r in j.all(t).unwrap().iter().rev().take(6) {
             eprintln!(
                 "journal: {} {} {:?} {:?}",
@@ -443,7 +456,12 @@ fn a_job_is_claimed_challenged_verified_and_paid() {
     assert_eq!(after + gas - before, fees, "{w}");
     // every transaction of the transcoder succeeded, in nonce order without gaps
     let txs = l.net.transactions_from(t);
-    assert!(txs.iter().all(|x| x.2), "{txs:?}");
+    assert!(
+        txs.iter().all(|x| x.2),
+        "{}--- transcoder\n{}",
+        l.net.explain_reverts(t, Some(&journal)),
+        l.daemon_log_tail()
+    );
     assert_eq!(
         txs.iter().map(|x| x.0).collect::<Vec<_>>(),
         (0..txs.len() as u64).collect::<Vec<_>>()
@@ -654,5 +672,9 @@ fn kill_9_at_every_claim_stage_loses_nothing_and_is_never_slashed() {
         .fold(U256::zero(), |a, b| a + b);
     assert_eq!(fees, gwei(8), "4 segments x 2 profiles x 1 gwei");
     let txs = l.net.transactions_from(t);
-    assert!(txs.iter().all(|x| x.2), "no transaction reverted: {txs:?}");
+    assert!(
+        txs.iter().all(|x| x.2),
+        "no transaction reverted:\n{}",
+        l.net.explain_reverts(t, None)
+    );
 }

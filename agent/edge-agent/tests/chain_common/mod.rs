@@ -195,6 +195,50 @@ impl Net {
         out
     }
 
+    /// Each reverted transaction of `from`, one line apiece: nonce, hash, the block it landed in (and that
+    /// block's round), the journal's label for it when `journal` can be opened (the daemon that holds it has
+    /// stopped), and the contract's error replayed on the state before that block. Empty when none reverted.
+    pub fn explain_reverts(&self, from: Address, journal: Option<&Path>) -> String {
+        let labels: std::collections::HashMap<u64, String> = journal
+            .and_then(|p| chain::journal::Journal::open(p).ok())
+            .and_then(|j| j.all(from).ok())
+            .map(|recs| recs.into_iter().map(|r| (r.nonce, r.label)).collect())
+            .unwrap_or_default();
+        let mut out = String::new();
+        for (nonce, hash, ok) in self.transactions_from(from) {
+            if ok {
+                continue;
+            }
+            let tx = self
+                .rpc
+                .request("eth_getTransactionByHash", json!([hash]))
+                .unwrap_or(Value::Null);
+            let block = tx["blockNumber"]
+                .as_str()
+                .and_then(|b| u64::from_str_radix(b.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(0);
+            let reason = match self.rpc.request(
+                "eth_call",
+                json!([{"from": from, "to": tx["to"], "data": tx["input"], "value": tx["value"]},
+                    format!("0x{:x}", block.saturating_sub(1))]),
+            ) {
+                Ok(_) => {
+                    "the call succeeds when replayed on the state before its block".to_string()
+                }
+                Err(e) => match e.revert_data() {
+                    Some(d) => chain::revert::explain(d),
+                    None => e.to_string(),
+                },
+            };
+            let label = labels.get(&nonce).map_or("?", |l| l.as_str());
+            out.push_str(&format!(
+                "reverted: nonce {nonce} {label:?} {hash} in block {block} (round {}): {reason}\n",
+                block / self.round_length.max(1)
+            ));
+        }
+        out
+    }
+
     /// kill -9 anvil (it saved its state within the last second), stop the devnet command, keep the node away
     /// for `down`, and start it again from the saved state on the same port.
     pub fn kill_anvil_and_restart(&mut self, accounts: &[&str], down: Duration) {
