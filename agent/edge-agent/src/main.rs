@@ -9,6 +9,7 @@ mod hwsel;
 mod ingest;
 mod live_swarm;
 mod logging;
+mod malloc;
 mod pipeline;
 mod receipts;
 mod request;
@@ -107,6 +108,7 @@ fn default_filter(cli: &Option<String>) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    malloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {

@@ -360,6 +360,7 @@ impl WorkerCtx {
                 report.stream = self.stream.clone();
                 report
             }));
+            crate::malloc::release_free_pages();
         };
         if let Some(mut b) = built.take() {
             if ending && let Err(e) = b.pipeline.finish() {
