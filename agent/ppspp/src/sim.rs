@@ -4,7 +4,7 @@
 
 use crate::swarm::{Event, Swarm};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,11 @@ pub struct SimNet {
     pub now: Instant,
     pub nodes: Vec<SimNode>,
     queue: BinaryHeap<Reverse<InFlight>>,
+    /// Node index by address.
+    by_addr: HashMap<SocketAddr, usize>,
+    /// Each joined node's next timer, pushed whenever the node was touched; an entry whose node's
+    /// `poll_timeout` has moved since is stale and skipped.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
     rng: u64,
     seq: u64,
     pub dropped_loss: u64,
@@ -115,6 +120,8 @@ impl SimNet {
             now: start,
             nodes: Vec::new(),
             queue: BinaryHeap::new(),
+            by_addr: HashMap::new(),
+            timers: BinaryHeap::new(),
             rng,
             seq: 0,
             dropped_loss: 0,
@@ -158,14 +165,13 @@ impl SimNet {
 
     /// The address the next added node will get.
     pub fn next_addr(&self) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::new(10, 0, 0, self.nodes.len() as u8 + 1),
-            7000,
-        ))
+        let [_, a, b, c] = (self.nodes.len() as u32 + 1).to_be_bytes();
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, a, b, c), 7000))
     }
 
     pub fn add(&mut self, swarm: Swarm) -> usize {
         let addr = self.next_addr();
+        self.by_addr.insert(addr, self.nodes.len());
         self.nodes.push(SimNode {
             addr,
             swarm,
@@ -242,8 +248,12 @@ impl SimNet {
                 continue;
             }
             let jitter = self.cfg.jitter.mul_f64(self.unit());
-            let Some(dst) = self.nodes.iter().position(|n| n.addr == t.dst) else {
-                continue;
+            let dst = match self.by_addr.get(&t.dst) {
+                Some(&d) if self.nodes.get(d).is_some_and(|n| n.addr == t.dst) => d,
+                _ => match self.nodes.iter().position(|n| n.addr == t.dst) {
+                    Some(d) => d,
+                    None => continue,
+                },
             };
             self.note(TraceKind::Sent, src, t.dst, &payload);
             self.seq += 1;
@@ -259,10 +269,30 @@ impl SimNet {
     }
 
     /// Runs until `stop` returns true or `limit` of fake time has elapsed; returns whether `stop` fired.
+    ///
+    /// Each step: nodes joining now connect, every node touched since the last step hands over what it
+    /// sends (in node order), `stop` is asked, time moves to the next delivery, join or node timer, the
+    /// datagrams due are delivered, and the nodes whose timer is due (in node order) handle it. Only nodes
+    /// touched by a step are looked at, so a step costs what happens in it, not the number of nodes.
     pub fn run(&mut self, limit: Duration, mut stop: impl FnMut(&SimNet) -> bool) -> bool {
         let end = self.start + limit;
+        // Nodes may have been changed from outside since the last call: look at each one once.
+        let mut touched: BTreeSet<usize> = (0..self.nodes.len()).collect();
+        self.timers.clear();
+        let mut joins: BTreeMap<Instant, Vec<usize>> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !n.joined {
+                joins.entry(self.start + n.joins_at).or_default().push(i);
+            }
+        }
         loop {
-            for i in 0..self.nodes.len() {
+            while let Some(e) = joins.first_entry() {
+                if *e.key() > self.now {
+                    break;
+                }
+                touched.extend(e.remove());
+            }
+            for &i in &touched {
                 if !self.nodes[i].joined && self.start + self.nodes[i].joins_at <= self.now {
                     self.nodes[i].joined = true;
                     let now = self.now;
@@ -271,25 +301,31 @@ impl SimNet {
                     }
                 }
                 self.collect(i);
+                if self.nodes[i].joined
+                    && let Some(t) = self.nodes[i].swarm.poll_timeout()
+                {
+                    self.timers.push(Reverse((t, i)));
+                }
             }
+            touched.clear();
             if stop(self) {
                 return true;
             }
-            // Next instant: a delivery or a node timer.
-            let mut next = self.queue.peek().map(|r| r.0.at);
-            for n in &self.nodes {
-                if n.leaves_at.is_some_and(|l| self.start + l <= self.now) {
-                    continue;
+            // Next instant: a delivery, a join or a node timer.
+            while let Some(&Reverse((t, i))) = self.timers.peek() {
+                if self.timer_is(i, t) {
+                    break;
                 }
-                if !n.joined {
-                    let j = self.start + n.joins_at;
-                    next = Some(next.map_or(j, |x| x.min(j)));
-                    continue;
-                }
-                if let Some(t) = n.swarm.poll_timeout() {
-                    next = Some(next.map_or(t, |x| x.min(t)));
-                }
+                self.timers.pop();
             }
+            let next = [
+                self.queue.peek().map(|r| r.0.at),
+                self.timers.peek().map(|r| r.0.0),
+                joins.keys().next().copied(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let Some(next) = next else { return false };
             if next > end {
                 self.now = end;
@@ -298,11 +334,8 @@ impl SimNet {
             self.now = self.now.max(next);
             while self.queue.peek().is_some_and(|r| r.0.at <= self.now) {
                 let Reverse(f) = self.queue.pop().unwrap();
-                let n = &self.nodes[f.dst];
-                if self.start + n.joins_at > self.now
-                    || n.leaves_at.is_some_and(|l| self.start + l <= self.now)
-                {
-                    continue; // offline
+                if !self.online(f.dst) {
+                    continue;
                 }
                 self.delivered += 1;
                 let dst = self.nodes[f.dst].addr;
@@ -311,12 +344,24 @@ impl SimNet {
                 self.nodes[f.dst]
                     .swarm
                     .handle_datagram(now, f.src, &f.payload);
+                touched.insert(f.dst);
             }
-            for i in 0..self.nodes.len() {
-                let n = &self.nodes[i];
-                if self.start + n.joins_at > self.now
-                    || n.leaves_at.is_some_and(|l| self.start + l <= self.now)
-                {
+            // Timers due: nodes with a timer entry up to now, nodes just delivered to, nodes joining now.
+            let mut due: BTreeSet<usize> = touched.clone();
+            while let Some(&Reverse((t, i))) = self.timers.peek() {
+                if t > self.now {
+                    break;
+                }
+                self.timers.pop();
+                due.insert(i);
+            }
+            if let Some((&t, js)) = joins.first_key_value()
+                && t <= self.now
+            {
+                due.extend(js.iter().copied());
+            }
+            for i in due {
+                if !self.online(i) {
                     continue;
                 }
                 if self.nodes[i]
@@ -326,8 +371,23 @@ impl SimNet {
                 {
                     let now = self.now;
                     self.nodes[i].swarm.handle_timeout(now);
+                    touched.insert(i);
                 }
             }
         }
+    }
+
+    /// Whether node `i` is on the network now (joined, or joining now, and not yet left).
+    fn online(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        self.start + n.joins_at <= self.now && n.leaves_at.is_none_or(|l| self.start + l > self.now)
+    }
+
+    /// Whether `t` is still joined node `i`'s next timer, as the step loop counts it.
+    fn timer_is(&self, i: usize, t: Instant) -> bool {
+        let n = &self.nodes[i];
+        n.joined
+            && n.leaves_at.is_none_or(|l| self.start + l > self.now)
+            && n.swarm.poll_timeout() == Some(t)
     }
 }

@@ -685,3 +685,26 @@ fn live_stream_through_loss_and_jitter_to_eight_peers() {
 fn live_segments_in_bursts_through_loss_and_jitter() {
     lossy_live_bursts(3, 1, 500, 100, Duration::from_secs(2));
 }
+
+/// Past 254 nodes every node still gets an address of its own (the last octet alone would wrap), and a
+/// seeder's content reaches a leech added after the first 300 nodes.
+#[test]
+fn three_hundred_nodes_have_distinct_addresses() {
+    let start = Instant::now();
+    let mut net = SimNet::new(SimConfig::default(), start);
+    let data = content(20_000, 3);
+    let seed = Swarm::new_static_seed(cfg(1), &data, start);
+    let root = seed.swarm_id().to_vec();
+    for i in 0..300 {
+        net.add(Swarm::new_static_leech(cfg(100 + i), &[0u8; 20], start).unwrap());
+    }
+    let s = net.add(seed);
+    let l = net.add(Swarm::new_static_leech(cfg(2), &root, start).unwrap());
+    let addrs: std::collections::BTreeSet<_> = net.nodes.iter().map(|n| n.addr).collect();
+    assert_eq!(addrs.len(), net.nodes.len());
+    net.nodes[l].connect_to = vec![net.nodes[s].addr];
+    assert!(net.run(Duration::from_secs(10), |n| {
+        n.nodes[l].swarm.content().is_some()
+    }));
+    assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
+}
