@@ -2,9 +2,10 @@
 //! uploads against one copy of the stream (a relay would send one per viewer), how long a chunk takes from
 //! the source's `publish` to each viewer's in-order delivery, and how much of the stream each viewer got.
 //!
-//! `cargo bench -p ppspp --bench viewers` (or `./x bench ppspp-sim`). Env: `VIEWERS` (20), `SECONDS` of
+//! `cargo bench -p ppspp --bench viewers` (or `./x bench ppspp-sim`). Env: `VIEWERS` (10), `SECONDS` of
 //! stream (5), `MBIT` (3), `LOSS` (comma-separated datagram loss rates, run one after the other; the first
-//! is the baseline the others are compared with: `0,0.1`), `UPLINK_MBIT` per node (10), `SEED` (1).
+//! is the baseline the others are compared with: `0,0.1`), `UPLINK_MBIT` per node (10), `SEEDS` of the
+//! network (comma-separated, `1,2,3`: one run each, and their mean; single runs vary a lot).
 //!
 //! The network: 10 ms one-way delay plus up to 40 ms of jitter (reordering), the loss rate on every
 //! datagram, every node's uplink capped. Viewers join over the first 2 s (one every 2 ms), before the
@@ -37,9 +38,11 @@ struct Outcome {
     completeness_avg: f64,
     skipped: u64,
     cpu_s: f64,
-    fake_s: f64,
     datagrams: u64,
     haves_per_viewer: f64,
+    /// Chunk requests the source received (one per chunk when every viewer fetched it from another).
+    source_requests: u64,
+    viewer_retransmissions: u64,
 }
 
 fn cpu_seconds() -> f64 {
@@ -180,6 +183,7 @@ fn run(viewers: usize, seconds: u64, mbit: f64, loss: f64, uplink_mbit: f64, see
         comp.push((got[k].min(want)) as f64 / want as f64);
     }
     let up = net.nodes[s].swarm.stats().data_bytes_up as f64;
+    let source = net.nodes[s].swarm.stats();
     let per_viewer_have = ids
         .iter()
         .map(|&k| net.nodes[k].swarm.stats().haves_in as f64)
@@ -193,9 +197,13 @@ fn run(viewers: usize, seconds: u64, mbit: f64, loss: f64, uplink_mbit: f64, see
         completeness_avg: comp.iter().sum::<f64>() / comp.len().max(1) as f64,
         skipped,
         cpu_s: cpu_seconds() - cpu0,
-        fake_s: net.elapsed().as_secs_f64(),
         datagrams: net.delivered,
         haves_per_viewer: per_viewer_have,
+        source_requests: source.chunks_requested_in,
+        viewer_retransmissions: ids
+            .iter()
+            .map(|&k| net.nodes[k].swarm.stats().requests_retransmitted)
+            .sum(),
     }
 }
 
@@ -209,22 +217,32 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken from the command line
-    let viewers: usize = env("VIEWERS", 20);
+    let viewers: usize = env("VIEWERS", 10);
     let seconds: u64 = env("SECONDS", 5);
     let mbit: f64 = env("MBIT", 3.0);
     let uplink: f64 = env("UPLINK_MBIT", 10.0);
-    let seed: u64 = env("SEED", 1);
-    let losses: Vec<f64> = std::env::var("LOSS")
-        .unwrap_or_else(|_| "0,0.1".into())
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
+    let list = |name: &str, default: &str| -> Vec<String> {
+        std::env::var(name)
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .collect()
+    };
+    let losses: Vec<f64> = list("LOSS", "0,0.1")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let seeds: Vec<u64> = list("SEEDS", "1,2,3")
+        .iter()
+        .filter_map(|v| v.parse().ok())
         .collect();
     println!(
-        "# ppspp simulated live stream: {viewers} viewers, {seconds} s at {mbit} Mbit/s, uplink {uplink} Mbit/s per node, seed {seed}"
+        "# ppspp simulated live stream: {viewers} viewers, {seconds} s at {mbit} Mbit/s, uplink {uplink} Mbit/s per node, seeds {seeds:?}"
     );
     println!(
-        "{:>6} {:>14} {:>12} {:>10} {:>10} {:>10} {:>16} {:>8} {:>8} {:>7} {:>10} {:>14}",
+        "{:>6} {:>5} {:>14} {:>12} {:>10} {:>10} {:>10} {:>16} {:>8} {:>8} {:>10} {:>10} {:>9} {:>8}",
         "loss",
+        "seed",
         "origin upload",
         "relay ratio",
         "delay p50",
@@ -233,39 +251,53 @@ fn main() {
         "complete avg/min",
         "skipped",
         "CPU s",
-        "fake s",
         "datagrams",
-        "HAVE in/viewer"
+        "HAVE/view",
+        "src reqs",
+        "retrans"
     );
     let mut base: Option<(f64, f64, f64)> = None;
     for loss in losses {
-        let mut o = run(viewers, seconds, mbit, loss, uplink, seed);
-        let (p50, p95, max) = (
-            pct(&mut o.delays_ms, 0.5),
-            pct(&mut o.delays_ms, 0.95),
-            pct(&mut o.delays_ms, 1.0),
-        );
+        let (mut up_sum, mut p95_sum) = (0.0, 0.0);
+        for &seed in &seeds {
+            let mut o = run(viewers, seconds, mbit, loss, uplink, seed);
+            let (p50, p95, max) = (
+                pct(&mut o.delays_ms, 0.5),
+                pct(&mut o.delays_ms, 0.95),
+                pct(&mut o.delays_ms, 1.0),
+            );
+            up_sum += o.origin_upload;
+            p95_sum += p95;
+            println!(
+                "{:>6.2} {:>5} {:>13.2}x {:>11.4}x {:>8.0}ms {:>8.0}ms {:>8.0}ms {:>8.4}/{:<7.4} {:>8} {:>8.1} {:>10} {:>10.0} {:>9} {:>8}",
+                o.loss,
+                seed,
+                o.origin_upload,
+                o.origin_upload / viewers as f64,
+                p50,
+                p95,
+                max,
+                o.completeness_avg,
+                o.completeness_min,
+                o.skipped,
+                o.cpu_s,
+                o.datagrams,
+                o.haves_per_viewer,
+                o.source_requests,
+                o.viewer_retransmissions
+            );
+        }
+        let n = seeds.len().max(1) as f64;
+        let (up, p95) = (up_sum / n, p95_sum / n);
         println!(
-            "{:>6.2} {:>13.2}x {:>11.4}x {:>8.0}ms {:>8.0}ms {:>8.0}ms {:>8.4}/{:<7.4} {:>8} {:>8.1} {:>7.1} {:>10} {:>14.0}",
-            o.loss,
-            o.origin_upload,
-            o.origin_upload / viewers as f64,
-            p50,
-            p95,
-            max,
-            o.completeness_avg,
-            o.completeness_min,
-            o.skipped,
-            o.cpu_s,
-            o.fake_s,
-            o.datagrams,
-            o.haves_per_viewer
+            "{loss:>6.2}  mean origin upload {up:.2}x, delay p95 {p95:.0} ms over {} seeds",
+            seeds.len()
         );
         match base {
-            None => base = Some((o.loss, o.origin_upload, p95)),
+            None => base = Some((loss, up, p95)),
             Some((l, u, d)) => println!(
-                "       against loss {l:.2} in this run: origin upload {:.2}x, delay p95 {:.2}x",
-                o.origin_upload / u,
+                "        against loss {l:.2} in this run: origin upload {:.2}x, delay p95 {:.2}x",
+                up / u,
                 p95 / d
             ),
         }

@@ -10,6 +10,9 @@ use crate::merkle::{Hash, digest, node};
 use crate::wire::{ChunkSpec, Message};
 use std::time::{Duration, Instant};
 
+/// How many times a fresh munro's HAVE is sent again to its one super-seeding peer that has not asked for it.
+const SUPERSEED_AGAIN: u8 = 2;
+
 impl Swarm {
     /// Live source: append stream bytes. Complete munros are hashed, signed and announced.
     pub fn publish(&mut self, now: Instant, data: &[u8]) -> Result<(), crate::Error> {
@@ -76,6 +79,13 @@ impl Swarm {
                     let specs = self.range_specs(a, s, e);
                     let ch = self.channels.get_mut(&id).unwrap();
                     ch.pending.extend(specs.into_iter().map(Message::Have));
+                    self.superseed_again.push_back((
+                        now + self.cfg.superseed_delay / 4,
+                        id,
+                        s,
+                        e,
+                        SUPERSEED_AGAIN,
+                    ));
                 }
                 self.delayed_have
                     .push_back((now + self.cfg.superseed_delay, s, e));
@@ -172,8 +182,37 @@ impl Swarm {
         self.deliver = Some(pos);
     }
 
-    /// Super-seeding: munros whose delay has passed are announced to everyone.
+    /// Super-seeding: a fresh munro's one peer that has not asked for any of it (its HAVE, or its request,
+    /// was lost) is told again, every quarter of the delay, up to [`SUPERSEED_AGAIN`] times; then munros
+    /// whose delay has passed are announced to everyone. Without the repeat, one lost HAVE left a munro
+    /// unfetched until the delay was over, and then every peer asked the source for it at once.
     pub(super) fn release_delayed_haves(&mut self, now: Instant) {
+        while let Some(&(t, id, s, e, left)) = self.superseed_again.front() {
+            if t > now {
+                break;
+            }
+            self.superseed_again.pop_front();
+            let Some(ch) = self.channels.get(&id) else {
+                continue;
+            };
+            let asked = (s..=e)
+                .any(|c| ch.served.contains(&c) || ch.queued.contains(&c) || ch.remote_have.get(c));
+            if asked || ch.state != ChanState::Established {
+                continue;
+            }
+            let specs = self.range_specs(ch.ctx.addressing, s, e);
+            let ch = self.channels.get_mut(&id).unwrap();
+            ch.pending.extend(specs.into_iter().map(Message::Have));
+            if left > 1 {
+                self.superseed_again.push_back((
+                    now + self.cfg.superseed_delay / 4,
+                    id,
+                    s,
+                    e,
+                    left - 1,
+                ));
+            }
+        }
         while let Some(&(t, s, e)) = self.delayed_have.front() {
             if t > now {
                 break;

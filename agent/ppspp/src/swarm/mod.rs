@@ -264,6 +264,9 @@ pub struct Swarm {
     newest: Option<u64>,
     /// Live source: (announce-to-all time, chunk range) pending under super-seeding.
     delayed_have: VecDeque<(Instant, u64, u64)>,
+    /// Super-seeding: a fresh munro's HAVE to its one peer, announced again if that peer has not asked for
+    /// any of it by then: (when, channel, first chunk, last chunk, times left).
+    superseed_again: VecDeque<(Instant, u32, u64, u64, u8)>,
     superseed_rr: usize,
     last_tick: Instant,
     /// Addresses learnt from PEX (at most [`PEX_SEEN_MAX`]), and the order they came in (oldest first out).
@@ -322,6 +325,7 @@ impl Swarm {
             live_join_at: None,
             newest: None,
             delayed_have: VecDeque::new(),
+            superseed_again: VecDeque::new(),
             superseed_rr: 0,
             last_tick: now,
             pex_seen: BTreeSet::new(),
@@ -587,6 +591,7 @@ impl Swarm {
             .values()
             .any(|c| !c.outstanding.is_empty() || !c.flight.is_empty())
             || !self.delayed_have.is_empty()
+            || !self.superseed_again.is_empty()
             || self.deliver.is_some();
         let mut t: Option<Instant> = None;
         let mut upd = |x: Instant| t = Some(t.map_or(x, |y: Instant| y.min(x)));
