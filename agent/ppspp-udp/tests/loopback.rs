@@ -188,18 +188,7 @@ async fn lossy_live(n: u64, munros: usize, burst: usize, gap: Duration) -> f64 {
         corrupt: 0.0,
     };
     // the settings of a segment swarm (segment_swarm::node::swarm_config)
-    let cfg = SwarmConfig {
-        chunks_per_munro: 16,
-        playback_deadline: Duration::from_secs(10),
-        live_discard_window: 32 * 1024,
-        live_join_back: u64::MAX,
-        have_refresh: Duration::from_millis(500),
-        ledbat: ppspp::ledbat::LedbatParams {
-            random_loss: 0.25,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let cfg = SwarmConfig::lossy_live();
     let src = Swarm::new_live_source(
         SwarmConfig {
             seed: 1,

@@ -70,16 +70,8 @@ fn run(viewers: usize, seconds: u64, mbit: f64, loss: f64, uplink_mbit: f64, see
         start,
     );
     let base = SwarmConfig {
-        chunks_per_munro: 16,
-        playback_deadline: Duration::from_secs(10),
         live_discard_window: 2048,
-        live_join_back: u64::MAX,
-        have_refresh: Duration::from_millis(500),
-        ledbat: ppspp::ledbat::LedbatParams {
-            random_loss: 0.25,
-            ..Default::default()
-        },
-        ..Default::default()
+        ..SwarmConfig::lossy_live()
     };
     let src = Swarm::new_live_source(
         SwarmConfig {

@@ -589,16 +589,8 @@ fn lossy_live_bursts(net_seed: u64, peers: u64, munros: usize, burst: usize, gap
     );
     // the settings of a segment swarm (segment_swarm::node::swarm_config)
     let base = SwarmConfig {
-        chunks_per_munro: 16,
-        playback_deadline: Duration::from_secs(10),
-        live_discard_window: 32 * 1024,
-        live_join_back: u64::MAX,
-        have_refresh: Duration::from_millis(500),
-        ledbat: ppspp::ledbat::LedbatParams {
-            random_loss: 0.25,
-            ..Default::default()
-        },
-        ..cfg(0)
+        seed: 0,
+        ..SwarmConfig::lossy_live()
     };
     let src = Swarm::new_live_source(
         SwarmConfig {

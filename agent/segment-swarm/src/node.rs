@@ -2,34 +2,20 @@
 //! (a live leech that also serves what it has to other peers).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ppspp::{Event, Swarm, SwarmConfig};
 use ppspp_udp::Node;
 
 use crate::frame::{Deframer, FrameError, Record};
 
-/// The swarm settings every segment swarm uses: 1 KiB chunks (RFC 7574's default), 16-chunk signed
-/// munros, a 10 s playback deadline (a chunk lost for longer loses its whole segment, so waiting pays), a
-/// 32 MiB window kept for late peers, and a joining peer starting at the oldest chunk its peers still have
-/// (a viewer that joins a few seconds late still gets the stream from its first segment). Built for lossy
-/// paths: a lost HAVE is re-announced within half a second (a joining peer waits two of those before it
-/// fixes its start), and random loss without a queue does not cut the sending window (congestion still
-/// does: queueing delay, or a loss share above a quarter).
+/// The swarm settings every segment swarm uses: [`SwarmConfig::lossy_live`] (1 KiB chunks, 16-chunk signed
+/// munros, a 10 s playback deadline, a 32 MiB window kept for late peers, a joining peer starting at the oldest
+/// chunk its peers still have, tuned for lossy paths) with a random seed.
 pub fn swarm_config() -> SwarmConfig {
     SwarmConfig {
-        have_refresh: Duration::from_millis(500),
-        ledbat: ppspp::ledbat::LedbatParams {
-            random_loss: 0.25,
-            ..Default::default()
-        },
-        chunk_size: 1024,
-        chunks_per_munro: 16,
-        playback_deadline: Duration::from_secs(10),
-        live_discard_window: 32 * 1024,
-        live_join_back: u64::MAX,
         seed: ppspp_udp::random_seed(),
-        ..SwarmConfig::default()
+        ..SwarmConfig::lossy_live()
     }
 }
 
@@ -175,6 +161,7 @@ impl Subscriber {
 mod tests {
     use super::*;
     use crate::frame::SegmentMeta;
+    use std::time::Duration;
 
     /// Real UDP on loopback: a publisher, a subscriber that joined before the first record, and a second
     /// subscriber that joins through the first one only (so it is fed by a relay, not the source).

@@ -79,6 +79,30 @@ pub struct SwarmConfig {
     pub have_refresh: Duration,
 }
 
+impl SwarmConfig {
+    /// A live stream carried over lossy paths (what a video segment swarm uses): 1 KiB chunks, 16-chunk
+    /// signed munros, a 10 s playback deadline (a chunk lost for longer loses a whole segment, so waiting
+    /// pays), a 32 Ki-chunk window kept for late peers, a joining peer starting at the oldest chunk its peers
+    /// still have, a lost HAVE re-announced within half a second (a joining peer waits two of those before it
+    /// fixes its start), and random loss without a queue not cutting the sending window (congestion still
+    /// does: queueing delay, or a loss share above a quarter). The rest as [`SwarmConfig::default`].
+    pub fn lossy_live() -> Self {
+        SwarmConfig {
+            chunk_size: 1024,
+            chunks_per_munro: 16,
+            playback_deadline: Duration::from_secs(10),
+            live_discard_window: 32 * 1024,
+            live_join_back: u64::MAX,
+            have_refresh: Duration::from_millis(500),
+            ledbat: crate::ledbat::LedbatParams {
+                random_loss: 0.25,
+                ..Default::default()
+            },
+            ..SwarmConfig::default()
+        }
+    }
+}
+
 impl Default for SwarmConfig {
     fn default() -> Self {
         SwarmConfig {
