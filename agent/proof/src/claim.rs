@@ -91,6 +91,19 @@ impl ClaimRecord {
         }
     }
 
+    /// Challenged segments whose verify has not been sent yet, in segment order. All of them are due
+    /// together: the window is `verification_period` blocks and every pass of the driver costs blocks.
+    pub fn unanswered(&self) -> Vec<u64> {
+        match &self.stage {
+            Stage::Challenged { answers, .. } => answers
+                .iter()
+                .filter(|(_, a)| a.is_none())
+                .map(|(s, _)| *s)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         matches!(
             self.stage,

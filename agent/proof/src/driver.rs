@@ -161,7 +161,11 @@ impl Driver {
         self.status.send_modify(|s| s.block = block);
         self.events().await?;
         self.reconcile(block).await?;
-        for action in self.ledger.step(block)? {
+        let mut actions = self.ledger.step(block)?;
+        // verifies have a deadline (the claim's verification window) and the others do not: send them
+        // first, before the follows of claims and fee distributions spend the window's blocks
+        actions.sort_by_key(|a| !matches!(a, Action::Verify { .. }));
+        for action in actions {
             self.act(action, block).await?;
         }
         Ok(())
@@ -479,12 +483,12 @@ impl Driver {
                 if self.backed_off(&key, block) {
                     return Ok(());
                 }
+                let price = self.proto.verifier_price().await?;
                 self.ledger.apply(&Event::VerifySent {
                     job_id,
                     claim_id,
                     seg_no,
                 })?;
-                let price = self.proto.verifier_price().await?;
                 let call = self.proto.verify(
                     job_id,
                     claim_id,
@@ -502,16 +506,13 @@ impl Driver {
                 let nonce = match self.sender.submit(call).await {
                     Ok(n) => n,
                     Err(e) => {
-                        if matches!(
-                            e,
-                            SendError::WouldRevert { .. } | SendError::Rejected { .. }
-                        ) {
-                            self.ledger.apply(&Event::VerifyNotSent {
-                                job_id,
-                                claim_id,
-                                seg_no,
-                            })?;
-                        }
+                        // submit broadcasts nothing when it fails (a broadcast error after the journal
+                        // write is Ok): due again now, not only once the reconciliation sees nothing pending
+                        self.ledger.apply(&Event::VerifyNotSent {
+                            job_id,
+                            claim_id,
+                            seg_no,
+                        })?;
                         self.failed(key, block, &e);
                         return Ok(());
                     }

@@ -169,14 +169,19 @@ impl Ledger {
                         first: c.first,
                         number,
                     }),
-                    Due::Verify { claim_id, seg_no } => {
-                        let (receipt, proof) = self.proof(&c, seg_no)?;
-                        out.push(Action::Verify {
-                            job_id: c.job_id,
-                            claim_id,
-                            receipt: Box::new(receipt),
-                            proof,
-                        });
+                    Due::Verify { claim_id, .. } => {
+                        // every unanswered challenge of the claim at once, not one per pass: the driver
+                        // follows each transaction before the next pass, and the window closes after
+                        // verification_period blocks whatever is left
+                        for seg_no in c.unanswered() {
+                            let (receipt, proof) = self.proof(&c, seg_no)?;
+                            out.push(Action::Verify {
+                                job_id: c.job_id,
+                                claim_id,
+                                receipt: Box::new(receipt),
+                                proof,
+                            });
+                        }
                     }
                     Due::Distribute { claim_id } => distribute.push(claim_id),
                     Due::Nothing => release.extend(self.kept_inputs(&c)?),

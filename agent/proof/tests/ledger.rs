@@ -56,6 +56,9 @@ fn block_hash(n: u64) -> H256 {
 /// Plays the chain: mines what the ledger sends, one block per step, and answers with events.
 struct Chain {
     block: u64,
+    /// Blocks each pass of the ledger costs (the daemon follows every transaction it sends: about a second,
+    /// 4-5 blocks on the test devnet).
+    blocks_per_step: u64,
     next_claim_id: u64,
     claims: Vec<(u64, u64, u64, H256, u64)>, // (claim id, first, last, root, block)
     verified: Vec<(u64, u64)>,
@@ -182,7 +185,7 @@ impl Chain {
                 }
             }
         }
-        self.block += 1;
+        self.block += self.blocks_per_step;
     }
 }
 
@@ -199,6 +202,7 @@ fn full_life_cycle_with_a_restart_at_every_block() {
     l.store.put_job(&job()).unwrap();
     let mut chain = Chain {
         block: 101,
+        blocks_per_step: 1,
         next_claim_id: 0,
         claims: vec![],
         verified: vec![],
@@ -370,4 +374,138 @@ fn a_gap_is_skipped_and_a_conflicting_receipt_refused() {
     assert!(l.store.put_receipt(7, 106, &other).is_err());
     assert!(receipt(3).check().is_ok());
     assert!(other.check().is_err());
+}
+
+/// The challenged segments of a claim of segments 0..=9 made in block `b` (the fake chain's hashes).
+fn challenged_of(b: u64) -> Vec<u64> {
+    (0..10)
+        .filter(|s| hashes::is_challenged(b, block_hash(b + 1), *s, W.verification_rate))
+        .collect()
+}
+
+/// Every challenge of a claim is due in the first step after the challenges are known, not one per step:
+/// the daemon follows each transaction before its next pass, and a second or third challenge handed out a
+/// pass later each can miss the 30-block window (chain_claims: no PassedVerification for (20, 25)).
+#[test]
+fn every_challenge_of_a_claim_is_due_in_the_same_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy {
+        max_segments: 10,
+        claim_after_blocks: 1000,
+        end_margin_blocks: 10,
+        election_margin_blocks: 40,
+    };
+    let l = ledger(dir.path(), policy);
+    l.store.put_job(&job()).unwrap();
+    for s in 0..10 {
+        l.store.put_receipt(7, 101, &receipt(s)).unwrap();
+    }
+    let a = l.step(102).unwrap();
+    assert!(
+        matches!(
+            a.as_slice(),
+            [Action::Claim {
+                first: 0,
+                last: 9,
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    // a claim block whose next block's hash challenges at least 3 of the 10 segments
+    let claim_block = (103u64..).find(|b| challenged_of(*b).len() >= 3).unwrap();
+    l.apply(&Event::ClaimSent {
+        job_id: 7,
+        first: 0,
+        block: 102,
+    })
+    .unwrap();
+    l.apply(&Event::ClaimMined {
+        job_id: 7,
+        first: 0,
+        claim_id: 0,
+        claim_block,
+    })
+    .unwrap();
+    assert_eq!(
+        l.step(claim_block + 2).unwrap(),
+        vec![Action::BlockHash {
+            job_id: 7,
+            first: 0,
+            number: claim_block + 1
+        }]
+    );
+    l.apply(&Event::BlockHash {
+        job_id: 7,
+        first: 0,
+        hash: block_hash(claim_block + 1),
+    })
+    .unwrap();
+    let due: Vec<u64> = l
+        .step(claim_block + 3)
+        .unwrap()
+        .iter()
+        .filter_map(|a| match a {
+            Action::Verify {
+                claim_id: 0,
+                receipt,
+                ..
+            } => Some(receipt.seg_no),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        due,
+        challenged_of(claim_block),
+        "every challenge at once, not one per pass"
+    );
+}
+
+/// The life cycle on a chain where every pass costs 14 blocks: with one verify per claim per pass, only the
+/// first challenge of each claim fits in the 30-block window.
+#[test]
+fn every_challenge_is_answered_when_each_pass_costs_many_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy {
+        max_segments: 10,
+        claim_after_blocks: 20,
+        end_margin_blocks: 10,
+        election_margin_blocks: 40,
+    };
+    let l = ledger(dir.path(), policy);
+    l.store.put_job(&job()).unwrap();
+    for s in 0..30 {
+        l.store.put_receipt(7, 101, &receipt(s)).unwrap();
+    }
+    let mut chain = Chain {
+        block: 101,
+        blocks_per_step: 14,
+        next_claim_id: 0,
+        claims: vec![],
+        verified: vec![],
+        distributed: vec![],
+        released: vec![],
+    };
+    for _ in 0..40 {
+        chain.step(&l);
+    }
+    let per_claim: Vec<usize> = chain
+        .claims
+        .iter()
+        .map(|&(_, first, last, _, b)| {
+            (first..=last)
+                .filter(|s| hashes::is_challenged(b, block_hash(b + 1), *s, W.verification_rate))
+                .count()
+        })
+        .collect();
+    assert_eq!(chain.claims.len(), 3);
+    assert!(
+        per_claim.iter().any(|n| *n >= 2),
+        "a claim with two challenges (the case under test): {per_claim:?}"
+    );
+    assert_eq!(
+        chain.verified.len(),
+        per_claim.iter().sum::<usize>(),
+        "every challenge answered inside its window"
+    );
 }
