@@ -45,6 +45,15 @@ pub struct SegmentReport {
     pub seq: u64,
     pub wall_ms: u64,
     pub input_duration: f64,
+    /// Input frames that produced no output, by cause (before the first keyframe, undecodable, duplicate
+    /// timestamp).
+    pub dropped: media::Dropped,
+    /// Timestamp repairs, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<String>,
+    /// Why the input's audio is not in the renditions, when it has audio that is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_dropped: Option<String>,
     pub renditions: Vec<RenditionReport>,
 }
 
@@ -61,6 +70,8 @@ pub struct RenditionReport {
     pub video_bytes: usize,
     /// Video frames in the segment.
     pub frames: usize,
+    /// Frames fed to the encoder (fewer than decoded where the profile caps the frame rate).
+    pub frames_fed: usize,
     /// RFC 6381 codec strings.
     pub codecs: String,
     /// First video PTS, 90 kHz.
@@ -421,6 +432,18 @@ async fn metrics(State(app): State<App>) -> Response {
         "# HELP edge_agent_engine_rebuilds_total Media engines rebuilt after one broke (all streams).\n# TYPE edge_agent_engine_rebuilds_total counter\nedge_agent_engine_rebuilds_total {}",
         s.engine_rebuilds.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP edge_agent_frames_dropped_total Input frames that produced no output, by cause.\n# TYPE edge_agent_frames_dropped_total counter"
+    );
+    for (id, st) in &streams {
+        for (reason, n) in st.frames_dropped.by_reason() {
+            let _ = writeln!(
+                out,
+                "edge_agent_frames_dropped_total{{stream=\"{id}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+    }
     let _ = writeln!(out, "# TYPE edge_agent_realtime_factor gauge");
     for (id, st) in &streams {
         let _ = writeln!(

@@ -230,6 +230,7 @@ impl StreamPipeline {
                 bytes: r.data.len(),
                 video_bytes: r.video_bytes,
                 frames: r.frames,
+                frames_fed: r.frames_fed,
                 codecs: r.codecs.clone(),
                 first_pts: r.first_pts,
                 uri: format!("{}/{file}", r.profile),
@@ -242,6 +243,9 @@ impl StreamPipeline {
                 seq,
                 wall_ms: started.elapsed().as_millis() as u64,
                 input_duration: out.stats.input_duration,
+                dropped: out.stats.dropped.clone(),
+                repairs: out.stats.repairs.clone(),
+                audio_dropped: out.stats.audio_dropped.clone(),
                 renditions,
             },
         })

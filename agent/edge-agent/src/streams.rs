@@ -482,8 +482,15 @@ impl WorkerCtx {
                 let frames = r.input_frames as f64;
                 shared.record_segment(
                     &self.stream,
-                    Ok((frames / wall, r.report.input_duration / wall)),
+                    Ok(crate::daemon::SegmentDone {
+                        fps: frames / wall,
+                        realtime_factor: r.report.input_duration / wall,
+                        dropped: &r.report.dropped,
+                    }),
                 );
+                if r.report.dropped.total() > 0 {
+                    tracing::warn!(seq = seq, dropped = ?r.report.dropped, "input frames without output");
+                }
                 tracing::info!(seq = seq, wall_ms = r.report.wall_ms, "segment transcoded");
             }
             Err(e @ PushError::AlreadyWritten(_)) => tracing::info!(seq = seq, "{e}"),

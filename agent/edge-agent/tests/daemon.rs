@@ -406,3 +406,72 @@ fn a_stream_started_again_gets_a_new_session() {
         assert!(!pl.contains("ENDLIST"), "{pl}");
     }
 }
+
+/// A live stream cut mid-GOP (segments cut every 30 frames in decode order, one keyframe in 90 frames) loses
+/// no frame through the daemon: segments without a keyframe decode from the previous segment's pictures, the
+/// reports and `/metrics` count no dropped frame, and a stream joined mid-GOP counts what it could not decode.
+#[test]
+fn segments_cut_mid_gop_lose_no_frame_through_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let one_gop = media::sources::TestSource {
+        width: 640,
+        height: 360,
+        fps: 30,
+        duration: 3.0,
+        audio: true,
+        segment_secs: 3.0,
+        bitrate_kbps: 2000,
+        ..Default::default()
+    }
+    .segments()
+    .expect("test source");
+    assert_eq!(one_gop.len(), 1);
+    let dm = media::ts::demux(&one_gop[0]).unwrap();
+    assert_eq!(dm.video.len(), 90);
+    assert_eq!(dm.video.iter().filter(|a| a.key).count(), 1);
+    let mut mux = media::ts::TsMuxer::new();
+    let pieces: Vec<Vec<u8>> = dm
+        .video
+        .chunks(30)
+        .map(|c| {
+            let frames: Vec<media::ts::EncodedFrame> = c
+                .iter()
+                .map(|a| media::ts::EncodedFrame {
+                    pts: a.pts,
+                    dts: a.dts,
+                    key: a.key,
+                    data: &a.data,
+                })
+                .collect();
+            mux.mux_segment(&frames, &[], None)
+        })
+        .collect();
+    let d = Daemon::start(dir.path(), 2);
+    assert!(d.next_notify().contains("READY=1"));
+    for (seq, p) in pieces.iter().enumerate() {
+        let (status, body) = http(d.port, "PUT", &format!("/live/cut/{seq}.ts"), p);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let r = json(&body);
+        assert_eq!(
+            r["dropped"],
+            serde_json::json!({"before_keyframe": 0, "undecodable": 0, "duplicate_timestamp": 0}),
+            "{r}"
+        );
+        for rend in r["renditions"].as_array().unwrap() {
+            assert_eq!(rend["frames"], 30, "segment {seq}: {rend}");
+        }
+    }
+    // joined at the keyframe's GOP's second piece: nothing decodable, a clear error; no stream state to lean on
+    let (status, body) = http(d.port, "PUT", "/live/joined/0.ts", &pieces[1]);
+    assert_ne!(status, 200);
+    let msg = String::from_utf8_lossy(&body);
+    assert!(msg.contains("no random access point"), "{msg}");
+    assert_eq!(
+        metric(
+            d.port,
+            "edge_agent_frames_dropped_total{stream=\"cut\",reason=\"undecodable\"}"
+        ),
+        "edge_agent_frames_dropped_total{stream=\"cut\",reason=\"undecodable\"} 0"
+    );
+    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
+}

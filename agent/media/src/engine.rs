@@ -18,6 +18,7 @@
 //! ([`Transcoder::is_broken`]); [`crate::TranscoderPool`] replaces it, and one whose thread panicked.
 
 use std::collections::HashSet;
+use std::str::FromStr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, EncodeParams};
 use crate::profiles::Profile;
-use crate::ts::{self, EncodedFrame, TsError, TsMuxer};
+use crate::timeline::{self, Dropped};
+use crate::ts::{self, EncodedFrame, TsError, TsMuxer, VideoAu};
 
 /// Offset added to every timestamp inside the pipeline, so DTS of reordered frames stay positive.
 const PIPE_OFFSET_NS: u64 = 10_000_000_000;
@@ -190,10 +192,11 @@ pub enum BuildError {
 pub enum SegmentError {
     #[error("segment {seq}: element ts-demux: {source}")]
     Demux { seq: u64, source: TsError },
-    #[error(
-        "segment {seq}: element ts-demux: first access unit is not an IDR keyframe (segments must start with one)"
-    )]
-    NoKeyframe { seq: u64 },
+    #[error("segment {seq}: element ts-demux: {source}")]
+    NoKeyframe {
+        seq: u64,
+        source: timeline::NoRandomAccess,
+    },
     #[error("segment {seq}: element {element}: {message} ({debug})")]
     Pipeline {
         seq: u64,
@@ -228,7 +231,7 @@ impl SegmentError {
     pub fn seq(&self) -> u64 {
         match self {
             SegmentError::Demux { seq, .. }
-            | SegmentError::NoKeyframe { seq }
+            | SegmentError::NoKeyframe { seq, .. }
             | SegmentError::Pipeline { seq, .. }
             | SegmentError::Incomplete { seq, .. }
             | SegmentError::Timeout { seq, .. }
@@ -253,11 +256,14 @@ pub struct Rendition {
     pub fps: (u32, u32),
     /// Video frames in this segment.
     pub frames: usize,
+    /// Frames fed to this rendition's encoder (the decoded frames, fewer where the frame rate is capped);
+    /// `frames_fed - frames` were lost in the encoder.
+    pub frames_fed: usize,
     /// Duration in seconds (first PTS to last PTS plus one frame).
     pub duration: f64,
     /// First video PTS (90 kHz).
     pub first_pts: u64,
-    /// RFC 6381 codec strings: "avc1.PPCCLL" from the output SPS, plus "mp4a.40.N" if audio is carried.
+    /// RFC 6381 codec strings: "avc1.PPCCLL" from the written SPS, plus "mp4a.40.N" if AAC audio is written.
     pub codecs: String,
     /// Video elementary stream bytes (without TS/PES overhead).
     pub video_bytes: usize,
@@ -267,11 +273,22 @@ pub struct Rendition {
 #[derive(Debug, Clone, Default)]
 pub struct SegmentStats {
     pub wall: Duration,
+    /// Video access units in the segment.
     pub input_frames: usize,
+    /// Pictures of this segment the decoder returned (preroll from the previous segment not counted).
     pub decoded_frames: usize,
+    /// Pictures of the previous segment decoded first because this one was cut mid-GOP.
+    pub preroll_frames: usize,
+    /// Input frames that produced no output, by cause.
+    pub dropped: Dropped,
+    /// Timestamp repairs, in words.
+    pub repairs: Vec<String>,
     pub input_duration: f64,
     pub input_fps: (u32, u32),
+    /// Whether the renditions carry the input's audio.
     pub has_audio: bool,
+    /// Why the input's audio is not carried, if it has audio that is not.
+    pub audio_dropped: Option<String>,
 }
 
 /// The result of one segment: one rendition per profile, in profile order.
@@ -290,15 +307,32 @@ struct OutFrame {
     data: Vec<u8>,
 }
 
+/// How a branch paces its frames in the current segment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Every frame, on its own timestamp (the input is not faster than the profile).
+    #[default]
+    Keep,
+    /// At most `fps` frames a second, on an even grid from `origin` (pipeline ns): the frame that reaches a
+    /// slot first (within `tolerance` ns, half an input frame) takes it and is retimed to the slot's time.
+    Cap {
+        origin: u64,
+        fps: u32,
+        tolerance: u64,
+    },
+}
+
 #[derive(Debug, Default)]
 struct BranchState {
-    /// Output size decided from the decoded caps.
+    /// Output size (pinned for the stream at the first decoded caps).
     width: u32,
     height: u32,
     /// Frame rate this branch outputs for the current segment.
     fps: (u32, u32),
-    /// PTS (pipeline ns) of the decoded frames this branch keeps in the current segment.
-    keep: HashSet<u64>,
+    pace: Pace,
+    /// The next free slot of [`Pace::Cap`].
+    next_slot: u64,
+    /// Frames fed to the encoder.
     kept: usize,
     frames: Vec<OutFrame>,
     eos: bool,
@@ -307,6 +341,15 @@ struct BranchState {
 #[derive(Debug, Default)]
 struct Shared {
     branches: Vec<BranchState>,
+    /// Every rendition's size, decided at the stream's first decoded caps and kept for the stream, so a
+    /// source that changes resolution is scaled into the same box (letterboxed where its shape differs).
+    pinned: Vec<Option<(u32, u32)>>,
+    /// Pipeline PTS of the preroll pictures (decoded for their references, never output).
+    preroll: HashSet<u64>,
+    preroll_decoded: usize,
+    /// The last decoded picture's PTS in this segment (a picture at or before it is a duplicate).
+    last_pts: Option<u64>,
+    duplicates: usize,
     decoded: usize,
     error: Option<(String, String, String)>,
 }
@@ -335,6 +378,9 @@ pub struct Transcoder {
     decoder_name: String,
     last_caps: Option<gst::Caps>,
     broken: Option<String>,
+    /// The last segment's access units from its last random access point on, for a next segment cut
+    /// mid-GOP: (its sequence number, the access units).
+    tail: Option<(u64, Vec<VideoAu>)>,
 }
 
 fn make(factory: &str, name: &str) -> Result<gst::Element, BuildError> {
@@ -372,29 +418,39 @@ fn link(a: &gst::Element, b: &gst::Element) -> Result<(), BuildError> {
     })
 }
 
-/// Fit (w x h, pixel aspect par) into the box (bw x bh) without stretching and without upscaling;
-/// even dimensions, square pixels.
+/// Fit (w x h, pixel aspect par) into the box (bw x bh) keeping the display aspect, with square pixels and
+/// even dimensions, never wider or taller than the coded picture (no upscaling, also of non-square pixels).
 pub fn fit_box(w: u32, h: u32, par: (i32, i32), bw: u32, bh: u32) -> (u32, u32) {
     let dw = f64::from(w) * f64::from(par.0.max(1)) / f64::from(par.1.max(1));
     let dh = f64::from(h);
-    let s = (f64::from(bw) / dw).min(f64::from(bh) / dh).min(1.0);
+    let s = (f64::from(bw.min(w)) / dw)
+        .min(f64::from(bh.min(h)) / dh)
+        .min(1.0);
     let even = |x: f64| ((x / 2.0).round() as u32).max(1) * 2;
     (even(dw * s), even(dh * s))
 }
 
-/// PTS and DTS of a sample's buffer as running time in ns (DTS falls back to PTS).
+/// PTS and DTS of a sample's buffer as running time in ns (DTS falls back to PTS); a time before the
+/// segment's start is 0.
 pub(crate) fn running_times(sample: &gst::Sample, buf: &gst::BufferRef) -> (u64, u64) {
+    let (pts, dts) = signed_running_times(sample, buf);
+    (pts.max(0) as u64, dts.max(0) as u64)
+}
+
+/// PTS and DTS of a sample's buffer as signed running time in ns (DTS falls back to PTS): an encoder's first
+/// DTS lie before the start when it reorders.
+pub(crate) fn signed_running_times(sample: &gst::Sample, buf: &gst::BufferRef) -> (i64, i64) {
     let seg = sample
         .segment()
         .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
-    let rt = |t: Option<gst::ClockTime>| -> Option<u64> {
+    let rt = |t: Option<gst::ClockTime>| -> Option<i64> {
         let t = t?;
         match &seg {
             Some(seg) => match seg.to_running_time_full(t)? {
-                gst::Signed::Positive(v) => Some(v.nseconds()),
-                gst::Signed::Negative(_) => Some(0),
+                gst::Signed::Positive(v) => Some(v.nseconds() as i64),
+                gst::Signed::Negative(v) => Some(-(v.nseconds() as i64)),
             },
-            None => Some(t.nseconds()),
+            None => Some(t.nseconds() as i64),
         }
     };
     let pts = rt(buf.pts()).unwrap_or(0);
@@ -412,12 +468,12 @@ const MAX_TICKS_AFTER: i64 = 600 * 90_000;
 /// [`MAX_TICKS_BEFORE`] before and [`MAX_TICKS_AFTER`] after it: a jump beyond that is a broken or
 /// discontinuous timeline, and keeping every timestamp in that window keeps the engine's timestamp
 /// arithmetic in range.
-pub fn check_timestamps(dm: &ts::Demuxed) -> Result<(), String> {
-    let Some(first) = dm.video.first() else {
+pub fn check_timestamps(video: &[VideoAu]) -> Result<(), String> {
+    let Some(first) = video.first() else {
         return Ok(());
     };
     let base = first.dts;
-    for (n, au) in dm.video.iter().enumerate() {
+    for (n, au) in video.iter().enumerate() {
         for (what, t) in [("PTS", au.pts), ("DTS", au.dts)] {
             let d = t.wrapping_sub(base) & ts::TS_MASK;
             let rel = if d > ts::TS_MASK / 2 {
@@ -446,54 +502,43 @@ fn ns_to_ticks(ns: u64) -> u64 {
     ((ns as u128 * 9 + 50_000) / 100_000) as u64
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
+pub use crate::timeline::estimate_fps;
+
+/// The time of slot `slot` on a grid of `fps` slots a second, in 90 kHz ticks.
+fn slot_ticks(slot: u64, fps: u32) -> u64 {
+    (slot * 90_000 + u64::from(fps) / 2) / u64::from(fps.max(1))
 }
 
-/// A branch's frame selection: kept PTS (ticks), output frame rate, output frame duration (ticks).
-pub type Selection = (Vec<u64>, (u32, u32), u64);
-
-/// Choose the frames of a branch: from `input` (sorted PTS ticks, frame duration `in_dur` ticks) keep
-/// frames evenly so that at most `max_fps` frames per second remain. Returns (kept, fps, frame duration).
-pub fn select_frames(
-    input: &[u64],
+/// How each branch paces its frames, from the rate of the frames it scales: the input's, or its parent
+/// branch's. A branch caps only when its input is more than 2 % faster than its profile.
+fn paces(
+    profiles: &[Profile],
+    parents: &[Option<usize>],
     in_fps: (u32, u32),
-    max_fps: u32,
-) -> (Vec<u64>, (u32, u32), u64) {
-    let (n, d) = (u64::from(in_fps.0), u64::from(in_fps.1));
-    if n <= u64::from(max_fps) * d {
-        return (input.to_vec(), in_fps, 90_000 * d / n.max(1));
-    }
-    let first = input.first().copied().unwrap_or(0);
-    let mut kept = Vec::new();
-    let mut next_slot = 0u64;
-    for &t in input {
-        // the output slot this frame falls in; keep the first frame reaching each slot
-        // (half an input frame of tolerance so jittery timestamps do not shift the pattern)
-        let rel = t - first + 90_000 * d / n / 2;
-        let slot = rel * u64::from(max_fps) / 90_000;
-        if slot >= next_slot {
-            kept.push(t);
-            next_slot = slot + 1;
+) -> Vec<((u32, u32), bool)> {
+    let rate = |f: (u32, u32)| f64::from(f.0) / f64::from(f.1.max(1));
+    let mut out: Vec<Option<((u32, u32), bool)>> = vec![None; profiles.len()];
+    while out.iter().any(Option::is_none) {
+        for i in 0..profiles.len() {
+            if out[i].is_some() {
+                continue;
+            }
+            let src = match parents[i] {
+                None => in_fps,
+                Some(p) => match out[p] {
+                    Some((f, _)) => f,
+                    None => continue,
+                },
+            };
+            let cap = profiles[i].fps;
+            out[i] = Some(if rate(src) > f64::from(cap) * 1.02 {
+                ((cap, 1), true)
+            } else {
+                (src, false)
+            });
         }
     }
-    (kept, (max_fps, 1), 90_000 / u64::from(max_fps))
-}
-
-/// Estimate the frame rate from sorted PTS ticks: the median step, as a reduced fraction of 90 kHz.
-pub fn estimate_fps(sorted_pts: &[u64]) -> (u32, u32) {
-    let mut steps: Vec<u64> = sorted_pts
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|&s| s > 0)
-        .collect();
-    if steps.is_empty() {
-        return (30, 1);
-    }
-    steps.sort_unstable();
-    let step = steps[steps.len() / 2];
-    let g = gcd(90_000, step);
-    ((90_000 / g) as u32, (step / g) as u32)
+    out.into_iter().flatten().collect()
 }
 
 /// "avc1.PPCCLL" from the first SPS in an Annex-B access unit.
@@ -507,7 +552,8 @@ pub fn avc1_codec(au: &[u8]) -> Option<String> {
 pub fn mp4a_codec(pes: &[u8]) -> Option<String> {
     let off = 9 + *pes.get(8)? as usize;
     let a = pes.get(off..off + 3)?;
-    if a[0] != 0xff || a[1] & 0xf0 != 0xf0 {
+    // ADTS: 12-bit sync and layer 00 (an MPEG audio frame header has the 11-bit sync and a non-zero layer)
+    if a[0] != 0xff || a[1] & 0xf6 != 0xf0 {
         return None;
     }
     Some(format!("mp4a.40.{}", (a[2] >> 6) + 1))
@@ -561,6 +607,7 @@ impl Transcoder {
             s.branches = (0..cfg.profiles.len())
                 .map(|_| BranchState::default())
                 .collect();
+            s.pinned = vec![None; cfg.profiles.len()];
         }
 
         let parents = scale_parents(&cfg.profiles, cfg.layout.topology);
@@ -571,9 +618,28 @@ impl Transcoder {
                 why: err.to_string(),
             })
         };
+        // every rendition is 8-bit 4:2:0, whatever the input's chroma format or bit depth (4:4:4, 4:2:2 and
+        // 10-bit H.264 decode to formats that players and hardware decoders do not take once re-encoded)
+        let convert = make("videoconvert", "convert")?;
+        let planar = make("capsfilter", "format420")?;
+        planar.set_property(
+            "caps",
+            gst::Caps::from_str("video/x-raw, format=(string){ I420, NV12 }").map_err(|e| {
+                BuildError::Property {
+                    element: "format420".into(),
+                    property: "caps".into(),
+                    value: "I420/NV12".into(),
+                    why: e.to_string(),
+                }
+            })?,
+        );
         let dec_tee = make("tee", "tee-decoded")?;
+        add(&convert)?;
+        add(&planar)?;
         add(&dec_tee)?;
-        link(&dec, &dec_tee)?;
+        link(&dec, &convert)?;
+        link(&convert, &planar)?;
+        link(&planar, &dec_tee)?;
         // build parents before children: each branch ends its scaling in a tee its children hang off
         let mut order: Vec<usize> = (0..cfg.profiles.len()).collect();
         order.sort_by_key(|&i| {
@@ -586,6 +652,7 @@ impl Transcoder {
             depth
         });
         let mut scaled_tees: Vec<Option<gst::Element>> = vec![None; cfg.profiles.len()];
+        let mut scalers: Vec<Option<gst::Element>> = vec![None; cfg.profiles.len()];
         let mut built: Vec<Option<Branch>> = (0..cfg.profiles.len()).map(|_| None).collect();
         let queue = |name: String| -> Result<gst::Element, BuildError> {
             let q = make("queue", &name)?;
@@ -653,6 +720,7 @@ impl Transcoder {
             link(&enc, &outcaps)?;
             link(&outcaps, sink.upcast_ref())?;
             scaled_tees[i] = Some(scaled_tee);
+            scalers[i] = Some(scale.clone());
 
             // frame-rate probe: drop the frames this branch does not keep, state the branch's frame rate
             let sh = shared.clone();
@@ -663,15 +731,34 @@ impl Transcoder {
                     let b = &mut s.branches[i];
                     match &mut info.data {
                         Some(gst::PadProbeData::Buffer(buf)) => {
-                            let pts = buf.pts().map(|t| t.nseconds()).unwrap_or(u64::MAX);
-                            if !b.keep.contains(&pts) {
+                            let Some(pts) = buf.pts().map(|t| t.nseconds()) else {
                                 return gst::PadProbeReturn::Drop;
-                            }
+                            };
+                            let retimed = match b.pace {
+                                Pace::Keep => None,
+                                Pace::Cap {
+                                    origin,
+                                    fps,
+                                    tolerance,
+                                } => {
+                                    let since = pts.saturating_sub(origin) + tolerance;
+                                    let slot = (u128::from(since) * u128::from(fps) / 1_000_000_000)
+                                        as u64;
+                                    if slot < b.next_slot {
+                                        return gst::PadProbeReturn::Drop;
+                                    }
+                                    b.next_slot = slot + 1;
+                                    Some(origin + ticks_to_ns(slot_ticks(slot, fps)))
+                                }
+                            };
                             b.kept += 1;
                             let dur =
                                 u64::from(b.fps.1) * 1_000_000_000 / u64::from(b.fps.0.max(1));
-                            buf.make_mut()
-                                .set_duration(gst::ClockTime::from_nseconds(dur));
+                            let m = buf.make_mut();
+                            if let Some(t) = retimed {
+                                m.set_pts(gst::ClockTime::from_nseconds(t));
+                            }
+                            m.set_duration(gst::ClockTime::from_nseconds(dur));
                         }
                         Some(gst::PadProbeData::Event(ev)) => {
                             if let gst::EventView::Caps(c) = ev.view() {
@@ -735,12 +822,30 @@ impl Transcoder {
         let sh = shared.clone();
         let boxes: Vec<(u32, u32)> = cfg.profiles.iter().map(|p| (p.width, p.height)).collect();
         let filters: Vec<gst::Element> = branches.iter().map(|b| b.capsfilter.clone()).collect();
+        // the scalers of the decoded frames (the others scale a pinned size into a pinned size)
+        let root_scalers: Vec<Option<gst::Element>> = scalers
+            .into_iter()
+            .zip(&parents)
+            .map(|(s, p)| if p.is_none() { s } else { None })
+            .collect();
         dec.static_pad("src").unwrap().add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_pad, info| {
                 match &info.data {
-                    Some(gst::PadProbeData::Buffer(_)) => {
-                        lock(&sh.0).decoded += 1;
+                    Some(gst::PadProbeData::Buffer(buf)) => {
+                        let mut st = lock(&sh.0);
+                        if let Some(pts) = buf.pts().map(|t| t.nseconds()) {
+                            if st.preroll.contains(&pts) {
+                                st.preroll_decoded += 1;
+                                return gst::PadProbeReturn::Drop;
+                            }
+                            if st.last_pts.is_some_and(|last| pts <= last) {
+                                st.duplicates += 1;
+                                return gst::PadProbeReturn::Drop;
+                            }
+                            st.last_pts = Some(pts);
+                        }
+                        st.decoded += 1;
                     }
                     Some(gst::PadProbeData::Event(ev)) => {
                         if let gst::EventView::Caps(c) = ev.view() {
@@ -758,7 +863,15 @@ impl Transcoder {
                                 });
                             let mut st = lock(&sh.0);
                             for (i, (bw, bh)) in boxes.iter().enumerate() {
-                                let (ow, oh) = fit_box(w, h, par, *bw, *bh);
+                                let fit = fit_box(w, h, par, *bw, *bh);
+                                let (ow, oh) = *st.pinned[i].get_or_insert(fit);
+                                if let Some(scaler) = &root_scalers[i] {
+                                    // a source whose shape differs from the stream's first: letterbox
+                                    let shape =
+                                        |(a, b): (u32, u32)| f64::from(a) / f64::from(b.max(1));
+                                    let differs = (shape(fit) / shape((ow, oh)) - 1.0).abs() > 0.01;
+                                    scaler.set_property("add-borders", differs);
+                                }
                                 st.branches[i].width = ow;
                                 st.branches[i].height = oh;
                                 filters[i].set_property(
@@ -808,6 +921,7 @@ impl Transcoder {
             decoder_name,
             last_caps: None,
             broken: None,
+            tail: None,
         };
         t.set_state(gst::State::Playing)?;
         Ok(t)
@@ -840,7 +954,22 @@ impl Transcoder {
     }
 
     /// Transcode one input segment (MPEG-TS bytes) into one output segment per profile.
+    ///
+    /// A segment cut mid-GOP decodes its first pictures from the previous segment's last ones when this
+    /// engine transcoded segment `seq - 1` just before; [`Transcoder::push_segment_after`] takes them
+    /// from the caller when another engine did.
     pub fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError> {
+        self.push_segment_after(seq, data, None)
+    }
+
+    /// [`Transcoder::push_segment`] with the preroll of segment `seq - 1` ([`timeline::tail_after`] of it),
+    /// used when this engine did not transcode `seq - 1` itself.
+    pub fn push_segment_after(
+        &mut self,
+        seq: u64,
+        data: &[u8],
+        previous_tail: Option<&[VideoAu]>,
+    ) -> Result<SegmentOutput, SegmentError> {
         if let Some(why) = &self.broken {
             return Err(SegmentError::Broken {
                 seq,
@@ -848,12 +977,21 @@ impl Transcoder {
             });
         }
         let start = Instant::now();
+        let tail = self.tail.take();
         let dm = ts::demux(data).map_err(|source| SegmentError::Demux { seq, source })?;
-        if !dm.video[0].key {
-            return Err(SegmentError::NoKeyframe { seq });
+        let input_frames = dm.video.len();
+        let tail = tail
+            .filter(|(s, _)| s.checked_add(1) == Some(seq))
+            .map(|(_, t)| t);
+        let tail = tail.as_deref().or(previous_tail);
+        let mut prep = timeline::prepare(dm.video.clone(), tail)
+            .map_err(|source| SegmentError::NoKeyframe { seq, source })?;
+        check_timestamps(&prep.aus).map_err(|why| SegmentError::Timestamps { seq, why })?;
+        for r in &prep.repairs {
+            tracing::info!(seq, "timestamps: {r}");
         }
-        check_timestamps(&dm).map_err(|why| SegmentError::Timestamps { seq, why })?;
-        let result = self.run_segment(seq, &dm, start);
+        let next_tail = timeline::next_tail(&prep);
+        let result = self.run_segment(seq, &dm, &mut prep, input_frames, start);
         let recovered = match &result {
             Ok(_) => self.flush(),
             Err(_) => self.reset(),
@@ -862,6 +1000,9 @@ impl Transcoder {
             tracing::error!(seq, %why, "media engine could not recover");
             self.broken = Some(why);
         }
+        if result.is_ok() {
+            self.tail = Some((seq, next_tail));
+        }
         result
     }
 
@@ -869,18 +1010,15 @@ impl Transcoder {
         &mut self,
         seq: u64,
         dm: &ts::Demuxed,
+        prep: &mut timeline::Prepared,
+        input_frames: usize,
         start: Instant,
     ) -> Result<SegmentOutput, SegmentError> {
-        let base = dm.video[0].dts;
+        let aus = &prep.aus;
+        let own = &aus[prep.preroll..];
+        let base = own[0].dts;
         // ticks relative to the first DTS, unwrapped across the 33-bit wrap
-        let rel = |t: u64| -> i64 {
-            let d = t.wrapping_sub(base) & ts::TS_MASK;
-            if d > ts::TS_MASK / 2 {
-                d as i64 - (ts::TS_MASK as i64 + 1)
-            } else {
-                d as i64
-            }
-        };
+        let rel = |t: u64| timeline::rel(t, base);
         let to_pipe = |t: u64| -> u64 {
             (PIPE_OFFSET_NS as i64 + ticks_to_ns(rel(t).unsigned_abs()) as i64 * rel(t).signum())
                 as u64
@@ -890,45 +1028,51 @@ impl Transcoder {
             let ticks = ns_to_ticks(r.unsigned_abs()) as i64 * r.signum();
             (base as i64 + ticks).rem_euclid(ts::TS_MASK as i64 + 1) as u64
         };
-        let mut pts_rel: Vec<u64> = dm
-            .video
+        let mut pts_rel: Vec<u64> = own
             .iter()
             .map(|a| (rel(a.pts) + 90_000 * 1000) as u64)
             .collect();
         pts_rel.sort_unstable();
         let in_fps = estimate_fps(&pts_rel);
-        let in_dur_ticks = 90_000 * u64::from(in_fps.1) / u64::from(in_fps.0);
+        let in_dur_ticks = 90_000 * u64::from(in_fps.1) / u64::from(in_fps.0.max(1));
         let input_duration =
             (pts_rel.last().unwrap() - pts_rel.first().unwrap() + in_dur_ticks) as f64 / 90_000.0;
+        let origin = own
+            .iter()
+            .map(|a| to_pipe(a.pts))
+            .min()
+            .unwrap_or(PIPE_OFFSET_NS);
 
-        // per-branch frame selection (a branch scaling another's output selects from that one's frames)
+        // how each branch paces its frames (a branch scaling another's output paces that one's frames)
         let parents = scale_parents(&self.cfg.profiles, self.cfg.layout.topology);
-        let mut selections: Vec<Option<Selection>> = vec![None; self.branches.len()];
-        while selections.iter().any(Option::is_none) {
-            for i in 0..self.branches.len() {
-                if selections[i].is_some() {
-                    continue;
-                }
-                let (src, fps) = match parents[i] {
-                    None => (pts_rel.clone(), in_fps),
-                    Some(p) => match &selections[p] {
-                        Some(sel) => (sel.0.clone(), sel.1),
-                        None => continue,
-                    },
-                };
-                selections[i] = Some(select_frames(&src, fps, self.branches[i].profile.fps));
-            }
-        }
-        let selections: Vec<Selection> = selections.into_iter().flatten().collect();
-        let rel_to_pipe =
-            |r: u64| -> u64 { PIPE_OFFSET_NS + ticks_to_ns(r) - ticks_to_ns(90_000 * 1000) };
+        let paces = paces(&self.cfg.profiles, &parents, in_fps);
         {
             let mut s = lock(&self.shared.0);
             s.decoded = 0;
             s.error = None;
-            for (b, sel) in s.branches.iter_mut().zip(&selections) {
-                b.keep = sel.0.iter().map(|&r| rel_to_pipe(r)).collect();
-                b.fps = sel.1;
+            s.preroll = aus[..prep.preroll].iter().map(|a| to_pipe(a.pts)).collect();
+            s.preroll_decoded = 0;
+            s.last_pts = None;
+            s.duplicates = 0;
+            for (i, b) in s.branches.iter_mut().enumerate() {
+                let (fps, cap) = paces[i];
+                // half a frame of what this branch scales, so jittery timestamps keep their slots
+                let src = match parents[i] {
+                    None => in_fps,
+                    Some(p) => paces[p].0,
+                };
+                let tolerance = 500_000_000 * u64::from(src.1) / u64::from(src.0.max(1));
+                b.pace = if cap {
+                    Pace::Cap {
+                        origin,
+                        fps: fps.0,
+                        tolerance,
+                    }
+                } else {
+                    Pace::Keep
+                };
+                b.fps = fps;
+                b.next_slot = 0;
                 b.kept = 0;
                 b.frames.clear();
                 b.eos = false;
@@ -947,7 +1091,7 @@ impl Transcoder {
             self.appsrc.set_caps(Some(&caps));
             self.last_caps = Some(caps);
         }
-        for au in &dm.video {
+        for au in aus {
             let mut buf = gst::Buffer::from_slice(au.data.clone());
             {
                 let b = buf.get_mut().unwrap();
@@ -992,16 +1136,12 @@ impl Transcoder {
                             "{}: {} of {} frames",
                             br.profile.name,
                             b.frames.len(),
-                            b.keep.len()
+                            b.kept
                         )
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let stage = format!(
-                    "decoder: {} of {} frames; {stage}",
-                    s.decoded,
-                    dm.video.len()
-                );
+                let stage = format!("decoder: {} of {} frames; {stage}", s.decoded, own.len());
                 return Err(SegmentError::Timeout {
                     seq,
                     waited_ms: self.cfg.watchdog_ms,
@@ -1022,19 +1162,45 @@ impl Transcoder {
             });
         }
         let decoded = s.decoded;
-        if decoded < dm.video.len() {
+        if decoded == 0 {
             return Err(SegmentError::Incomplete {
                 seq,
                 element: self.decoder_name.clone(),
-                got: decoded,
-                expected: dm.video.len(),
-                why: "corrupt or undecodable access units",
+                got: 0,
+                expected: own.len(),
+                why: "nothing in the segment could be decoded",
             });
         }
-        let audio_codec = dm.audio.first().and_then(|a| mp4a_codec(&a.pes));
-        let audio_type = dm
-            .audio_stream_type
-            .map(|t| (t, dm.audio_descriptors.as_slice()));
+        let dropped = Dropped {
+            before_keyframe: prep.dropped_before_keyframe,
+            undecodable: own.len().saturating_sub(decoded + s.duplicates),
+            duplicate_timestamp: s.duplicates,
+        };
+        let preroll_frames = s.preroll_decoded;
+        // audio: AAC is carried as it came; other codecs are dropped (players of the renditions take AAC)
+        let audio_codec = dm
+            .audio
+            .first()
+            .filter(|_| dm.audio_stream_type == Some(ts::STREAM_TYPE_AAC_ADTS))
+            .and_then(|a| mp4a_codec(&a.pes));
+        let (audio, audio_type, audio_dropped): (&[ts::AudioPes], _, _) =
+            match (dm.audio.is_empty(), &audio_codec) {
+                (true, _) => (&[], None, None),
+                (false, Some(_)) => (
+                    &dm.audio,
+                    dm.audio_stream_type
+                        .map(|t| (t, dm.audio_descriptors.as_slice())),
+                    None,
+                ),
+                (false, None) => (
+                    &[],
+                    None,
+                    Some(format!(
+                        "audio stream type {:#04x} is not AAC with ADTS framing: not carried",
+                        dm.audio_stream_type.unwrap_or(0)
+                    )),
+                ),
+            };
         let mut renditions = Vec::with_capacity(self.branches.len());
         let branch_states: Vec<BranchState> = s.branches.iter_mut().map(std::mem::take).collect();
         drop(s);
@@ -1047,16 +1213,25 @@ impl Transcoder {
             }
         }
         let self_contained = self.cfg.self_contained_segments;
-        for ((br, st), sel) in self.branches.iter_mut().zip(branch_states).zip(&selections) {
+        for (br, st) in self.branches.iter_mut().zip(branch_states) {
             let enc_name = format!("enc-{}", br.profile.name);
-            if st.frames.len() != sel.0.len() {
+            if st.frames.is_empty() {
                 return Err(SegmentError::Incomplete {
                     seq,
                     element: enc_name,
-                    got: st.frames.len(),
-                    expected: sel.0.len(),
-                    why: "encoder output does not match the frames fed",
+                    got: 0,
+                    expected: st.kept,
+                    why: "the encoder returned no frame",
                 });
+            }
+            if st.frames.len() != st.kept {
+                tracing::warn!(
+                    seq,
+                    rendition = %br.profile.name,
+                    fed = st.kept,
+                    out = st.frames.len(),
+                    "the encoder returned a different number of frames than it was fed"
+                );
             }
             if !st.frames[0].key {
                 return Err(SegmentError::Incomplete {
@@ -1081,23 +1256,25 @@ impl Transcoder {
             if self_contained {
                 br.muxer = TsMuxer::new();
             }
-            let data = br.muxer.mux_segment(&frames, &dm.audio, audio_type);
+            let data = br.muxer.mux_segment(&frames, audio, audio_type);
             let mut codecs = avc1_codec(&st.frames[0].data).unwrap_or_else(|| "avc1.640028".into());
-            if let Some(a) = &audio_codec {
+            if let Some(a) = audio_codec.as_ref().filter(|_| !audio.is_empty()) {
                 codecs.push(',');
                 codecs.push_str(a);
             }
-            let first = sel.0.first().copied().unwrap_or(0);
-            let last = sel.0.last().copied().unwrap_or(0);
+            let first = st.frames.iter().map(|f| f.pts).min().unwrap_or(origin);
+            let last = st.frames.iter().map(|f| f.pts).max().unwrap_or(origin);
+            let frame_ns = 1_000_000_000 * u64::from(st.fps.1) / u64::from(st.fps.0.max(1));
             renditions.push(Rendition {
                 profile: br.profile.name.clone(),
                 data,
                 width: st.width,
                 height: st.height,
-                fps: sel.1,
+                fps: st.fps,
                 frames: st.frames.len(),
-                duration: (last - first + sel.2) as f64 / 90_000.0,
-                first_pts: from_pipe(rel_to_pipe(first)),
+                frames_fed: st.kept,
+                duration: (last - first + frame_ns) as f64 / 1e9,
+                first_pts: from_pipe(first),
                 codecs,
                 video_bytes,
             });
@@ -1107,11 +1284,15 @@ impl Transcoder {
             renditions,
             stats: SegmentStats {
                 wall: start.elapsed(),
-                input_frames: dm.video.len(),
+                input_frames,
                 decoded_frames: decoded,
+                preroll_frames,
+                dropped,
+                repairs: std::mem::take(&mut prep.repairs),
                 input_duration,
                 input_fps: in_fps,
-                has_audio: !dm.audio.is_empty(),
+                has_audio: !audio.is_empty(),
+                audio_dropped,
             },
         })
     }
@@ -1206,33 +1387,29 @@ mod tests {
         assert_eq!(fit_box(640, 480, (1, 1), 640, 360), (480, 360));
         // odd input, smaller than the box: kept, made even
         assert_eq!(fit_box(321, 241, (1, 1), 1280, 720), (322, 242));
-        // anamorphic 720x576 with 16:15 pixels
-        assert_eq!(fit_box(720, 576, (16, 15), 1280, 720), (768, 576));
+        // anamorphic 720x576 with 16:15 pixels: 768x576 on screen, not wider than the 720 coded
+        assert_eq!(fit_box(720, 576, (16, 15), 1280, 720), (720, 540));
+        // 1024x432 with slightly wide pixels into a 1280x720 box: not wider than the source
+        assert_eq!(fit_box(1024, 432, (129, 128), 1280, 720), (1024, 428));
+        // narrow pixels (DV 4:3, 10:11): not taller than the source
+        assert_eq!(fit_box(720, 480, (10, 11), 1280, 720), (654, 480));
     }
 
     #[test]
-    fn frame_selection_is_even() {
-        let sixty: Vec<u64> = (0..120).map(|i| 1000 + i * 1500).collect();
-        let (kept, fps, dur) = select_frames(&sixty, (60, 1), 30);
-        assert_eq!(kept.len(), 60);
-        assert_eq!(fps, (30, 1));
-        assert_eq!(dur, 3000);
-        assert!(kept.windows(2).all(|w| w[1] - w[0] == 3000));
-        // 30 into 30 and 25 into 30: unchanged
-        let thirty: Vec<u64> = (0..60).map(|i| i * 3000).collect();
-        assert_eq!(select_frames(&thirty, (30, 1), 30).0.len(), 60);
-        assert_eq!(select_frames(&thirty, (25, 1), 30).1, (25, 1));
-        // 50 into 30 keeps 30 per second
-        let fifty: Vec<u64> = (0..100).map(|i| i * 1800).collect();
-        assert_eq!(select_frames(&fifty, (50, 1), 30).0.len(), 60);
-    }
-
-    #[test]
-    fn fps_estimate() {
-        let ntsc: Vec<u64> = (0..10).map(|i| i * 3003).collect();
-        assert_eq!(estimate_fps(&ntsc), (30000, 1001));
-        let sixty: Vec<u64> = (0..10).map(|i| i * 1500).collect();
-        assert_eq!(estimate_fps(&sixty), (60, 1));
+    fn branches_cap_only_what_is_faster_than_their_profile() {
+        let p = |w, h, fps| Profile::new("x", w, h, fps, 1000).unwrap();
+        let ladder = [p(1280, 720, 60), p(640, 360, 30), p(426, 240, 30)];
+        let parents = scale_parents(&ladder, Topology::FanLargest);
+        assert_eq!(
+            paces(&ladder, &parents, (60, 1)),
+            [((60, 1), false), ((30, 1), true), ((30, 1), true)]
+        );
+        // 33.3 fps into 30: capped; 30.3 (within 2 %) and 25: kept at the input's rate
+        assert_eq!(paces(&ladder, &parents, (100, 3))[1], ((30, 1), true));
+        assert_eq!(paces(&ladder, &parents, (1000, 33))[1], ((1000, 33), false));
+        assert_eq!(paces(&ladder, &parents, (25, 1))[2], ((25, 1), false));
+        assert_eq!(slot_ticks(3, 30), 9000);
+        assert_eq!(slot_ticks(1, 24), 3750);
     }
 
     #[test]
@@ -1252,5 +1429,9 @@ mod tests {
             0, 0, 1, 0xc0, 0, 0, 0x80, 0x80, 5, 0, 0, 0, 0, 0, 0xff, 0xf1, 0x50, 0x80,
         ];
         assert_eq!(mp4a_codec(&pes).as_deref(), Some("mp4a.40.2"));
+        // an MPEG-1 layer 3 frame header is not ADTS
+        let mut mp3 = pes;
+        mp3[15] = 0xfb;
+        assert_eq!(mp4a_codec(&mp3), None);
     }
 }

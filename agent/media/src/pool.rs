@@ -18,12 +18,16 @@ use std::sync::mpsc;
 use std::thread;
 
 use crate::engine::{BuildError, EngineConfig, SegmentError, SegmentOutput, Transcoder};
+use crate::ts::VideoAu;
 
 type Reply = mpsc::Sender<Result<SegmentOutput, SegmentError>>;
 
 struct Job {
     seq: u64,
-    data: Vec<u8>,
+    data: Arc<Vec<u8>>,
+    /// The preroll the segment submitted before this one left, for a segment cut mid-GOP whose previous
+    /// segment went to another engine.
+    previous: Option<Arc<Vec<VideoAu>>>,
     reply: Reply,
     /// Fault injection: the engine thread panics on this job (see [`TranscoderPool::panic_at`]).
     panic: bool,
@@ -31,13 +35,23 @@ struct Job {
 
 /// What a worker thread runs segments on: the real engine, or a stand-in in unit tests.
 trait Engine: Send + 'static {
-    fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError>;
+    fn push_segment(
+        &mut self,
+        seq: u64,
+        data: &[u8],
+        previous: Option<&[VideoAu]>,
+    ) -> Result<SegmentOutput, SegmentError>;
     fn is_broken(&self) -> bool;
 }
 
 impl Engine for Transcoder {
-    fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError> {
-        Transcoder::push_segment(self, seq, data)
+    fn push_segment(
+        &mut self,
+        seq: u64,
+        data: &[u8],
+        previous: Option<&[VideoAu]>,
+    ) -> Result<SegmentOutput, SegmentError> {
+        Transcoder::push_segment_after(self, seq, data, previous)
     }
     fn is_broken(&self) -> bool {
         Transcoder::is_broken(self)
@@ -168,11 +182,12 @@ fn worker<E: Engine>(
             }),
             Some(e) => {
                 let (seq, data, inject) = (job.seq, &job.data, job.panic);
+                let previous = job.previous.as_deref().map(Vec::as_slice);
                 match panic::catch_unwind(AssertUnwindSafe(|| {
                     if inject {
                         panic!("injected fault at segment {seq}");
                     }
-                    e.push_segment(seq, data)
+                    e.push_segment(seq, data, previous)
                 })) {
                     Ok(r) => {
                         if e.is_broken() {
@@ -219,6 +234,8 @@ struct Queue<E: Engine> {
     pending: Pending,
     submitted: usize,
     panic_at: Option<u64>,
+    /// The preroll the last submitted segment leaves (its sequence number, the access units).
+    last: Option<(u64, Arc<Vec<VideoAu>>)>,
 }
 
 impl<E: Engine> Queue<E> {
@@ -228,6 +245,7 @@ impl<E: Engine> Queue<E> {
             pending: VecDeque::new(),
             submitted: 0,
             panic_at: None,
+            last: None,
         })
     }
 
@@ -236,11 +254,22 @@ impl<E: Engine> Queue<E> {
         let k = self.submitted % self.workers.senders.len();
         self.submitted += 1;
         let panic = self.panic_at == Some(seq);
+        let data = Arc::new(data);
+        // the chain of prerolls runs here, in submission order, since consecutive segments go to
+        // different engines (a GOP may span several segments)
+        let previous = self
+            .last
+            .take()
+            .filter(|(s, _)| s.checked_add(1) == Some(seq))
+            .map(|(_, t)| t);
+        self.last = crate::timeline::tail_after(&data, previous.as_deref().map(Vec::as_slice))
+            .map(|t| (seq, Arc::new(t)));
         self.workers.send(
             k,
             Job {
                 seq,
                 data,
+                previous,
                 reply,
                 panic,
             },
@@ -328,7 +357,12 @@ mod tests {
     }
 
     impl Engine for Fake {
-        fn push_segment(&mut self, seq: u64, _: &[u8]) -> Result<SegmentOutput, SegmentError> {
+        fn push_segment(
+            &mut self,
+            seq: u64,
+            _: &[u8],
+            _: Option<&[VideoAu]>,
+        ) -> Result<SegmentOutput, SegmentError> {
             if self.broken {
                 return Err(SegmentError::Broken {
                     seq,
@@ -355,6 +389,7 @@ mod tests {
                             height: 0,
                             fps: (0, 1),
                             frames: 0,
+                            frames_fed: 0,
                             duration: 0.0,
                             first_pts: 0,
                             codecs: String::new(),

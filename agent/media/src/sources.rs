@@ -30,7 +30,9 @@ pub enum SourceError {
     Timeout(Duration),
     #[error("no H.264 video in the input")]
     NoVideo,
-    #[error("the input does not start with a keyframe")]
+    #[error("the input's video is {0}: only H.264 is transcoded")]
+    UnsupportedVideo(String),
+    #[error("no keyframe (IDR, recovery point or I picture) in the input's video")]
     NoKeyframe,
 }
 
@@ -80,8 +82,15 @@ pub struct Elementary {
 /// 10 s of 90 kHz ticks added to every timestamp so B-frame DTS stay positive.
 const TICK_BASE: u64 = 900_000;
 
-fn ns_ticks(ns: u64) -> u64 {
-    ((ns as u128 * 9 + 50_000) / 100_000) as u64 + TICK_BASE
+/// Signed running time in ns to 90 kHz ticks (rounded to the nearest), after [`TICK_BASE`].
+fn ns_ticks(ns: i64) -> u64 {
+    let ticks = (i128::from(ns).unsigned_abs() * 9 + 50_000) / 100_000;
+    let ticks = if ns < 0 {
+        -(ticks as i64)
+    } else {
+        ticks as i64
+    };
+    (TICK_BASE as i64 + ticks).max(0) as u64
 }
 
 /// Run a pipeline whose elements named `vsink` (H.264 byte-stream/au) and optionally `asink` (ADTS AAC)
@@ -110,13 +119,13 @@ fn attach_collector(sink: &gst_app::AppSink, video: bool, out: Arc<Mutex<Element
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-                let (pts, dts) = crate::engine::running_times(&sample, buf);
+                let (pts, dts) = crate::engine::signed_running_times(&sample, buf);
                 let mut o = out.lock().unwrap();
                 if video {
                     o.video.push(ts::VideoAu {
                         pts: ns_ticks(pts),
                         dts: ns_ticks(dts),
-                        key: ts::has_idr(map.as_slice()),
+                        key: crate::h264::is_random_access(map.as_slice()),
                         data: map.as_slice().to_vec(),
                     });
                 } else {
@@ -215,7 +224,23 @@ impl TestSource {
     }
 }
 
-/// Read an input file (MPEG-TS or MP4, H.264 with or without AAC) into elementary streams.
+/// The decoder of a non-AAC audio stream (parsebin's caps name): `None` for AAC (carried as it is),
+/// `Some(Err(()))` for a codec without a decoder here. Explicit decoders, not decodebin: a decodebin added
+/// from parsebin's pad-added callback never starts.
+fn audio_decoder(caps: &str, mpeg1: bool) -> Option<Result<&'static str, ()>> {
+    Some(match caps {
+        "audio/mpeg" if !mpeg1 => return None,
+        "audio/mpeg" => Ok("mpegaudioparse ! avdec_mp3"),
+        "audio/x-ac3" => Ok("ac3parse ! avdec_ac3"),
+        "audio/x-eac3" => Ok("ac3parse ! avdec_eac3"),
+        "audio/x-opus" => Ok("opusparse ! opusdec"),
+        "audio/x-raw" => Ok("identity"),
+        _ => Err(()),
+    })
+}
+
+/// Read an input file (MPEG-TS, MP4 or FLV; H.264 video, any audio this box decodes) into elementary
+/// streams: non-AAC audio is transcoded to AAC, HEVC and other video codecs are refused by name.
 pub fn read_file(path: &Path) -> Result<Elementary, SourceError> {
     gst::init().map_err(|e| SourceError::Gst(e.to_string()))?;
     if !path.is_file() {
@@ -238,21 +263,55 @@ pub fn read_file(path: &Path) -> Result<Elementary, SourceError> {
         .map_err(|e| SourceError::Gst(e.to_string()))?;
     src.link(&pb).map_err(|e| SourceError::Gst(e.to_string()))?;
     let got_video = Arc::new(Mutex::new(false));
+    let other_video = Arc::new(Mutex::new(None::<String>));
     let weak = pipeline.downgrade();
     let gv = got_video.clone();
+    let ov = other_video.clone();
     pb.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak.upgrade() else { return };
         let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
-        let name = caps.as_ref().and_then(|c| c.structure(0)).map(|s| s.name().to_string()).unwrap_or_default();
-        let desc = if name == "video/x-h264" && pipeline.by_name("vsink").is_none() {
+        let st = caps.as_ref().and_then(|c| c.structure(0));
+        let name = st.map(|s| s.name().to_string()).unwrap_or_default();
+        // MPEG audio that is not layer 1-3 (mpegversion 1) is AAC; a pad's caps may still be unfixed here
+        let mpeg1 = st.and_then(|s| s.get::<i32>("mpegversion").ok()) == Some(1);
+        let desc: String = if name == "video/x-h264" && pipeline.by_name("vsink").is_none() {
             *gv.lock().unwrap() = true;
-            "h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=vsink sync=false async=false"
-        } else if name == "audio/mpeg" && pipeline.by_name("asink").is_none() {
-            "aacparse ! audio/mpeg,stream-format=adts ! appsink name=asink sync=false async=false"
+            "queue ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=vsink sync=false async=false".into()
+        } else if name.starts_with("audio/") && pipeline.by_name("asink").is_none() {
+            const TO_ADTS: &str = "aacparse ! audio/mpeg,stream-format=adts ! appsink name=asink sync=false async=false";
+            match audio_decoder(&name, mpeg1) {
+                None => format!("queue ! {TO_ADTS}"),
+                // other audio is transcoded to AAC, the codec HLS players take
+                Some(Ok(decode)) => {
+                    tracing::info!(caps = %name, "input audio is not AAC: transcoding it to AAC");
+                    format!("queue ! {decode} ! audioconvert ! audioresample ! avenc_aac bitrate=128000 ! {TO_ADTS}")
+                }
+                Some(Err(())) => {
+                    tracing::warn!(caps = %name, "input audio in a codec this box does not decode: dropped");
+                    "fakesink sync=false async=false".into()
+                }
+            }
         } else {
-            "fakesink sync=false"
+            if name.starts_with("video/") && name != "video/x-h264" {
+                let what = match name.as_str() {
+                    "video/x-h265" => "HEVC (H.265)".to_string(),
+                    "video/mpeg" => "MPEG video".to_string(),
+                    "video/x-vp8" => "VP8".to_string(),
+                    "video/x-vp9" => "VP9".to_string(),
+                    "video/x-av1" => "AV1".to_string(),
+                    other => other.to_string(),
+                };
+                ov.lock().unwrap().get_or_insert(what);
+            }
+            "fakesink sync=false async=false".into()
         };
-        let Ok(bin) = gst::parse::bin_from_description(desc, true) else { return };
+        let bin = match gst::parse::bin_from_description(&desc, true) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(caps = %name, "cannot build the branch for this stream: {e}");
+                return;
+            }
+        };
         let _ = pipeline.add(&bin);
         let _ = bin.sync_state_with_parent();
         if let Some(sinkpad) = bin.static_pad("sink") {
@@ -277,7 +336,10 @@ pub fn read_file(path: &Path) -> Result<Elementary, SourceError> {
         why: e.to_string(),
     })?;
     if !*got_video.lock().unwrap() {
-        return Err(SourceError::NoVideo);
+        return Err(match other_video.lock().unwrap().take() {
+            Some(what) => SourceError::UnsupportedVideo(what),
+            None => SourceError::NoVideo,
+        });
     }
     let o = std::mem::take(&mut *out.lock().unwrap());
     Ok(o)
@@ -295,9 +357,26 @@ pub fn segment(es: &Elementary, secs: f64) -> Result<Vec<Vec<u8>>, SourceError> 
     if es.video.is_empty() {
         return Err(SourceError::NoVideo);
     }
-    if !es.video[0].key {
+    // a recording that starts mid-GOP: what comes before its first keyframe cannot be decoded
+    let Some(first_key) = es.video.iter().position(|a| a.key) else {
         return Err(SourceError::NoKeyframe);
+    };
+    if first_key > 0 {
+        tracing::warn!(
+            dropped = first_key,
+            "the input does not start with a keyframe: dropping the pictures before its first"
+        );
     }
+    let trimmed;
+    let es = if first_key > 0 {
+        trimmed = Elementary {
+            video: es.video[first_key..].to_vec(),
+            audio: es.audio.clone(),
+        };
+        &trimmed
+    } else {
+        es
+    };
     let target = (secs * 90_000.0) as u64;
     let mut pts_sorted: Vec<u64> = es.video.iter().map(|a| a.pts).collect();
     pts_sorted.sort_unstable();

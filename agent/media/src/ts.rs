@@ -1,8 +1,10 @@
 //! A small, strict MPEG-TS demuxer and muxer for H.264 video with optional audio.
 //!
-//! The demuxer splits one segment into video access units (one PES = one access unit, as every common muxer
-//! writes them) and whole audio PES packets, which the muxer copies byte for byte into each rendition.
-//! It is strict on purpose: a segment that lost packets or bytes is reported, not silently patched.
+//! The demuxer splits one segment into video access units and whole audio PES packets, which the muxer copies
+//! byte for byte into each rendition. Video PES payloads are joined into one elementary stream and cut into
+//! access units by the H.264 rules ([`crate::h264::access_units`]), so a PES that carries several pictures, a
+//! picture split over several PES, and PES without timestamps (interpolated) all demux.
+//! It is strict on framing on purpose: a segment that lost packets or bytes is reported, not silently patched.
 
 /// Length of a TS packet.
 pub const PACKET: usize = 188;
@@ -40,7 +42,7 @@ pub enum TsError {
     NoProgram,
     #[error("no video stream: the program carries only stream types {0:02x?} (audio-only?)")]
     NoVideo(Vec<u8>),
-    #[error("video stream type {0:#04x} is not H.264 (0x1b)")]
+    #[error("video stream type {0:#04x} ({name}) is not H.264 (0x1b): only H.264 is transcoded", name = video_codec_name(*.0))]
     NotH264(u8),
     #[error("zero video frames in the segment")]
     NoFrames,
@@ -51,6 +53,20 @@ pub enum TsError {
         table: &'static str,
         why: &'static str,
     },
+}
+
+/// The name of a video stream type of a PMT.
+pub fn video_codec_name(stream_type: u8) -> &'static str {
+    match stream_type {
+        0x01 => "MPEG-1 video",
+        0x02 => "MPEG-2 video",
+        0x10 => "MPEG-4 part 2",
+        0x1b => "H.264",
+        0x24 => "HEVC (H.265)",
+        0x42 => "AVS",
+        0xea => "VC-1",
+        _ => "unknown",
+    }
 }
 
 /// One H.264 access unit (Annex-B bytes) with its 90 kHz timestamps.
@@ -147,6 +163,14 @@ pub fn has_idr(data: &[u8]) -> bool {
     nal_units(data).any(|n| !n.is_empty() && n[0] & 0x1f == 5)
 }
 
+/// One video PES: its timestamps (either may be absent) and its payload.
+#[derive(Debug, Clone)]
+pub struct PesChunk {
+    pub pts: Option<u64>,
+    pub dts: Option<u64>,
+    pub payload: Vec<u8>,
+}
+
 /// Iterate over the NAL units (without start codes) of an Annex-B buffer.
 pub fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut starts = Vec::new();
@@ -191,27 +215,20 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
     let mut abuf: Option<Vec<u8>> = None;
     let mut out = Demuxed::default();
 
-    let finish_video = |buf: Vec<u8>, pid: u16, out: &mut Demuxed| -> Result<(), TsError> {
-        let (pts, dts, off) = parse_pes_header(&buf, pid)?;
-        let pts = pts.ok_or(TsError::BadPes {
-            pid,
-            why: "video PES without PTS",
-        })?;
-        let payload = buf[off..].to_vec();
-        if payload.is_empty() {
-            return Err(TsError::BadPes {
-                pid,
-                why: "empty video PES",
-            });
-        }
-        out.video.push(VideoAu {
-            pts,
-            dts: dts.unwrap_or(pts),
-            key: has_idr(&payload),
-            data: payload,
-        });
-        Ok(())
-    };
+    // video PES payloads with their timestamps, assembled into access units at the end
+    let mut vchunks: Vec<PesChunk> = Vec::new();
+    let finish_video =
+        |buf: Vec<u8>, pid: u16, chunks: &mut Vec<PesChunk>| -> Result<(), TsError> {
+            let (pts, dts, off) = parse_pes_header(&buf, pid)?;
+            if buf.len() > off {
+                chunks.push(PesChunk {
+                    pts,
+                    dts,
+                    payload: buf[off..].to_vec(),
+                });
+            }
+            Ok(())
+        };
     let finish_audio = |buf: Vec<u8>, pid: u16, out: &mut Demuxed| -> Result<(), TsError> {
         let (pts, _, _) = parse_pes_header(&buf, pid)?;
         let pts = pts.ok_or(TsError::BadPes {
@@ -333,7 +350,7 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
         {
             if pusi {
                 if let Some(buf) = vbuf.take() {
-                    finish_video(buf, pid, &mut out)?;
+                    finish_video(buf, pid, &mut vchunks)?;
                 }
                 vbuf = Some(payload.to_vec());
             } else if let Some(buf) = vbuf.as_mut() {
@@ -364,8 +381,9 @@ pub fn demux(data: &[u8]) -> Result<Demuxed, TsError> {
         return Err(TsError::NotH264(vtype));
     }
     if let Some(buf) = vbuf.take() {
-        finish_video(buf, vpid, &mut out)?;
+        finish_video(buf, vpid, &mut vchunks)?;
     }
+    out.video = crate::h264::access_units(&vchunks);
     if let Some((apid, atype, desc)) = audio {
         if let Some(buf) = abuf.take() {
             finish_audio(buf, apid, &mut out)?;

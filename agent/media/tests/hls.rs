@@ -12,6 +12,7 @@ fn seg(seq: u64, dur: f64) -> SegmentOutput {
         height: h,
         fps: (30, 1),
         frames: (dur * 30.0) as usize,
+        frames_fed: (dur * 30.0) as usize,
         duration: dur,
         first_pts: 0,
         codecs: "avc1.64001f".into(),

@@ -106,6 +106,8 @@ struct Summary {
     latency_ms_p50: u64,
     latency_ms_p95: u64,
     latency_ms_max: u64,
+    /// Input frames that produced no output, by cause, over all segments.
+    frames_dropped: crate::daemon::DroppedTotals,
     errors: Vec<String>,
 }
 
@@ -220,12 +222,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut latencies = Vec::new();
     let (mut ok, mut input_seconds, mut errors) = (0usize, 0f64, Vec::new());
+    let mut dropped = crate::daemon::DroppedTotals::default();
     let engines = args.engines.max(1);
     let mut handle = |result: Result<crate::pipeline::Pushed, crate::pipeline::PushError>| -> anyhow::Result<()> {
         match result {
             Ok(p) => {
                 ok += 1;
                 input_seconds += p.report.input_duration;
+                dropped.add(&p.report.dropped);
+                if p.report.dropped.total() > 0 {
+                    tracing::warn!(
+                        seq = p.report.seq,
+                        dropped = ?p.report.dropped,
+                        "input frames without output"
+                    );
+                }
                 latencies.push(p.report.wall_ms);
                 if args.json {
                     println!("{}", serde_json::to_string(&p.report)?);
@@ -282,6 +293,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         latency_ms_p50: pct(0.5),
         latency_ms_p95: pct(0.95),
         latency_ms_max: latencies.last().copied().unwrap_or(0),
+        frames_dropped: dropped,
         errors,
     };
     if args.json {
@@ -291,7 +303,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     } else {
         eprintln!(
-            "{} segments ({} failed) of {:.1} s in {:.2} s: {:.2}x realtime with {}; segment latency p50 {} ms, p95 {} ms\nmaster playlist: {}",
+            "{} segments ({} failed) of {:.1} s in {:.2} s: {:.2}x realtime with {}; segment latency p50 {} ms, p95 {} ms; input frames dropped: {} before a keyframe, {} undecodable, {} duplicate timestamps\nmaster playlist: {}",
             summary.segments_ok + summary.segments_failed,
             summary.segments_failed,
             summary.input_seconds,
@@ -300,6 +312,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             summary.encoder,
             summary.latency_ms_p50,
             summary.latency_ms_p95,
+            summary.frames_dropped.before_keyframe,
+            summary.frames_dropped.undecodable,
+            summary.frames_dropped.duplicate_timestamp,
             summary.master.display()
         );
     }

@@ -242,6 +242,7 @@ async fn view(a: Args) -> anyhow::Result<()> {
                     height: rm.height,
                     fps: rm.fps,
                     frames: rm.frames,
+                    frames_fed: rm.frames,
                     duration: meta.duration,
                     first_pts: rm.first_pts,
                     codecs: rm.codecs,

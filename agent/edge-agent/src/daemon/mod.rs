@@ -40,6 +40,42 @@ pub struct StreamStats {
     /// Media duration / wall time of the last segment.
     pub realtime_factor: f64,
     pub last_error: Option<String>,
+    /// Input frames that produced no output since the stream started, by cause.
+    pub frames_dropped: DroppedTotals,
+}
+
+/// [`media::Dropped`] summed over a stream's segments.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DroppedTotals {
+    pub before_keyframe: u64,
+    pub undecodable: u64,
+    pub duplicate_timestamp: u64,
+}
+
+impl DroppedTotals {
+    pub fn add(&mut self, d: &media::Dropped) {
+        self.before_keyframe += d.before_keyframe as u64;
+        self.undecodable += d.undecodable as u64;
+        self.duplicate_timestamp += d.duplicate_timestamp as u64;
+    }
+
+    /// (Prometheus label value, count) for each cause.
+    pub fn by_reason(&self) -> [(&'static str, u64); 3] {
+        [
+            ("before_keyframe", self.before_keyframe),
+            ("undecodable", self.undecodable),
+            ("duplicate_timestamp", self.duplicate_timestamp),
+        ]
+    }
+}
+
+/// What one transcoded segment adds to its stream's numbers.
+pub struct SegmentDone<'a> {
+    /// Decoded input frames per wall-clock second.
+    pub fps: f64,
+    /// Media seconds per wall-clock second.
+    pub realtime_factor: f64,
+    pub dropped: &'a media::Dropped,
 }
 
 /// State shared by the subsystems.
@@ -82,15 +118,16 @@ impl Shared {
         self.pipeline_generation.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn record_segment(&self, stream: &str, result: Result<(f64, f64), String>) {
+    pub fn record_segment(&self, stream: &str, result: Result<SegmentDone<'_>, String>) {
         self.segments_total.fetch_add(1, Ordering::Relaxed);
         let mut streams = self.streams.lock().unwrap();
         let s = streams.entry(stream.to_string()).or_default();
         match result {
-            Ok((fps, rt)) => {
+            Ok(done) => {
                 s.segments_ok += 1;
-                s.fps = fps;
-                s.realtime_factor = rt;
+                s.fps = done.fps;
+                s.realtime_factor = done.realtime_factor;
+                s.frames_dropped.add(done.dropped);
             }
             Err(e) => {
                 s.segments_failed += 1;

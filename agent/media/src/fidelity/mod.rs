@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{estimate_fps, fit_box, select_frames};
+use crate::engine::{estimate_fps, fit_box};
 use crate::profiles::Profile;
+use crate::timeline::pace_frames;
 use crate::ts;
 use decode::{Au, Frame, FrameStream};
 use metrics::FrameMetrics;
@@ -264,7 +265,7 @@ struct Source<'a> {
     colorimetry: Option<String>,
 }
 
-/// `select_frames` and `estimate_fps` work on non-negative ticks: shift by this.
+/// `pace_frames` and `estimate_fps` work on non-negative ticks: shift by this.
 const SHIFT: i64 = 90_000 * 1000;
 
 fn to_u64_ticks(v: &[i64]) -> Vec<u64> {
@@ -321,7 +322,7 @@ struct Expected {
 impl Expected {
     fn of(src: &Source<'_>, p: &Profile) -> Self {
         let (width, height) = fit_box(src.width, src.height, src.par, p.width, p.height);
-        let (kept, fps, dur) = select_frames(&to_u64_ticks(&src.pts), src.fps, p.fps);
+        let (kept, fps, dur) = pace_frames(&to_u64_ticks(&src.pts), src.fps, p.fps);
         Expected {
             width,
             height,

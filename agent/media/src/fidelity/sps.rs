@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::h264::{Bits, rbsp};
+
 /// The format fields of one SPS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SpsFormat {
@@ -71,66 +73,13 @@ impl SpsFormat {
     }
 }
 
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Bits<'_> {
-    fn bit(&mut self) -> Option<u32> {
-        let byte = *self.data.get(self.pos / 8)?;
-        let b = (byte >> (7 - self.pos % 8)) & 1;
-        self.pos += 1;
-        Some(u32::from(b))
-    }
-
-    fn bits(&mut self, n: u32) -> Option<u32> {
-        let mut v = 0u32;
-        for _ in 0..n {
-            v = (v << 1) | self.bit()?;
-        }
-        Some(v)
-    }
-
-    /// Unsigned Exp-Golomb.
-    fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        let rest = self.bits(zeros)?;
-        Some(((1u64 << zeros) - 1 + u64::from(rest)).min(u64::from(u32::MAX)) as u32)
-    }
-}
-
-/// Remove emulation-prevention bytes (00 00 03 -> 00 00).
-fn rbsp(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
-
 /// Parse an SPS NAL unit (with its one-byte NAL header, without start code).
 pub fn parse(nal: &[u8]) -> Option<SpsFormat> {
     if nal.first()? & 0x1f != 7 {
         return None;
     }
-    let data = rbsp(&nal[1..]);
-    let mut r = Bits {
-        data: &data,
-        pos: 0,
-    };
+    let data = rbsp(&nal[1..], usize::MAX);
+    let mut r = Bits::new(&data);
     let profile_idc = r.bits(8)? as u8;
     let constraints = r.bits(8)? as u8;
     let level_idc = r.bits(8)? as u8;

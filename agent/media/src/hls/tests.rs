@@ -14,6 +14,7 @@ fn seg_of(seq: u64, profiles: &[&str]) -> SegmentOutput {
                 height: 360,
                 fps: (30, 1),
                 frames: 60,
+                frames_fed: 60,
                 duration: 2.0,
                 first_pts: seq.wrapping_mul(180_000),
                 codecs: "avc1.64001f".into(),
