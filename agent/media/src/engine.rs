@@ -633,13 +633,20 @@ impl Transcoder {
                 }
             })?,
         );
+        // interlaced input (fields or MBAFF) becomes progressive frames, one per input frame: renditions for
+        // screens, not for broadcast chains; progressive input passes through untouched
+        let deinterlace = make("deinterlace", "deinterlace")?;
+        set_prop(&deinterlace, "mode", "auto")?;
+        set_prop(&deinterlace, "fields", "top")?;
         let dec_tee = make("tee", "tee-decoded")?;
         add(&convert)?;
         add(&planar)?;
+        add(&deinterlace)?;
         add(&dec_tee)?;
         link(&dec, &convert)?;
         link(&convert, &planar)?;
-        link(&planar, &dec_tee)?;
+        link(&planar, &deinterlace)?;
+        link(&deinterlace, &dec_tee)?;
         // build parents before children: each branch ends its scaling in a tee its children hang off
         let mut order: Vec<usize> = (0..cfg.profiles.len()).collect();
         order.sort_by_key(|&i| {

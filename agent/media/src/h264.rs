@@ -130,6 +130,7 @@ fn has_recovery_point(nal: &[u8]) -> bool {
 /// Where decoding can start: an access unit with an IDR slice, a recovery point SEI, or only I slices.
 pub fn is_random_access(au: &[u8]) -> bool {
     let mut slices = 0;
+    let mut pictures = 0;
     let mut intra = true;
     for n in crate::ts::nal_units(au) {
         let Some(&h) = n.first() else { continue };
@@ -137,14 +138,121 @@ pub fn is_random_access(au: &[u8]) -> bool {
             NAL_IDR => return true,
             NAL_SEI if has_recovery_point(n) => return true,
             NAL_SLICE => {
+                let header = slice_header(n);
+                if matches!(header, Some((0, _))) {
+                    pictures += 1;
+                    // the second field of a pair may refer to the first: only the first picture counts
+                    if pictures > 1 {
+                        break;
+                    }
+                }
                 slices += 1;
                 // slice_type % 5: 2 = I, 4 = SI
-                intra &= matches!(slice_header(n), Some((_, 2 | 4)));
+                intra &= matches!(header, Some((_, 2 | 4)));
             }
             _ => {}
         }
     }
     slices > 0 && intra
+}
+
+/// What the slice headers of a stream need from its SPS to tell fields from frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SpsTiming {
+    log2_max_frame_num: u32,
+    frame_mbs_only: bool,
+    separate_colour_plane: bool,
+}
+
+/// Skips a scaling list of `size` coefficients (7.3.2.1.1.1).
+fn skip_scaling_list(r: &mut Bits<'_>, size: usize) -> Option<()> {
+    let (mut last, mut next) = (8i64, 8i64);
+    for _ in 0..size {
+        if next != 0 {
+            let code = i64::from(r.ue()?);
+            let delta = if code % 2 == 1 {
+                (code + 1) / 2
+            } else {
+                -(code / 2)
+            };
+            next = (last + delta + 256) % 256;
+        }
+        if next != 0 {
+            last = next;
+        }
+    }
+    Some(())
+}
+
+/// The field-related facts of an SPS NAL unit (header byte included).
+pub(crate) fn sps_timing(nal: &[u8]) -> Option<SpsTiming> {
+    let data = rbsp(nal.get(1..)?, 512);
+    let mut r = Bits::new(&data);
+    let profile_idc = r.bits(8)?;
+    r.bits(16)?; // constraints, level
+    r.ue()?; // sps id
+    let mut separate_colour_plane = false;
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        let chroma = r.ue()?;
+        if chroma == 3 {
+            separate_colour_plane = r.bit()? == 1;
+        }
+        r.ue()?; // bit depths
+        r.ue()?;
+        r.bit()?; // qpprime_y_zero_transform_bypass
+        if r.bit()? == 1 {
+            for i in 0..if chroma == 3 { 12 } else { 8 } {
+                if r.bit()? == 1 {
+                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    let log2_max_frame_num = r.ue()?.checked_add(4).filter(|&n| n <= 16)?;
+    match r.ue()? {
+        0 => {
+            r.ue()?;
+        }
+        1 => {
+            r.bit()?;
+            r.ue()?; // offset_for_non_ref_pic, se(v) read as its code
+            r.ue()?;
+            for _ in 0..r.ue()?.min(255) {
+                r.ue()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed
+    r.ue()?; // width in MBs
+    r.ue()?; // height in map units
+    let frame_mbs_only = r.bit()? == 1;
+    Some(SpsTiming {
+        log2_max_frame_num,
+        frame_mbs_only,
+        separate_colour_plane,
+    })
+}
+
+/// (frame_num, Some(bottom_field_flag) for a field) of a slice NAL unit, given its SPS.
+fn picture_of(nal: &[u8], sps: &SpsTiming) -> Option<(u32, Option<bool>)> {
+    let data = rbsp(nal.get(1..)?, 32);
+    let mut r = Bits::new(&data);
+    r.ue()?; // first_mb_in_slice
+    r.ue()?; // slice_type
+    r.ue()?; // pps id
+    if sps.separate_colour_plane {
+        r.bits(2)?;
+    }
+    let frame_num = r.bits(sps.log2_max_frame_num)?;
+    if sps.frame_mbs_only || r.bit()? == 0 {
+        return Some((frame_num, None));
+    }
+    Some((frame_num, Some(r.bit()? == 1)))
 }
 
 /// Whether a NAL unit starts a new access unit after one that already holds a picture (7.4.1.2.3): an
@@ -175,18 +283,56 @@ pub fn access_units(chunks: &[PesChunk]) -> Vec<VideoAu> {
     if es.is_empty() {
         return Vec::new();
     }
-    // access unit start offsets
+    // access unit start offsets: a frame, or a pair of fields (the second field of a pair stays with the
+    // first, as a PES carries them, so that one unit is one decoded picture)
     let nals = nal_offsets(&es);
     let mut starts = vec![0usize];
     let mut has_vcl = false;
+    // where non-picture NAL units after a picture would start the next unit, decided at its first slice
+    let mut pending: Option<usize> = None;
+    let mut sps: Option<SpsTiming> = None;
+    // the current unit's first field: (frame_num, bottom)
+    let mut first_field: Option<(u32, bool)> = None;
     for (k, &(sc, hdr)) in nals.iter().enumerate() {
         let end = nals.get(k + 1).map_or(es.len(), |n| n.0);
         let nal = &es[hdr..end.max(hdr)];
-        if has_vcl && starts_access_unit(nal) {
-            starts.push(sc);
-            has_vcl = false;
+        if nal.first().is_some_and(|h| h & 0x1f == NAL_SPS) {
+            sps = sps_timing(nal).or(sps);
         }
-        has_vcl |= is_vcl(nal);
+        if !is_vcl(nal) {
+            if has_vcl && starts_access_unit(nal) && pending.is_none() {
+                pending = Some(sc);
+            }
+            continue;
+        }
+        let field_of = |nal: &[u8]| match sps.as_ref().and_then(|s| picture_of(nal, s)) {
+            Some((f, Some(bottom))) => Some((f, bottom)),
+            _ => None,
+        };
+        if !has_vcl {
+            // the first picture of this unit
+            has_vcl = true;
+            pending = None;
+            first_field = field_of(nal);
+            continue;
+        }
+        // a slice after non-picture units that start a new access unit (an AUD, SEI...) is a new picture
+        // whatever its first_mb_in_slice says; otherwise a slice with first_mb_in_slice 0 is one
+        if !(starts_access_unit(nal) || pending.is_some()) {
+            continue;
+        }
+        let field = field_of(nal);
+        let second_field = matches!(
+            (first_field, field),
+            (Some((f, b)), Some((g, c))) if f == g && b != c
+        );
+        if second_field {
+            pending = None;
+            first_field = None;
+            continue;
+        }
+        starts.push(pending.take().unwrap_or(sc));
+        first_field = field;
     }
     // a PES timestamp goes to the first access unit that starts inside that PES
     let mut stamps: Vec<Option<(u64, Option<u64>)>> = vec![None; starts.len()];
@@ -385,6 +531,96 @@ mod tests {
         let mut none = vec![mk(u64::MAX), mk(u64::MAX)];
         interpolate(&mut none);
         assert_eq!((none[0].pts, none[1].pts), (0, 3000));
+    }
+
+    /// A NAL unit from a header byte and a string of bits (padded with the RBSP stop bit and zeros).
+    fn nal(header: u8, bits: &str) -> Vec<u8> {
+        let mut b: String = bits.chars().filter(|c| !c.is_whitespace()).collect();
+        b.push('1');
+        while b.len() % 8 != 0 {
+            b.push('0');
+        }
+        let mut out = vec![0, 0, 0, 1, header];
+        for c in b.as_bytes().chunks(8) {
+            out.push(u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap());
+        }
+        out
+    }
+
+    /// Main profile SPS with log2_max_frame_num 4 and frame_mbs_only_flag 0 (fields allowed).
+    fn field_sps() -> Vec<u8> {
+        // profile 77, constraints 0, level 30, sps_id 0, log2_max_frame_num-4 0, poc type 0, log2_max_poc-4 0,
+        // 1 ref frame, no gaps, 1x1 MBs, frame_mbs_only 0, mb_adaptive 0, direct_8x8 1, no crop, no VUI
+        nal(
+            0x67,
+            "01001101 00000000 00011110 1 1 1 1 010 0 1 1 0 0 1 0 0",
+        )
+    }
+
+    /// A field slice: first_mb 0, slice type (7 = I, 5 = P), pps 0, frame_num (4 bits), field, bottom.
+    fn field(idr: bool, intra: bool, frame_num: u8, bottom: bool) -> Vec<u8> {
+        let bits = format!(
+            "1 {} 1 {:04b} 1 {} 1111",
+            if intra { "0001000" } else { "00110" },
+            frame_num,
+            u8::from(bottom)
+        );
+        nal(if idr { 0x65 } else { 0x41 }, &bits)
+    }
+
+    #[test]
+    fn the_two_fields_of_a_frame_are_one_unit() {
+        let sps = field_sps();
+        assert_eq!(
+            sps_timing(&sps[4..]),
+            Some(SpsTiming {
+                log2_max_frame_num: 4,
+                frame_mbs_only: false,
+                separate_colour_plane: false
+            })
+        );
+        let aud = [0u8, 0, 0, 1, 0x09, 0xf0];
+        let aus = access_units(&[
+            // an I top field and a P bottom field in one PES, an access unit delimiter before each field
+            chunk(
+                Some(90_000),
+                None,
+                &[
+                    &aud,
+                    &sps,
+                    &field(false, true, 0, false),
+                    &aud,
+                    &field(false, false, 0, true),
+                ],
+            ),
+            // the next frame: two P fields
+            chunk(
+                Some(93_600),
+                None,
+                &[
+                    &aud,
+                    &field(false, false, 1, false),
+                    &aud,
+                    &field(false, false, 1, true),
+                ],
+            ),
+        ]);
+        assert_eq!(aus.len(), 2, "{aus:?}");
+        assert_eq!((aus[0].pts, aus[1].pts), (90_000, 93_600));
+        assert!(
+            aus[0].key,
+            "an I first field with a P second field starts decoding"
+        );
+        assert!(!aus[1].key);
+        // two frames (not fields) in one PES are two units
+        let frames_sps = nal(0x67, "01001101 00000000 00011110 1 1 1 1 010 0 1 1 1 1 0 0");
+        assert!(sps_timing(&frames_sps[4..]).unwrap().frame_mbs_only);
+        let aus = access_units(&[chunk(
+            Some(90_000),
+            None,
+            &[&frames_sps, &slice(true, true, 7), &slice(false, true, 5)],
+        )]);
+        assert_eq!(aus.len(), 2);
     }
 
     #[test]

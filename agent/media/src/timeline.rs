@@ -196,7 +196,13 @@ pub fn prepare(
             _ => Err(NoRandomAccess(n)),
         };
     };
-    if rap == 0 {
+    // an open GOP: a recovery point that is not an IDR may be followed by leading pictures (shown before it)
+    // that refer to the GOP before; those need the previous segment too
+    let leading = !crate::ts::has_idr(&aus[rap].data)
+        && aus[rap + 1..]
+            .iter()
+            .any(|a| rel(a.pts, aus[rap].dts) < rel(aus[rap].pts, aus[rap].dts));
+    if rap == 0 && !leading {
         return Ok(Prepared {
             aus,
             repairs,
@@ -471,6 +477,37 @@ mod tests {
         // a tail from another clock is not used
         let far = gop(900_000, 8, true);
         assert!(prepare(second.to_vec(), Some(&far)).is_err());
+    }
+
+    #[test]
+    fn leading_pictures_of_an_open_gop_decode_from_the_previous_segment_or_are_dropped() {
+        // a recovery-point I picture (not an IDR: its data has no type-5 NAL), then two B pictures shown
+        // before it, then a P
+        let mut v = vec![
+            au(9000, 3000, true),
+            au(3000, 6000, false),
+            au(6000, 9000, false),
+            au(12000, 12000, false),
+        ];
+        v[0].data = vec![0, 0, 1, 0x01, 0x88];
+        let tail = gop(-12_000i64 as u64 & TS_MASK, 4, true);
+        let tail: Vec<VideoAu> = tail
+            .into_iter()
+            .map(|mut a| {
+                a.data = vec![0, 0, 1, 0x65];
+                a
+            })
+            .collect();
+        let p = prepare(v.clone(), Some(&tail)).unwrap();
+        assert_eq!((p.preroll, p.dropped_before_keyframe), (4, 0));
+        let p = prepare(v.clone(), None).unwrap();
+        assert_eq!(
+            (p.preroll, p.dropped_before_keyframe, p.aus.len()),
+            (0, 2, 2)
+        );
+        // the same with an IDR: nothing is dropped
+        v[0].data = vec![0, 0, 1, 0x65, 0x88];
+        assert_eq!(prepare(v, None).unwrap().aus.len(), 4);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Real-world inputs: one input per trait that broadcasters' streams have and test sources do not (4:4:4 and
-//! 10-bit H.264, 33.3 fps, variable frame rate, FLV and MP4 containers, B-frames without DTS, segments cut
+//! 10-bit H.264, 33.3 fps, variable frame rate, open GOP, FLV and MP4 containers, B-frames without DTS, segments cut
 //! mid-GOP, a stream joined mid-GOP, resolution changes, non-square pixels, interlacing, MP3 audio, HEVC),
 //! each made with ffmpeg, transcoded by the engine (files through `sources::split_file`, live segments
 //! straight into the engine or a two-engine pool), written as HLS, and checked with ffprobe, independently
@@ -58,6 +58,7 @@ struct Probe {
     /// Display aspect (width / height on screen).
     dar: f64,
     pix_fmt: String,
+    field_order: String,
     profile: String,
     /// Decoded video frames' PTS in seconds, sorted.
     pts: Vec<f64>,
@@ -78,6 +79,7 @@ impl Probe {
                     p.width = st["width"].as_u64().unwrap_or(0) as u32;
                     p.height = st["height"].as_u64().unwrap_or(0) as u32;
                     p.pix_fmt = st["pix_fmt"].as_str().unwrap_or("").into();
+                    p.field_order = st["field_order"].as_str().unwrap_or("").into();
                     p.profile = st["profile"].as_str().unwrap_or("").into();
                     let sar = st["sample_aspect_ratio"]
                         .as_str()
@@ -212,8 +214,13 @@ fn run(case: &Case, dir: &Path) -> Row {
             .collect();
         std::fs::write(&all, &bytes).unwrap();
         let r = Probe::of(&all);
-        // format every player decodes
+        // format every player decodes: 8-bit 4:2:0, progressive
         assert_eq!(r.pix_fmt, "yuv420p", "{what}: {r:?}");
+        assert!(
+            ["progressive", "unknown", ""].contains(&r.field_order.as_str()),
+            "{what}: field order {}",
+            r.field_order
+        );
         assert!(
             ["High", "Main", "Constrained Baseline", "Baseline"].contains(&r.profile.as_str()),
             "{what}: profile {}",
@@ -651,6 +658,28 @@ fn real_world_traits_transcode_completely_into_renditions_players_decode() {
                 "libx264",
                 "-g",
                 "50",
+                "-c:a",
+                "aac",
+            ]),
+            true,
+        ),
+        // open GOP at 23.976 fps: segments start at recovery-point I pictures whose leading B pictures refer to
+        // the previous GOP
+        file_case(
+            "open-gop",
+            d,
+            "opengop.ts",
+            &with(&[
+                "-t",
+                "4",
+                "-vf",
+                "fps=24000/1001",
+                "-c:v",
+                "libx264",
+                "-x264opts",
+                "open-gop=1:keyint=48:min-keyint=48:scenecut=0",
+                "-bf",
+                "3",
                 "-c:a",
                 "aac",
             ]),
