@@ -125,9 +125,12 @@ pub struct EngineConfig {
     /// Watchdog: longest a segment may take before it is declared stuck.
     #[serde(default = "default_watchdog_ms")]
     pub watchdog_ms: u64,
-    /// Every output segment's MPEG-TS starts its continuity counters afresh, so that its bytes depend only on
-    /// that segment (bit-exact verification re-transcodes one segment with a fresh engine). Off: counters
-    /// run on across segments, so that consecutive segments concatenate without a discontinuity.
+    /// Every output segment depends only on its input segment (bit-exact verification re-transcodes one
+    /// segment with a fresh engine): its MPEG-TS starts its continuity counters afresh, and a segment cut
+    /// mid-GOP does not decode from the previous segment (what comes before its first random access point is
+    /// dropped and counted, as a verifier holding that segment alone would). Off: counters run on across
+    /// segments, so that consecutive segments concatenate without a discontinuity, and a segment cut mid-GOP
+    /// decodes from the previous segment's GOP.
     #[serde(default)]
     pub self_contained_segments: bool,
 }
@@ -990,7 +993,10 @@ impl Transcoder {
         let tail = tail
             .filter(|(s, _)| s.checked_add(1) == Some(seq))
             .map(|(_, t)| t);
-        let tail = tail.as_deref().or(previous_tail);
+        let tail = tail
+            .as_deref()
+            .or(previous_tail)
+            .filter(|_| !self.cfg.self_contained_segments);
         let mut prep = timeline::prepare(dm.video.clone(), tail)
             .map_err(|source| SegmentError::NoKeyframe { seq, source })?;
         check_timestamps(&prep.aus).map_err(|why| SegmentError::Timestamps { seq, why })?;

@@ -562,3 +562,58 @@ fn segments_are_independent_and_deterministic_with_lookahead() {
     assert_same("two fresh engines", &b, &c);
     assert_same("engine with history vs fresh engine", &a, &b);
 }
+
+/// In the bit-exact verification mode a segment's renditions depend on that segment alone, also when the
+/// stream was cut mid-GOP: an engine that transcoded the previous segment does not decode from it, so a
+/// verifier's fresh engine makes the same bytes (the pictures before the first keyframe are dropped and
+/// counted by both).
+#[test]
+fn bit_exact_segments_cut_mid_gop_depend_on_themselves_alone() {
+    let one_gop = sources::TestSource {
+        width: 320,
+        height: 240,
+        fps: 30,
+        duration: 3.0,
+        audio: false,
+        segment_secs: 3.0,
+        bitrate_kbps: 600,
+        ..Default::default()
+    }
+    .segments()
+    .unwrap();
+    let dm = ts::demux(&one_gop[0]).unwrap();
+    // pieces of 40 access units: the second has no keyframe, the third starts mid-GOP too
+    let mut mux = ts::TsMuxer::new();
+    let pieces: Vec<Vec<u8>> = dm
+        .video
+        .chunks(40)
+        .map(|c| {
+            let frames: Vec<ts::EncodedFrame> = c
+                .iter()
+                .map(|a| ts::EncodedFrame {
+                    pts: a.pts,
+                    dts: a.dts,
+                    key: a.key,
+                    data: &a.data,
+                })
+                .collect();
+            mux.mux_segment(&frames, &[], None)
+        })
+        .collect();
+    let profiles = vec![Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap()];
+    let mut with_history = Transcoder::new(EngineConfig::bit_exact(profiles.clone())).unwrap();
+    with_history.push_segment(0, &pieces[0]).unwrap();
+    let err = with_history.push_segment(1, &pieces[1]).unwrap_err();
+    assert!(
+        matches!(err, SegmentError::NoKeyframe { seq: 1, .. }),
+        "{err}"
+    );
+    let mut fresh = Transcoder::new(EngineConfig::bit_exact(profiles.clone())).unwrap();
+    assert!(fresh.push_segment(1, &pieces[1]).is_err());
+    // the live mode decodes the same segment from the one before
+    let mut live = Transcoder::new(EngineConfig::new(profiles)).unwrap();
+    live.push_segment(0, &pieces[0]).unwrap();
+    let out = live.push_segment(1, &pieces[1]).unwrap();
+    assert_eq!(out.renditions[0].frames, 40);
+    assert_eq!(out.stats.preroll_frames, 40);
+}
