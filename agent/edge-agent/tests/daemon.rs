@@ -1,6 +1,8 @@
 //! The real daemon binary, end to end: systemd notify protocol (READY, watchdog, STOPPING), segment ingest
 //! over HTTP through the real GStreamer engine, a bad segment that fails alone (malformed, undecodable, or one
-//! that crashes the engine), the session limit, HLS and metrics over HTTP, and a clean SIGTERM shutdown.
+//! that crashes the engine), the session limit, HLS and metrics over HTTP, and a clean SIGTERM shutdown; and
+//! real-world input through the ingest: segments cut mid-GOP, ffmpeg's segments of 4:4:4, High 10, 33.3 fps
+//! and B-frames without DTS.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -473,5 +475,155 @@ fn segments_cut_mid_gop_lose_no_frame_through_the_daemon() {
         ),
         "edge_agent_frames_dropped_total{stream=\"cut\",reason=\"undecodable\"} 0"
     );
+    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
+}
+
+/// Real-world traits through the daemon's ingest (`PUT /live/...`), as ffmpeg's own HLS muxer cuts them:
+/// 4:4:4, High 10, 33.3 fps, and B-frames whose DTS a muxer dropped. Every segment is answered with every
+/// frame (none dropped), the renditions the daemon serves are 8-bit 4:2:0 of one size, evenly paced at the
+/// profile's 30 fps, and its master playlist states what it wrote (ffprobe reads the served segments).
+#[test]
+fn real_world_traits_through_the_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), 4);
+    assert!(d.next_notify().contains("READY=1"));
+    let traits: [(&str, &[&str]); 4] = [
+        ("yuv444", &["-pix_fmt", "yuv444p"]),
+        ("high10", &["-pix_fmt", "yuv420p10le"]),
+        ("fps33", &["-vf", "fps=100/3"]),
+        ("bframes", &["-bf", "3"]),
+    ];
+    for (name, extra) in traits {
+        let src = dir.path().join(name);
+        std::fs::create_dir_all(&src).unwrap();
+        let mut args: Vec<String> = [
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=640x360:r=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:r=48000",
+            "-t",
+            "4",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(
+            [
+                "-c:v",
+                "libx264",
+                "-force_key_frames",
+                "expr:gte(t,n_forced*2)",
+                "-c:a",
+                "aac",
+                "-f",
+                "hls",
+                "-hls_time",
+                "2",
+                "-hls_list_size",
+                "0",
+                "-hls_segment_filename",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        args.push(src.join("s%d.ts").display().to_string());
+        args.push(src.join("list.m3u8").display().to_string());
+        let st = Command::new("ffmpeg").args(&args).status().unwrap();
+        assert!(st.success(), "ffmpeg for {name}");
+        let mut n = 0;
+        while let Ok(mut seg) = std::fs::read(src.join(format!("s{n}.ts"))) {
+            if name == "bframes" {
+                // what a muxer that drops DTS writes: PTS only
+                let dm = media::ts::demux(&seg).unwrap();
+                let frames: Vec<media::ts::EncodedFrame> = dm
+                    .video
+                    .iter()
+                    .map(|a| media::ts::EncodedFrame {
+                        pts: a.pts,
+                        dts: a.pts,
+                        key: a.key,
+                        data: &a.data,
+                    })
+                    .collect();
+                let at = dm
+                    .audio_stream_type
+                    .map(|t| (t, dm.audio_descriptors.as_slice()));
+                seg = media::ts::TsMuxer::new().mux_segment(&frames, &dm.audio, at);
+            }
+            let (status, body) = http(d.port, "PUT", &format!("/live/{name}/{n}.ts"), &seg);
+            assert_eq!(
+                status,
+                200,
+                "{name} {n}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            let r = json(&body);
+            assert_eq!(r["dropped"]["undecodable"], 0, "{name} {n}: {r}");
+            assert_eq!(r["dropped"]["before_keyframe"], 0, "{name} {n}: {r}");
+            n += 1;
+        }
+        assert!(n >= 2, "{name}: ffmpeg's segments");
+        let (status, body) = http(d.port, "GET", &format!("/hls/{name}/master.m3u8"), b"");
+        assert_eq!(status, 200);
+        let master = String::from_utf8(body).unwrap();
+        assert!(master.contains("RESOLUTION=640x360"), "{name}: {master}");
+        assert!(master.contains("mp4a.40.2"), "{name}: {master}");
+        assert!(master.contains("FRAME-RATE=30.000"), "{name}: {master}");
+        for k in 0..n {
+            let (status, body) = http(
+                d.port,
+                "GET",
+                &format!("/hls/{name}/P360p30fps16x9/{k}.ts"),
+                b"",
+            );
+            assert_eq!(status, 200);
+            let f = src.join(format!("out{k}.ts"));
+            std::fs::write(&f, body).unwrap();
+            let out = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v:0",
+                    "-show_entries",
+                    "stream=pix_fmt,width,height:frame=pts_time",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&f)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("yuv420p,640,360") || text.contains("640,360,yuv420p"),
+                "{name} {k}: {text}"
+            );
+            let pts: Vec<f64> = text
+                .lines()
+                .filter_map(|l| l.trim_end_matches(',').parse().ok())
+                .collect();
+            if k + 1 < n {
+                assert!(
+                    (59..=61).contains(&pts.len()),
+                    "{name} {k}: {} frames",
+                    pts.len()
+                );
+            }
+            assert!(
+                pts.windows(2)
+                    .all(|w| ((w[1] - w[0]) - 1.0 / 30.0).abs() < 0.001),
+                "{name} {k}: not evenly spaced at 30 fps: {pts:?}"
+            );
+        }
+    }
     kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
 }
