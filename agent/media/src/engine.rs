@@ -732,7 +732,8 @@ impl Transcoder {
             scaled_tees[i] = Some(scaled_tee);
             scalers[i] = Some(scale.clone());
 
-            // frame-rate probe: drop the frames this branch does not keep, state the branch's frame rate
+            // pace probe: every frame, or one per slot of the profile's rate (retimed to the slot); the caps
+            // state the branch's frame rate
             let sh = shared.clone();
             q.static_pad("src").unwrap().add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
