@@ -1030,7 +1030,9 @@ impl Transcoder {
     ) -> Result<SegmentOutput, SegmentError> {
         let aus = &prep.aus;
         let own = &aus[prep.preroll..];
-        let base = own[0].dts;
+        // the first pushed access unit (the preroll's, if any) anchors the pipeline clock, so that every
+        // pushed timestamp stays within check_timestamps' window of it
+        let base = aus[0].dts;
         // ticks relative to the first DTS, unwrapped across the 33-bit wrap
         let rel = |t: u64| timeline::rel(t, base);
         let to_pipe = |t: u64| -> u64 {

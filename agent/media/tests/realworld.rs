@@ -755,6 +755,31 @@ fn real_world_traits_transcode_completely_into_renditions_players_decode() {
         resolution_changes: false,
     });
 
+    // a 12.5 s GOP at 24 fps cut every 2 s: up to 10.5 s of preroll before a segment's own pictures
+    let very_long_gop = d.join("verylonggop.ts");
+    ffmpeg(&with(&[
+        "-t",
+        "13",
+        "-s",
+        "320x180",
+        "-vf",
+        "fps=24",
+        "-c:v",
+        "libx264",
+        "-g",
+        "300",
+        "-c:a",
+        "aac",
+        very_long_gop.to_str().unwrap(),
+    ]));
+    cases.push(Case {
+        name: "cut-long-gop",
+        segments: cut_by_frames(&very_long_gop, 48),
+        feed: Feed::Engine,
+        audio: true,
+        resolution_changes: false,
+    });
+
     // a stream joined mid-GOP: its first segment's frames before the first keyframe cannot be decoded
     let mut joined = cut_by_frames(&long_gop, 70);
     joined.remove(0);
