@@ -436,15 +436,7 @@ fn segments_cut_mid_gop_lose_no_frame_through_the_daemon() {
         .video
         .chunks(30)
         .map(|c| {
-            let frames: Vec<media::ts::EncodedFrame> = c
-                .iter()
-                .map(|a| media::ts::EncodedFrame {
-                    pts: a.pts,
-                    dts: a.dts,
-                    key: a.key,
-                    data: &a.data,
-                })
-                .collect();
+            let frames: Vec<media::ts::EncodedFrame> = c.iter().map(Into::into).collect();
             mux.mux_segment(&frames, &[], None)
         })
         .collect();
@@ -548,10 +540,8 @@ fn real_world_traits_through_the_ingest() {
                     .video
                     .iter()
                     .map(|a| media::ts::EncodedFrame {
-                        pts: a.pts,
                         dts: a.pts,
-                        key: a.key,
-                        data: &a.data,
+                        ..a.into()
                     })
                     .collect();
                 let at = dm

@@ -408,15 +408,7 @@ pub fn segment(es: &Elementary, secs: f64) -> Result<Vec<Vec<u8>>, SourceError> 
             audio.push(ts::audio_pes(es.audio[ai].0, &es.audio[ai].1));
             ai += 1;
         }
-        let frames: Vec<EncodedFrame> = aus
-            .iter()
-            .map(|a| EncodedFrame {
-                pts: a.pts,
-                dts: a.dts,
-                key: a.key,
-                data: &a.data,
-            })
-            .collect();
+        let frames: Vec<EncodedFrame> = aus.iter().map(Into::into).collect();
         let at = if es.audio.is_empty() {
             None
         } else {

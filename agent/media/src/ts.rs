@@ -446,6 +446,18 @@ pub struct EncodedFrame<'a> {
     pub data: &'a [u8],
 }
 
+impl<'a> From<&'a VideoAu> for EncodedFrame<'a> {
+    /// A demuxed access unit, muxed again as it came.
+    fn from(a: &'a VideoAu) -> Self {
+        EncodedFrame {
+            pts: a.pts,
+            dts: a.dts,
+            key: a.key,
+            data: &a.data,
+        }
+    }
+}
+
 impl TsMuxer {
     pub fn new() -> Self {
         Self::default()

@@ -417,15 +417,7 @@ fn a_timestamp_jump_is_closed_and_the_stream_goes_on() {
     let mut aus = dm.video[..2].to_vec();
     aus[1].pts = (aus[1].pts + (1 << 32)) & ts::TS_MASK;
     aus[1].dts = (aus[1].dts + (1 << 32)) & ts::TS_MASK;
-    let frames: Vec<ts::EncodedFrame> = aus
-        .iter()
-        .map(|a| ts::EncodedFrame {
-            pts: a.pts,
-            dts: a.dts,
-            key: a.key,
-            data: &a.data,
-        })
-        .collect();
+    let frames: Vec<ts::EncodedFrame> = aus.iter().map(Into::into).collect();
     let jump = ts::TsMuxer::new().mux_segment(&frames, &[], None);
     let out = t.push_segment(0, &jump).expect("a jump is repaired");
     assert_eq!(out.renditions[0].frames, 2);
@@ -588,15 +580,7 @@ fn bit_exact_segments_cut_mid_gop_depend_on_themselves_alone() {
         .video
         .chunks(40)
         .map(|c| {
-            let frames: Vec<ts::EncodedFrame> = c
-                .iter()
-                .map(|a| ts::EncodedFrame {
-                    pts: a.pts,
-                    dts: a.dts,
-                    key: a.key,
-                    data: &a.data,
-                })
-                .collect();
+            let frames: Vec<ts::EncodedFrame> = c.iter().map(Into::into).collect();
             mux.mux_segment(&frames, &[], None)
         })
         .collect();

@@ -514,10 +514,8 @@ fn remux(
     let frames: Vec<ts::EncodedFrame> = video
         .iter()
         .map(|a| ts::EncodedFrame {
-            pts: a.pts,
             dts: if strip_dts { a.pts } else { a.dts },
-            key: a.key,
-            data: &a.data,
+            ..a.into()
         })
         .collect();
     let at = dm

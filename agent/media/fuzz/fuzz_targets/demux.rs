@@ -12,12 +12,7 @@ fn check(data: &[u8]) {
     let frames: Vec<EncodedFrame> = d
         .video
         .iter()
-        .map(|au| EncodedFrame {
-            pts: au.pts,
-            dts: au.dts,
-            key: au.key,
-            data: &au.data,
-        })
+        .map(Into::into)
         .collect();
     let audio_type = d
         .audio_stream_type
