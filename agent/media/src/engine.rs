@@ -989,7 +989,7 @@ impl Transcoder {
         }
         let start = Instant::now();
         let tail = self.tail.take();
-        let dm = ts::demux(data).map_err(|source| SegmentError::Demux { seq, source })?;
+        let mut dm = ts::demux(data).map_err(|source| SegmentError::Demux { seq, source })?;
         let input_frames = dm.video.len();
         let tail = tail
             .filter(|(s, _)| s.checked_add(1) == Some(seq))
@@ -998,7 +998,8 @@ impl Transcoder {
             .as_deref()
             .or(previous_tail)
             .filter(|_| !self.cfg.self_contained_segments);
-        let mut prep = timeline::prepare(dm.video.clone(), tail)
+        // the access units move into the prepared timeline; `dm` keeps the audio
+        let mut prep = timeline::prepare(std::mem::take(&mut dm.video), tail)
             .map_err(|source| SegmentError::NoKeyframe { seq, source })?;
         check_timestamps(&prep.aus).map_err(|why| SegmentError::Timestamps { seq, why })?;
         for r in &prep.repairs {

@@ -11,10 +11,13 @@
 //! `REALWORLD_REPORT=FILE` writes the per-input table of BENCHMARKS.md (frames in, out, dropped, wall time
 //! against ffmpeg transcoding the same input to the same ladder).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::ffprobe_with;
 use media::hls::{HlsMode, HlsWriter};
 use media::pool::TranscoderPool;
 use media::{EngineConfig, Profile, SegmentError, SegmentOutput, Transcoder, sources, ts};
@@ -30,22 +33,6 @@ fn ffmpeg(args: &[&str]) {
         "ffmpeg {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn ffprobe_json(args: &[&str], path: &Path) -> serde_json::Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(args)
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// What ffprobe sees in a file.
@@ -67,7 +54,7 @@ struct Probe {
 
 impl Probe {
     fn of(path: &Path) -> Probe {
-        let s = ffprobe_json(&["-count_frames", "-show_streams"], path);
+        let s = ffprobe_with(&["-count_frames", "-show_streams"], path);
         let mut p = Probe::default();
         for st in s["streams"].as_array().unwrap() {
             match st["codec_type"].as_str() {
@@ -96,7 +83,7 @@ impl Probe {
             }
         }
         // the decoded frames' times (packets that do not decode have none here)
-        let fr = ffprobe_json(
+        let fr = ffprobe_with(
             &["-select_streams", "v:0", "-show_entries", "frame=pts_time"],
             path,
         );

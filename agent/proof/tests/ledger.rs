@@ -49,6 +49,20 @@ fn ledger(dir: &std::path::Path, policy: Policy) -> Ledger {
     Ledger::new(ProofStore::open(dir).unwrap(), W, policy)
 }
 
+/// A ledger holding job 7 and the receipts of `segments` (signed in block 101).
+fn ledger_with_receipts(
+    dir: &std::path::Path,
+    policy: Policy,
+    segments: impl IntoIterator<Item = u64>,
+) -> Ledger {
+    let l = ledger(dir, policy);
+    l.store.put_job(&job()).unwrap();
+    for s in segments {
+        l.store.put_receipt(7, 101, &receipt(s)).unwrap();
+    }
+    l
+}
+
 fn block_hash(n: u64) -> H256 {
     H256::from_low_u64_be(n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
@@ -332,11 +346,7 @@ fn a_gap_is_skipped_and_a_conflicting_receipt_refused() {
         end_margin_blocks: 10,
         election_margin_blocks: 40,
     };
-    let l = ledger(dir.path(), policy);
-    l.store.put_job(&job()).unwrap();
-    for s in [0, 1, 2, 4, 5] {
-        l.store.put_receipt(7, 101, &receipt(s)).unwrap();
-    }
+    let l = ledger_with_receipts(dir.path(), policy, [0, 1, 2, 4, 5]);
     let a = l.step(104).unwrap();
     assert!(
         matches!(
@@ -395,11 +405,7 @@ fn every_challenge_of_a_claim_is_due_in_the_same_step() {
         end_margin_blocks: 10,
         election_margin_blocks: 40,
     };
-    let l = ledger(dir.path(), policy);
-    l.store.put_job(&job()).unwrap();
-    for s in 0..10 {
-        l.store.put_receipt(7, 101, &receipt(s)).unwrap();
-    }
+    let l = ledger_with_receipts(dir.path(), policy, 0..10);
     let a = l.step(102).unwrap();
     assert!(
         matches!(
@@ -472,11 +478,7 @@ fn every_challenge_is_answered_when_each_pass_costs_many_blocks() {
         end_margin_blocks: 10,
         election_margin_blocks: 40,
     };
-    let l = ledger(dir.path(), policy);
-    l.store.put_job(&job()).unwrap();
-    for s in 0..30 {
-        l.store.put_receipt(7, 101, &receipt(s)).unwrap();
-    }
+    let l = ledger_with_receipts(dir.path(), policy, 0..30);
     let mut chain = Chain {
         block: 101,
         blocks_per_step: 14,

@@ -63,15 +63,14 @@ pub fn decode_ts(path: &Path, with_audio: bool) -> Decoded {
 
 /// ffprobe a file or playlist, returning its JSON (streams and format).
 pub fn ffprobe(path: &Path) -> serde_json::Value {
+    ffprobe_with(&["-show_streams", "-show_format"], path)
+}
+
+/// ffprobe a file with `args` (what to show), returning its JSON.
+pub fn ffprobe_with(args: &[&str], path: &Path) -> serde_json::Value {
     let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ])
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
         .arg(path)
         .output()
         .expect("ffprobe runs (apt package ffmpeg)");
