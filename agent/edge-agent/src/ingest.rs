@@ -379,6 +379,13 @@ async fn healthz(State(app): State<App>) -> Response {
         "streams": s.active_streams(),
         "max_sessions": rt.max_sessions,
         "ladder": rt.ladder,
+        "fleet": s.config.fleet.as_ref().map(|_| serde_json::json!({
+            "connected": s.fleet_connected.load(std::sync::atomic::Ordering::Relaxed),
+        })),
+        "image": s.image.as_ref().map(|i| serde_json::json!({
+            "slot": i.slot,
+            "version": i.version,
+        })),
     }))
     .into_response()
 }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::config::DeviceConfig;
 use crate::core::{Action, Core, Inbound, Limits, Outgoing, Persisted};
-use crate::proto::{Command, DaemonSnapshot, RuntimeConfig, now_ms};
+use crate::proto::{Command, DaemonSnapshot, RuntimeConfig, UpdateRequest, now_ms};
 use crate::{Error, sysstat, tls};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -38,6 +38,13 @@ pub trait Hooks: Send + Sync + 'static {
     fn diagnostics(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// Installs an image update and reboots into it once the box is drained; the value goes into the
+    /// command result. An agent that does not run on an A/B image refuses.
+    fn update(&self, _req: UpdateRequest) -> BoxFuture<Result<serde_json::Value, String>> {
+        Box::pin(async { Err("this agent does not run on an updatable image".to_string()) })
+    }
+    /// The broker connection went up (`true`) or down.
+    fn connection(&self, _connected: bool) {}
 }
 
 const STATE_FILE: &str = "fleet-state.json";
@@ -301,6 +308,7 @@ where
             Some(ev) = net_rx.recv() => match ev {
                 Net::Connected { session_present } => {
                     tracing::info!(device = %id, session_present, "connected to fleet broker");
+                    hooks.connection(true);
                     queue.extend(core.connected_event(Instant::now(), now_ms()));
                 }
                 Net::Disconnected(e) => {
@@ -317,6 +325,7 @@ where
                             tracing::debug!(device = %id, error = %e, "fleet broker unreachable");
                         }
                     }
+                    hooks.connection(false);
                     core.disconnected_event();
                 }
                 Net::Message(m) => queue.extend(core.message(now_ms(), m)),
@@ -434,6 +443,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::SetLogLevel { .. } => "set_log_level",
         Command::CollectDiagnostics { .. } => "collect_diagnostics",
         Command::Reboot => "reboot",
+        Command::Update(_) => "update",
     }
 }
 
@@ -453,6 +463,7 @@ impl Exec {
             }
             Command::RestartPipeline => self.hooks.restart_pipeline().await,
             Command::Reboot => self.reboot().await,
+            Command::Update(req) => self.hooks.update(req).await,
             Command::CollectDiagnostics { max_bytes } => {
                 let max = max_bytes
                     .unwrap_or(self.cfg.diagnostics_max_bytes)

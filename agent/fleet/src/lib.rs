@@ -14,6 +14,7 @@ pub mod device;
 pub mod operator;
 pub mod pki;
 pub mod proto;
+pub mod provision;
 pub mod standalone;
 pub mod sysstat;
 pub mod testkit;

@@ -67,9 +67,21 @@ pub const OPERATOR_CN: &str = "operator";
 
 /// Issues `dir/<name>.pem` + `.key` signed by the CA in `dir`.  Returns the certificate path.
 pub fn issue(dir: &Path, role: Role, name: &str) -> Result<PathBuf, Error> {
+    // A broker may be reached by several names (`127.0.0.1,10.0.2.2`): each is a SAN, the first names it.
+    let names: Vec<&str> = name
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let first = match role {
+        Role::Broker => *names
+            .first()
+            .ok_or_else(|| pki_err("the broker needs a name"))?,
+        _ => name,
+    };
     let cn = match role {
         Role::Operator => OPERATOR_CN,
-        _ => name,
+        _ => first,
     };
     if role == Role::Device && (!crate::topics::valid_device_id(cn) || cn == OPERATOR_CN) {
         return Err(pki_err(format!(
@@ -98,17 +110,20 @@ pub fn issue(dir: &Path, role: Role, name: &str) -> Result<PathBuf, Error> {
     match role {
         Role::Broker => {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-            p.subject_alt_names = vec![match name.parse::<std::net::IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(name.try_into().map_err(pki_err)?),
-            }];
+            p.subject_alt_names = names
+                .iter()
+                .map(|n| match n.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Ok(SanType::IpAddress(ip)),
+                    Err(_) => Ok(SanType::DnsName((*n).try_into().map_err(pki_err)?)),
+                })
+                .collect::<Result<_, Error>>()?;
         }
         _ => p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
     }
     let cert = p.signed_by(&key, &ca, &ca_key).map_err(pki_err)?;
     let file = match role {
         Role::Operator => OPERATOR_CN,
-        _ => name,
+        _ => first,
     };
     let pem = dir.join(format!("{file}.pem"));
     write(&pem, &cert.pem(), false)?;

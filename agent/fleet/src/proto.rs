@@ -64,8 +64,15 @@ pub struct DaemonSnapshot {
     pub fps: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realtime_factor: Option<f64>,
+    /// The root slot the box booted (`A` or `B`), on an A/B image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_slot: Option<String>,
+    /// The version of the booted image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_version: Option<String>,
+    /// The update in progress, or the outcome of the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateStatus>,
     /// Media engines rebuilt since the agent started, after one broke on a segment (a panic, or a state it
     /// could not flush away): a box whose count climbs is being fed input that breaks its engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +80,42 @@ pub struct DaemonSnapshot {
     /// Protocol participation, where the box has a chain account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainTelemetry>,
+}
+
+/// Where an image update stands on a box.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStatus {
+    pub version: String,
+    pub state: UpdateState,
+    /// The slot the update was written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// Download progress, 0-100, while downloading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    /// Why it failed or was rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When the state was reached (Unix ms).
+    pub ts_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    Downloading,
+    Installing,
+    /// Written to the inactive slot; the box reboots into it once its streams are drained.
+    Installed,
+    /// Booted into the new slot; its health gate has not decided yet.
+    Booted,
+    /// The new slot passed its health gate and is kept.
+    Succeeded,
+    /// The new slot failed (health gate, boot tries) and the box is back on the old one.
+    RolledBack,
+    /// Refused or failed before the reboot; the box stays on its slot.
+    Failed,
 }
 
 /// A box's protocol state as its chain keeper sees it. Token and ETH amounts are decimal strings in wei
@@ -222,9 +265,54 @@ pub struct CommandRequest {
 pub enum Command {
     Ping,
     RestartPipeline,
-    SetLogLevel { level: String },
-    CollectDiagnostics { max_bytes: Option<usize> },
+    SetLogLevel {
+        level: String,
+    },
+    CollectDiagnostics {
+        max_bytes: Option<usize>,
+    },
     Reboot,
+    /// Install a new image into the inactive slot and boot it.
+    Update(UpdateRequest),
+}
+
+/// The `update` command's arguments: where the bundle is, and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    /// `https://` (or `http://` on a closed site network) address of the signed update bundle.
+    pub url: String,
+    /// SHA-256 of the bundle file, 64 hex digits: a download that differs is refused before the update
+    /// client sees it.
+    pub sha256: String,
+    /// The image version the bundle carries; the box refuses a bundle whose manifest says otherwise.
+    pub version: String,
+}
+
+impl UpdateRequest {
+    fn validate(&self) -> Result<(), String> {
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+            return Err(format!(
+                "update url `{}`: expected an http:// or https:// address",
+                self.url
+            ));
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("update sha256: expected 64 hex digits".into());
+        }
+        let v = &self.version;
+        if v.is_empty()
+            || v.len() > 128
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-~".contains(&b))
+        {
+            return Err(format!(
+                "update version `{v}`: expected 1-128 of [A-Za-z0-9._+~-]"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Command {
@@ -234,6 +322,7 @@ impl Command {
         "set_log_level",
         "collect_diagnostics",
         "reboot",
+        "update",
     ];
 
     /// Parses name and args; the error is what the operator reads.
@@ -276,6 +365,15 @@ impl Command {
                     max_bytes: d.max_bytes,
                 })
             }
+            "update" => {
+                let u: UpdateRequest = serde_json::from_value(args.clone()).map_err(|e| {
+                    format!(
+                        "update args: {e} (expected {{\"url\": ..., \"sha256\": ..., \"version\": ...}})"
+                    )
+                })?;
+                u.validate()?;
+                Ok(Command::Update(u))
+            }
             other => Err(format!(
                 "unknown command `{other}` (known: {})",
                 Command::NAMES.join(", ")
@@ -310,4 +408,56 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_arguments_are_checked_before_anything_runs() {
+        let ok = serde_json::json!({
+            "url": "https://updates.example/edge-1.2.raucb",
+            "sha256": "ab".repeat(32),
+            "version": "1.2.0+g1234",
+        });
+        match Command::parse("update", &ok).unwrap() {
+            Command::Update(u) => assert_eq!(u.version, "1.2.0+g1234"),
+            c => panic!("parsed as {c:?}"),
+        }
+        let with = |k: &str, v: serde_json::Value| {
+            let mut a = ok.clone();
+            a[k] = v;
+            Command::parse("update", &a).unwrap_err()
+        };
+        assert!(with("url", "file:///etc/shadow".into()).contains("http"));
+        assert!(with("sha256", "abc".into()).contains("64 hex"));
+        assert!(with("sha256", "zz".repeat(32).into()).contains("64 hex"));
+        assert!(with("version", "1.2; reboot".into()).contains("version"));
+        assert!(with("version", "".into()).contains("version"));
+        let mut extra = ok.clone();
+        extra["force"] = true.into();
+        assert!(
+            Command::parse("update", &extra)
+                .unwrap_err()
+                .contains("update args")
+        );
+        assert!(Command::parse("update", &serde_json::Value::Null).is_err());
+    }
+
+    #[test]
+    fn update_status_wire_format() {
+        let s = UpdateStatus {
+            version: "1.2.0".into(),
+            state: UpdateState::RolledBack,
+            slot: Some("B".into()),
+            progress: None,
+            detail: Some("slot B failed its health gate".into()),
+            ts_ms: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"version":"1.2.0","state":"rolled_back","slot":"B","detail":"slot B failed its health gate","ts_ms":5}"#
+        );
+    }
 }

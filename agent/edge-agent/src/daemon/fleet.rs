@@ -93,7 +93,14 @@ impl Hooks for DaemonHooks {
             session_limit: Some(rt.max_sessions),
             fps: fps.map(|f| (f * 10.0).round() / 10.0),
             realtime_factor: rtf.map(|r| (r * 100.0).round() / 100.0),
-            image_slot: None,
+            image_slot: s.image.as_ref().map(|i| i.slot.clone()),
+            image_version: s.image.as_ref().and_then(|i| i.version.clone()),
+            update: s
+                .update_progress
+                .lock()
+                .unwrap()
+                .clone()
+                .or_else(|| s.image.as_ref().and_then(|i| i.update_status())),
             engine_rebuilds: Some(s.engine_rebuilds.load(std::sync::atomic::Ordering::Relaxed)),
             chain: s
                 .chain
@@ -165,6 +172,19 @@ impl Hooks for DaemonHooks {
                 "note": "each stream rebuilds its pipeline before its next segment",
             }))
         })
+    }
+
+    fn update(
+        &self,
+        req: fleet::proto::UpdateRequest,
+    ) -> BoxFuture<Result<serde_json::Value, String>> {
+        Box::pin(super::image::update(self.shared.clone(), req))
+    }
+
+    fn connection(&self, connected: bool) {
+        self.shared
+            .fleet_connected
+            .store(connected, Ordering::Relaxed);
     }
 
     fn diagnostics(&self) -> serde_json::Value {

@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod fleet;
+pub mod image;
 pub mod sd;
 
 use std::collections::BTreeMap;
@@ -102,6 +103,14 @@ pub struct Shared {
     pub proof: Option<::proof::ProofStore>,
     /// The claim life cycle's view, when the box has a `[chain]` account.
     pub claims: Option<watch::Receiver<::proof::driver::DriverStatus>>,
+    /// The A/B image the box booted, when it runs on one.
+    pub image: Option<image::ImageEnv>,
+    /// An image update is being downloaded or installed, or waits for its reboot.
+    pub updating: std::sync::atomic::AtomicBool,
+    /// The update in progress (download, install), for telemetry.
+    pub update_progress: Mutex<Option<::fleet::proto::UpdateStatus>>,
+    /// The fleet broker connection is up.
+    pub fleet_connected: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -185,6 +194,7 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         max_sessions,
         ladder: config.media.ladder.clone(),
     });
+    let config_data_dir = config.agent.data_dir.clone();
     let shared = std::sync::Arc::new(Shared {
         config,
         started: Instant::now(),
@@ -201,7 +211,14 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         job_gate: chain.as_ref().map(|c| c.gate.clone()),
         proof: chain.as_ref().map(|c| c.proof.clone()),
         claims: chain.as_ref().map(|c| c.claims.clone()),
+        image: image::ImageEnv::detect(&config_data_dir),
+        updating: Default::default(),
+        update_progress: Mutex::new(None),
+        fleet_connected: Default::default(),
     });
+    if let Some(img) = &shared.image {
+        tracing::info!(slot = %img.slot, version = ?img.version, update = ?img.update_status(), "running on an A/B image");
+    }
 
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(c) = chain {

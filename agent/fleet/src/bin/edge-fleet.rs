@@ -73,6 +73,31 @@ enum Top {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write one box's provisioning bundle (`OUT/provision/`: fleet identity, broker, labels, optional
+    /// keystore) to copy onto the EFI system partition of a flashed image; the box takes it at first boot.
+    Provision {
+        /// The fleet PKI directory (`pki init`), holding the device's certificate.
+        #[arg(long)]
+        pki: PathBuf,
+        /// Device id (the certificate's CN).
+        #[arg(long)]
+        device: String,
+        /// Broker address as the box reaches it, HOST or HOST:PORT (HOST one of the broker certificate's
+        /// SANs).
+        #[arg(long)]
+        broker: String,
+        /// A label `KEY=VALUE` reported in telemetry and usable in selectors (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The agent's ingest and HLS address on the box.
+        #[arg(long, default_value = "0.0.0.0:8935")]
+        ingest_listen: String,
+        /// The box's encrypted chain keystore, copied as provision/keystore.json.
+        #[arg(long)]
+        keystore: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run the device side standalone (no transcoding daemon) with a TOML file holding a [fleet] table.
     Device {
         #[arg(long)]
@@ -134,7 +159,7 @@ enum Top {
         #[command(flatten)]
         conn: Conn,
         device: String,
-        /// ping, restart_pipeline, set_log_level, collect_diagnostics, reboot.
+        /// ping, restart_pipeline, set_log_level, collect_diagnostics, reboot, update.
         name: String,
         /// Arguments: a JSON object, or key=value pairs.
         args: Vec<String>,
@@ -228,7 +253,8 @@ enum PkiCmd {
     Init {
         #[arg(long)]
         dir: PathBuf,
-        /// Broker DNS name or IP (certificate SAN).
+        /// Broker DNS names or IPs, comma-separated (the certificate's SANs; boxes and operators must reach
+        /// the broker by one of them), e.g. `broker.site.example,10.0.0.5`.
         #[arg(long, default_value = "127.0.0.1")]
         broker_host: String,
         #[arg(long = "device")]
@@ -401,6 +427,52 @@ async fn run(
                 pki::issue(&dir, Role::Device, d)?;
             }
             report_pki(json, &dir, &devices, operator)?;
+        }
+        Top::Provision {
+            pki,
+            device,
+            broker,
+            labels,
+            ingest_listen,
+            keystore,
+            out,
+        } => {
+            let (host, port) = match broker.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
+                    h.trim_matches(|c| c == '[' || c == ']').to_string(),
+                    p.parse::<u16>()
+                        .with_context(|| format!("--broker {broker}: bad port"))?,
+                ),
+                _ => (broker.clone(), 8883),
+            };
+            let labels = labels
+                .iter()
+                .map(|l| {
+                    l.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .with_context(|| format!("--label {l}: expected KEY=VALUE"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let dir = fleet::provision::write(
+                &fleet::provision::Provision {
+                    pki,
+                    device,
+                    broker_host: host,
+                    broker_port: port,
+                    labels,
+                    ingest_listen,
+                    keystore,
+                },
+                &out,
+            )?;
+            if json {
+                print_json(&serde_json::json!({"dir": dir}))?;
+            } else {
+                println!(
+                    "wrote {}: copy it onto the flashed disk's EFI system partition (as provision/)",
+                    dir.display()
+                );
+            }
         }
         Top::BrokerConfig {
             pki,
@@ -877,7 +949,12 @@ fn parse_args(args: &[String]) -> anyhow::Result<serde_json::Value> {
     }
 }
 
-fn rename_broker(dir: &Path, host: &str) -> anyhow::Result<()> {
+fn rename_broker(dir: &Path, hosts: &str) -> anyhow::Result<()> {
+    let host = hosts
+        .split(',')
+        .map(str::trim)
+        .find(|h| !h.is_empty())
+        .unwrap_or(hosts);
     std::fs::rename(dir.join(format!("{host}.pem")), dir.join("broker.pem"))?;
     std::fs::rename(dir.join(format!("{host}.key")), dir.join("broker.key"))?;
     Ok(())

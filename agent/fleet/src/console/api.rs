@@ -91,6 +91,8 @@ fn row(e: &DeviceEntry) -> serde_json::Value {
         "labels": t.map(|t| t.labels.clone()).unwrap_or_default(),
         "agent_version": d.version(),
         "image_slot": t.and_then(|t| t.daemon.image_slot.clone()),
+        "image_version": t.and_then(|t| t.daemon.image_version.clone()),
+        "update": t.and_then(|t| t.daemon.update.clone()),
         "streams": t.and_then(|t| t.daemon.streams),
         "fps": t.and_then(|t| t.daemon.fps),
         "realtime_factor": t.and_then(|t| t.daemon.realtime_factor),

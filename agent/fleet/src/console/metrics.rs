@@ -184,9 +184,10 @@ pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
         if let Some(t) = t {
             info.rows.push((
                 format!(
-                    "{labels},agent_version=\"{}\",image_slot=\"{}\"",
+                    "{labels},agent_version=\"{}\",image_slot=\"{}\",image_version=\"{}\"",
                     esc(&t.agent_version),
-                    esc(t.daemon.image_slot.as_deref().unwrap_or(""))
+                    esc(t.daemon.image_slot.as_deref().unwrap_or("")),
+                    esc(t.daemon.image_version.as_deref().unwrap_or(""))
                 ),
                 1.0,
             ));
