@@ -43,14 +43,8 @@ fail() {
   [ -f "$W/box.serial" ] && { echo "--- serial console (last 120 lines)" >&2; tail -n 120 "$W/box.serial" | tr -d '\r' >&2; }
   exit 1
 }
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  return 1
-}
+# shellcheck source=scripts/lib/free-port.sh
+. "$ROOT/scripts/lib/free-port.sh"
 MPORT=$(free_port) HPORT=$(free_port) BPORT=$(free_port)
 export EDGE_FLEET_BROKER=127.0.0.1:$MPORT EDGE_FLEET_PKI=$W/pki
 step "QEMU accelerator: $ACCEL (waits x$TIMEOUT_SCALE)"

@@ -16,13 +16,8 @@ W=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
+# shellcheck source=scripts/lib/free-port.sh
+. scripts/lib/free-port.sh
 PORT=$(free_port)
 MPORT=$(free_port)
 RPC=http://127.0.0.1:$PORT

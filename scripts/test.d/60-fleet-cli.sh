@@ -12,11 +12,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 fail() { echo "60-fleet-cli: $*" >&2; for f in "$W"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 
-# A free port (nothing answers on it); no python on a minimal Debian.
-for _ in $(seq 50); do
-  PORT=$((20000 + RANDOM % 40000))
-  (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
-done
+# shellcheck source=scripts/lib/free-port.sh
+. scripts/lib/free-port.sh
+PORT=$(free_port)
 "$BIN" pki init --dir "$W/pki" --device box-a --device box-b >/dev/null
 "$BIN" broker-config --pki "$W/pki" --state "$W/state" --port "$PORT" --bind 127.0.0.1 --user "$(id -un)" --out "$W/broker" >/dev/null
 mkdir -p "$W/state"

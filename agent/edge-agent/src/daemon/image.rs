@@ -442,15 +442,19 @@ async fn reboot_when_drained(shared: Arc<Shared>) {
         .map(|f| f.reboot_command.clone())
         .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
     tracing::warn!(?argv, "rebooting into the updated slot");
-    match tokio::process::Command::new(&argv[0])
+    let failed = match tokio::process::Command::new(&argv[0])
         .args(&argv[1..])
         .status()
         .await
     {
-        Ok(s) if s.success() => {}
-        Ok(s) => tracing::error!(status = %s, ?argv, "the reboot command failed"),
-        Err(e) => tracing::error!(error = %e, ?argv, "the reboot command could not run"),
-    }
+        Ok(s) if s.success() => return,
+        Ok(s) => format!("`{}` failed ({s})", argv.join(" ")),
+        Err(e) => format!("`{}` could not run: {e}", argv.join(" ")),
+    };
+    // The new slot stays first in GRUB's order: the next reboot, whoever makes it, boots it. Until then the
+    // box takes commands again, a new update included.
+    tracing::error!(error = %failed, "rebooting into the updated slot failed");
+    shared.updating.store(false, Ordering::SeqCst);
 }
 
 #[cfg(test)]
