@@ -221,6 +221,36 @@ impl Loop {
             .join("\n---\n")
     }
 
+    /// The transcoders' log lines about challenges and transactions (the tail alone is the keeper's rounds).
+    fn daemon_proof_lines(&self) -> String {
+        let mut logs: Vec<_> = std::fs::read_dir(&self.tmp)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().contains("transcoder-"))
+            .collect();
+        logs.sort();
+        let words = [
+            "challenge",
+            "verif",
+            "claim",
+            "transaction",
+            "WARN",
+            "ERROR",
+        ];
+        let lines: Vec<String> = logs
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| words.iter().any(|w| l.contains(w)))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
     fn logs(&self, address: Address, topic: H256) -> Vec<serde_json::Value> {
         self.net
             .rpc
@@ -345,11 +375,18 @@ fn a_job_is_claimed_challenged_verified_and_paid() {
         if start.elapsed() > Duration::from_secs(180) {
             let got = passed();
             let missing: Vec<_> = challenged.iter().filter(|c| !got.contains(c)).collect();
+            // whether the transcoder's verify was mined (then the verifier is behind) or not
+            let submitted: Vec<(u64, u64)> = l
+                .logs(jmx, jm::events::Verify::TOPIC)
+                .iter()
+                .map(|x| Loop::decode(x, jm::events::Verify::decode))
+                .map(|e| (e.claim_id.as_u64(), e.segment_number.as_u64()))
+                .collect();
             panic!(
-                "timed out waiting for every verdict: no PassedVerification for (claim, segment) {missing:?}\n{}--- transcoder\n{}\n--- verifier\n{}",
+                "timed out waiting for every verdict: no PassedVerification for (claim, segment) {missing:?}; verify mined for {submitted:?}\n{}--- transcoder\n{}\n--- verifier\n{}",
                 l.net.explain_reverts(t, None),
-                l.daemon_log_tail(),
-                tail(&tmp.path().join("verifier.log"), 40)
+                l.daemon_proof_lines(),
+                tail(&tmp.path().join("verifier.log"), 60)
             );
         }
         std::thread::sleep(Duration::from_millis(300));

@@ -3,7 +3,7 @@
 //! sent -> verified -> fees distributed. Transitions are pure: a [`ClaimRecord`] and the current block in, the
 //! next thing to send out ([`ClaimRecord::due`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chain::H256;
 use serde::{Deserialize, Serialize};
@@ -44,8 +44,15 @@ pub enum Stage {
         claim_block: u64,
         answers: BTreeMap<u64, Option<Answer>>,
     },
-    /// Fees distributed: done.
-    Distributed { claim_id: u64 },
+    /// Fees distributed: done, but for the verdicts still awaited.
+    Distributed {
+        claim_id: u64,
+        /// Challenged segments whose verification was requested and not answered when the fees were
+        /// distributed. The solver has no deadline, and a bundle it cannot fetch fails verification (a
+        /// slash): their data is kept until their verdicts come.
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        awaiting: BTreeSet<u64>,
+    },
     /// Slashed (a failed verification or a missed one): nothing more to do.
     Slashed { claim_id: u64 },
 }
@@ -86,7 +93,7 @@ impl ClaimRecord {
             Stage::Built | Stage::Sent { .. } => None,
             Stage::Mined { claim_id, .. }
             | Stage::Challenged { claim_id, .. }
-            | Stage::Distributed { claim_id }
+            | Stage::Distributed { claim_id, .. }
             | Stage::Slashed { claim_id } => Some(*claim_id),
         }
     }
@@ -101,6 +108,19 @@ impl ClaimRecord {
                 .map(|(s, _)| *s)
                 .collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// Segments whose verification was requested and has no verdict yet: their data must stay.
+    pub fn awaiting_verdict(&self) -> BTreeSet<u64> {
+        match &self.stage {
+            Stage::Challenged { answers, .. } => answers
+                .iter()
+                .filter(|(_, a)| **a == Some(Answer::Sent))
+                .map(|(s, _)| *s)
+                .collect(),
+            Stage::Distributed { awaiting, .. } => awaiting.clone(),
+            _ => BTreeSet::new(),
         }
     }
 
@@ -167,13 +187,21 @@ impl ClaimRecord {
         }
     }
 
-    /// A verify recorded as sent never reached the chain: it is due again (while its window is open).
+    /// A verify recorded as sent never reached the chain: it is due again (while its window is open), and
+    /// no verdict is awaited for it after the fees.
     pub fn verify_unsent(&mut self, seg_no: u64) {
-        if let Stage::Challenged { answers, .. } = &mut self.stage
-            && let Some(slot) = answers.get_mut(&seg_no)
-            && *slot == Some(Answer::Sent)
-        {
-            *slot = None;
+        match &mut self.stage {
+            Stage::Challenged { answers, .. } => {
+                if let Some(slot) = answers.get_mut(&seg_no)
+                    && *slot == Some(Answer::Sent)
+                {
+                    *slot = None;
+                }
+            }
+            Stage::Distributed { awaiting, .. } => {
+                awaiting.remove(&seg_no);
+            }
+            _ => {}
         }
     }
 
@@ -214,21 +242,34 @@ impl ClaimRecord {
         }
     }
 
-    /// A challenged segment's verify was sent, or its result came back.
+    /// A challenged segment's verify was sent, or its result came back (also after the fees).
     pub fn answer(&mut self, seg_no: u64, a: Answer) {
-        if let Stage::Challenged { answers, .. } = &mut self.stage {
-            if let Some(slot) = answers.get_mut(&seg_no) {
-                // a result never goes back to "sent"
-                if !(a == Answer::Sent && matches!(slot, Some(Answer::Passed | Answer::Failed))) {
-                    *slot = Some(a);
+        match &mut self.stage {
+            Stage::Challenged { answers, .. } => {
+                if let Some(slot) = answers.get_mut(&seg_no) {
+                    // a result never goes back to "sent"
+                    if !(a == Answer::Sent && matches!(slot, Some(Answer::Passed | Answer::Failed)))
+                    {
+                        *slot = Some(a);
+                    }
                 }
             }
+            Stage::Distributed { awaiting, .. } if a != Answer::Sent => {
+                awaiting.remove(&seg_no);
+            }
+            _ => {}
         }
     }
 
     pub fn distributed(&mut self) {
+        if matches!(self.stage, Stage::Distributed { .. }) {
+            return;
+        }
         if let Some(claim_id) = self.claim_id() {
-            self.stage = Stage::Distributed { claim_id };
+            self.stage = Stage::Distributed {
+                claim_id,
+                awaiting: self.awaiting_verdict(),
+            };
         }
     }
 
@@ -312,6 +353,46 @@ mod tests {
         c.distributed();
         assert_eq!(c.due(500, &W), Due::Nothing);
         assert!(c.is_finished());
+    }
+
+    #[test]
+    fn a_verdict_still_awaited_when_the_fees_go_is_remembered_until_it_comes() {
+        let mut c = claim();
+        c.mined(3, 101);
+        c.challenges(H256::repeat_byte(7), &W);
+        let challenged: Vec<u64> = c.unanswered();
+        assert!(challenged.len() >= 2, "{challenged:?}");
+        for s in &challenged {
+            c.answer(*s, Answer::Sent);
+        }
+        c.answer(challenged[0], Answer::Passed);
+        let rest: BTreeSet<u64> = challenged[1..].iter().copied().collect();
+        assert_eq!(c.awaiting_verdict(), rest);
+        c.distributed();
+        assert!(c.is_finished());
+        assert_eq!(c.due(500, &W), Due::Nothing);
+        assert_eq!(c.awaiting_verdict(), rest, "kept across the distribution");
+        c.distributed();
+        assert_eq!(
+            c.awaiting_verdict(),
+            rest,
+            "a second distribution event changes nothing"
+        );
+        c.answer(challenged[1], Answer::Sent);
+        assert_eq!(c.awaiting_verdict(), rest, "only a verdict ends the wait");
+        // one verify never reached the chain (found after the window): nothing to wait for
+        c.verify_unsent(challenged[1]);
+        assert!(!c.awaiting_verdict().contains(&challenged[1]));
+        for s in &challenged[2..] {
+            c.answer(*s, Answer::Passed);
+        }
+        assert!(c.awaiting_verdict().is_empty());
+        // a record written before the field existed reads back with nothing awaited
+        let old: ClaimRecord = serde_json::from_str(
+            r#"{"job_id":0,"first":0,"last":9,"root":"0x0101010101010101010101010101010101010101010101010101010101010101","stage":{"distributed":{"claim_id":3}}}"#,
+        )
+        .unwrap();
+        assert!(old.is_finished() && old.awaiting_verdict().is_empty());
     }
 
     #[test]

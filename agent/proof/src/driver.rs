@@ -268,7 +268,7 @@ impl Driver {
         let w = self.ledger.windows;
         let mut on_chain: HashMap<u64, Vec<ClaimView>> = HashMap::new();
         for c in self.ledger.store.all_claims().map_err(LedgerError::from)? {
-            if c.is_finished() {
+            if c.is_finished() && c.awaiting_verdict().is_empty() {
                 continue;
             }
             let (job_id, first) = (c.job_id, c.first);
@@ -342,7 +342,27 @@ impl Driver {
                         }
                     }
                 }
-                Stage::Mined { .. } | Stage::Distributed { .. } | Stage::Slashed { .. } => {}
+                Stage::Distributed { claim_id, awaiting } => {
+                    // the window is closed: a verify recorded as sent that the chain does not hold never
+                    // will be, and no verdict can come for it
+                    for &seg_no in awaiting {
+                        let v = self.proto.verification(job_id, *claim_id, seg_no).await?;
+                        if !v.requested {
+                            tracing::warn!(
+                                job_id,
+                                claim_id,
+                                seg_no,
+                                "verify recorded as sent never reached the chain: its data goes"
+                            );
+                            self.ledger.apply(&Event::VerifyNotSent {
+                                job_id,
+                                claim_id: *claim_id,
+                                seg_no,
+                            })?;
+                        }
+                    }
+                }
+                Stage::Mined { .. } | Stage::Slashed { .. } => {}
             }
         }
         Ok(())

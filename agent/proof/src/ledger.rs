@@ -184,7 +184,14 @@ impl Ledger {
                         }
                     }
                     Due::Distribute { claim_id } => distribute.push(claim_id),
-                    Due::Nothing => release.extend(self.kept_inputs(&c)?),
+                    Due::Nothing => {
+                        let awaiting = c.awaiting_verdict();
+                        release.extend(
+                            self.kept_inputs(&c)?
+                                .into_iter()
+                                .filter(|s| !awaiting.contains(s)),
+                        )
+                    }
                     Due::Wait => {}
                 }
             }

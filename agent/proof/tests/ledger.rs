@@ -76,12 +76,47 @@ struct Chain {
     next_claim_id: u64,
     claims: Vec<(u64, u64, u64, H256, u64)>, // (claim id, first, last, root, block)
     verified: Vec<(u64, u64)>,
+    /// Blocks from a verify to the solver's verdict (0: in the same block). The solver has no deadline:
+    /// its verdict may come after the claim's fees.
+    verdict_after: u64,
+    /// Verdicts to come: (block, claim id, segment).
+    verdicts: Vec<(u64, u64, u64)>,
     distributed: Vec<u64>,
     released: Vec<u64>,
 }
 
 impl Chain {
+    fn new(blocks_per_step: u64) -> Self {
+        Chain {
+            block: 101,
+            blocks_per_step,
+            next_claim_id: 0,
+            claims: vec![],
+            verified: vec![],
+            verdict_after: 0,
+            verdicts: vec![],
+            distributed: vec![],
+            released: vec![],
+        }
+    }
+
+    fn verdict(&self, l: &Ledger, claim_id: u64, seg_no: u64) {
+        l.apply(&Event::Verified {
+            job_id: 7,
+            claim_id,
+            seg_no,
+            passed: true,
+        })
+        .unwrap();
+    }
+
     fn step(&mut self, l: &Ledger) {
+        let block = self.block;
+        let (due, later): (Vec<_>, Vec<_>) = self.verdicts.iter().partition(|v| v.0 <= block);
+        self.verdicts = later;
+        for (_, claim_id, seg_no) in due {
+            self.verdict(l, claim_id, seg_no);
+        }
         for a in l.step(self.block).unwrap() {
             match a {
                 Action::Claim {
@@ -165,13 +200,15 @@ impl Chain {
                         seg_no: receipt.seg_no,
                     })
                     .unwrap();
-                    l.apply(&Event::Verified {
-                        job_id,
-                        claim_id,
-                        seg_no: receipt.seg_no,
-                        passed: true,
-                    })
-                    .unwrap();
+                    if self.verdict_after == 0 {
+                        self.verdict(l, claim_id, receipt.seg_no);
+                    } else {
+                        self.verdicts.push((
+                            self.block + self.verdict_after,
+                            claim_id,
+                            receipt.seg_no,
+                        ));
+                    }
                 }
                 Action::DistributeFees { job_id, claim_ids } => {
                     for id in claim_ids {
@@ -192,6 +229,10 @@ impl Chain {
                         assert!(
                             self.distributed.contains(&c.0),
                             "inputs go only after the claim is settled"
+                        );
+                        assert!(
+                            !self.verdicts.iter().any(|v| v.1 == c.0 && v.2 == *s),
+                            "segment {s}'s data stays until its verdict"
                         );
                     }
                     assert_eq!(l.release(job_id, &segments).unwrap().len(), segments.len());
@@ -214,15 +255,7 @@ fn full_life_cycle_with_a_restart_at_every_block() {
     };
     let l = ledger(dir.path(), policy);
     l.store.put_job(&job()).unwrap();
-    let mut chain = Chain {
-        block: 101,
-        blocks_per_step: 1,
-        next_claim_id: 0,
-        claims: vec![],
-        verified: vec![],
-        distributed: vec![],
-        released: vec![],
-    };
+    let mut chain = Chain::new(1);
     drop(l);
     // 25 segments, one per block; then let every window pass
     for seg in 0..25u64 {
@@ -479,15 +512,7 @@ fn every_challenge_is_answered_when_each_pass_costs_many_blocks() {
         election_margin_blocks: 40,
     };
     let l = ledger_with_receipts(dir.path(), policy, 0..30);
-    let mut chain = Chain {
-        block: 101,
-        blocks_per_step: 14,
-        next_claim_id: 0,
-        claims: vec![],
-        verified: vec![],
-        distributed: vec![],
-        released: vec![],
-    };
+    let mut chain = Chain::new(14);
     for _ in 0..40 {
         chain.step(&l);
     }
@@ -510,4 +535,38 @@ fn every_challenge_is_answered_when_each_pass_costs_many_blocks() {
         per_claim.iter().sum::<usize>(),
         "every challenge answered inside its window"
     );
+}
+
+/// The solver answers 100 blocks after each verify, long after the claim's fees (60 blocks of windows): the
+/// challenged segments' data stays until their verdicts, everything else goes with the fees.
+#[test]
+fn a_verdict_after_the_fees_keeps_its_segments_data_until_it_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy {
+        max_segments: 10,
+        claim_after_blocks: 20,
+        end_margin_blocks: 10,
+        election_margin_blocks: 40,
+    };
+    let l = ledger_with_receipts(dir.path(), policy, 0..30);
+    let mut chain = Chain::new(1);
+    chain.verdict_after = 100;
+    let mut released_before_verdicts = None;
+    for _ in 0..400 {
+        chain.step(&l);
+        if released_before_verdicts.is_none() && chain.distributed.len() == 3 {
+            released_before_verdicts = Some(chain.released.len());
+        }
+    }
+    assert_eq!(chain.distributed, vec![0, 1, 2]);
+    assert!(chain.verdicts.is_empty(), "every verdict came");
+    let challenged = chain.verified.len();
+    assert!(challenged > 0);
+    assert!(
+        released_before_verdicts.unwrap() <= 30 - challenged,
+        "the challenged segments were kept past the fees"
+    );
+    let mut released = chain.released.clone();
+    released.sort();
+    assert_eq!(released, (0..30).collect::<Vec<_>>(), "then released, once");
 }
