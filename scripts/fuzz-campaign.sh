@@ -25,7 +25,8 @@ secs=$(awk -v m="$minutes" 'BEGIN { s = int(m * 60); if (s < 1) s = 1; print s }
 if [ ${#crates[@]} -eq 0 ]; then
   for d in "$root"/agent/*/fuzz/Cargo.toml; do crates+=("$(basename "$(dirname "$(dirname "$d")")")"); done
 fi
-export RUSTC_BOOTSTRAP=1
+# shellcheck source=scripts/lib/fuzz.sh
+. "$root/scripts/lib/fuzz.sh"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 results=()
@@ -34,11 +35,11 @@ echo "fuzz campaign: ${#crates[@]} crates, ${secs} s per target, $(nproc) CPUs, 
 for c in "${crates[@]}"; do
   dir="$root/agent/$c/fuzz"
   [ -f "$dir/Cargo.toml" ] || { echo "no fuzz crate in agent/$c" >&2; exit 2; }
-  (cd "$dir" && cargo fuzz build -O >&2)
+  fuzz_cargo "$c" build >&2
   for t in $(cd "$dir" && cargo fuzz list); do
     echo "== $c/$t: ${secs} s" >&2
     log="$logs/$c-$t.log"
-    if (cd "$dir" && cargo fuzz run -O "$t" -- -max_total_time="$secs" -max_len=4096 -timeout=10 -print_final_stats=1) >"$log" 2>&1; then
+    if fuzz_cargo "$c" run "$t" -- -max_total_time="$secs" -max_len=4096 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
       status=ok
     else
       status=CRASH

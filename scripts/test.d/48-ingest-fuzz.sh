@@ -3,10 +3,7 @@
 # X-Broadcaster-Signature, the /swarm/join body; agent/edge-agent/src/request.rs) must build and survive a
 # short smoke run. Longer fuzzing: scripts/fuzz-campaign.sh.
 set -euo pipefail
-cd "$(dirname "$0")/../../agent/edge-agent/fuzz"
-export RUSTC_BOOTSTRAP=1
-cargo fuzz build -O
-for t in request; do
-  cargo fuzz run -O "$t" -- -max_total_time=15 -max_len=4096 -timeout=10 >/dev/null 2>&1 || { echo "fuzz smoke run of $t failed" >&2; cargo fuzz run -O "$t" -- -max_total_time=15 -max_len=4096 -timeout=10; exit 1; }
-done
+# shellcheck source=scripts/lib/fuzz.sh
+. "$(dirname "$0")/../lib/fuzz.sh"
+fuzz_smoke edge-agent 15 request
 echo "edge-agent: the ingest request fuzz target builds and passes a 15 s smoke run"

@@ -21,10 +21,7 @@ if for f in $(find agent/ppspp/src -name "*.rs"); do sed '/#\[cfg(test)\]/,$d' "
 fi
 echo "ppspp: core is sans-IO (no tokio, no sockets, no clock)"
 
-cd agent/ppspp/fuzz
-export RUSTC_BOOTSTRAP=1
-cargo fuzz build -O
-for t in decode_datagram peer_ops; do
-  cargo fuzz run -O "$t" -- -max_total_time=20 -max_len=2048 >/dev/null 2>&1 || { echo "fuzz smoke run of $t failed" >&2; cargo fuzz run -O "$t" -- -max_total_time=20 -max_len=2048; exit 1; }
-done
+# shellcheck source=scripts/lib/fuzz.sh
+. scripts/lib/fuzz.sh
+FUZZ_FLAGS="-max_len=2048" fuzz_smoke ppspp 20 decode_datagram peer_ops
 echo "ppspp: fuzz targets build and pass a 20 s smoke run each"
