@@ -208,14 +208,20 @@ impl Loop {
         }
     }
 
-    fn daemon_log_tail(&self) -> String {
+    /// The transcoder daemons' logs, oldest first (one per start).
+    fn daemon_logs(&self) -> Vec<PathBuf> {
         let mut logs: Vec<_> = std::fs::read_dir(&self.tmp)
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.to_string_lossy().contains("transcoder-"))
             .collect();
         logs.sort();
-        logs.iter()
+        logs
+    }
+
+    fn daemon_log_tail(&self) -> String {
+        self.daemon_logs()
+            .iter()
             .map(|p| tail(p, 40))
             .collect::<Vec<_>>()
             .join("\n---\n")
@@ -223,12 +229,7 @@ impl Loop {
 
     /// The transcoders' log lines about challenges and transactions (the tail alone is the keeper's rounds).
     fn daemon_proof_lines(&self) -> String {
-        let mut logs: Vec<_> = std::fs::read_dir(&self.tmp)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().contains("transcoder-"))
-            .collect();
-        logs.sort();
+        let logs = self.daemon_logs();
         let words = [
             "challenge",
             "verif",

@@ -8,29 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fleet::device::{BoxFuture, Hooks};
-use fleet::proto::{CommandRequest, DaemonSnapshot, Presence, RuntimeConfig};
-use fleet::testkit::{Broker, make_pki};
+use fleet::proto::{CommandRequest, Presence};
+use fleet::testkit::{Broker, IdleHooks, make_pki};
+use rumqttc::v5::Event;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use rumqttc::{TlsConfiguration, Transport};
-
-struct Idle;
-impl Hooks for Idle {
-    fn snapshot(&self) -> DaemonSnapshot {
-        DaemonSnapshot::default()
-    }
-    fn apply_config(&self, _: &RuntimeConfig, _: bool) -> Result<(), String> {
-        Ok(())
-    }
-    fn set_log_level(&self, _: &str) -> Result<(), String> {
-        Ok(())
-    }
-    fn restart_pipeline(&self) -> BoxFuture<Result<serde_json::Value, String>> {
-        Box::pin(async { Err("none".into()) })
-    }
-}
 
 fn stats(name: &str, mut v: Vec<Duration>) -> serde_json::Value {
     v.sort();
@@ -40,21 +22,9 @@ fn stats(name: &str, mut v: Vec<Duration>) -> serde_json::Value {
     serde_json::json!({"bench": name, "n": v.len(), "p50_us": p(0.5).round(), "p99_us": p(0.99).round(), "mean_us": mean.round()})
 }
 
-fn client(b: &Broker, id: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
-    let (ca, cert, key) = b.operator_files();
-    let tls = fleet::tls::client_config(&ca, &cert, &key).unwrap();
-    let mut o = MqttOptions::new(id, "127.0.0.1", b.port);
-    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
-    o.set_keep_alive(Duration::from_secs(10));
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    o.set_network_options(net);
-    AsyncClient::new(o, 64)
-}
-
 /// Baseline: an echo responder and a requester, plain rumqttc v5, QoS 1, response topic + correlation.
 async fn raw_round_trips(b: &Broker, n: usize) -> Vec<Duration> {
-    let (echo, mut echo_el) = client(b, "bench-echo");
+    let (echo, mut echo_el) = b.operator_mqtt("bench-echo");
     echo.subscribe("fleet/raw/cmd/req", QoS::AtLeastOnce)
         .await
         .unwrap();
@@ -78,7 +48,7 @@ async fn raw_round_trips(b: &Broker, n: usize) -> Vec<Duration> {
             }
         }
     });
-    let (req, mut el) = client(b, "bench-req");
+    let (req, mut el) = b.operator_mqtt("bench-req");
     req.subscribe("fleet/raw/cmd/res/bench", QoS::AtLeastOnce)
         .await
         .unwrap();
@@ -139,7 +109,7 @@ async fn main() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let dev = tokio::spawn(fleet::device::run(
         b.device_config("bench-1"),
-        Arc::new(Idle),
+        Arc::new(IdleHooks),
         async move {
             let _ = stop_rx.await;
         },

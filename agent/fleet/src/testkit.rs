@@ -192,6 +192,45 @@ impl Broker {
             self.pki.join("operator.key"),
         )
     }
+
+    /// The broker's process id while it runs (for CPU figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A bare MQTT v5 client with the operator's certificate, no fleet layer: the benchmarks' baseline.
+    pub fn operator_mqtt(&self, id: &str) -> (rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop) {
+        use rumqttc::v5::MqttOptions;
+        use rumqttc::{TlsConfiguration, Transport};
+        let (ca, cert, key) = self.operator_files();
+        let tls = crate::tls::client_config(&ca, &cert, &key).expect("operator TLS files");
+        let mut o = MqttOptions::new(id, "127.0.0.1", self.port);
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+        o.set_keep_alive(Duration::from_secs(10));
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
+        rumqttc::v5::AsyncClient::new(o, 64)
+    }
+}
+
+/// A box with nothing behind it (benchmarks): telemetry without a daemon, every config accepted, no
+/// pipeline to restart.
+pub struct IdleHooks;
+
+impl crate::device::Hooks for IdleHooks {
+    fn snapshot(&self) -> crate::proto::DaemonSnapshot {
+        crate::proto::DaemonSnapshot::default()
+    }
+    fn apply_config(&self, _: &crate::proto::RuntimeConfig, _: bool) -> Result<(), String> {
+        Ok(())
+    }
+    fn set_log_level(&self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn restart_pipeline(&self) -> crate::device::BoxFuture<Result<serde_json::Value, String>> {
+        Box::pin(async { Err("no pipeline".into()) })
+    }
 }
 
 impl Drop for Broker {

@@ -1,7 +1,8 @@
 //! `edge-fleet serve` against a real mosquitto (mutual TLS, the repo's config and ACL) and real
 //! `edge-fleet device` processes: a staged rollout that halts on canary refusals, survives a restart of
 //! the console and is rolled back; logins on the API and the metrics; the metrics in the Prometheus text
-//! format showing a box going offline after kill -9; a device certificate acting as the console.
+//! format showing a box going offline after kill -9; the web page in headless Chromium; a device certificate
+//! acting as the console.
 
 mod console_support;
 
@@ -432,4 +433,93 @@ async fn a_device_certificate_cannot_act_as_the_operator() {
     assert_eq!(r.status(), 422, "no box to target");
     let d = get_json(&format!("{real_url}/api/devices/box-2")).await;
     assert!(d["desired"].is_null(), "{d}");
+}
+
+/// The web page in headless Chromium (Debian's chromium, puppeteer-core from tests/browser, installed by
+/// `./x setup`): both boxes listed online, box-1 shown offline after kill -9 without a reload, the label
+/// filter leaving box-2 alone, box-2's page plotting its telemetry. The screenshots are kept in the target directory (`tmp/console-fleet.png`, the
+/// table with box-1 offline; `tmp/console-page.png`, box-2's page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_lists_the_boxes_shows_one_going_offline_and_plots_telemetry() {
+    use std::io::{BufRead, BufReader};
+    let browser = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser.join("node_modules/puppeteer-core").is_dir()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser check's toolchain is missing: run ./x setup"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(&dir.path().join("pki"), &["box-1", "box-2"]).unwrap();
+    let b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
+    let mut box1 = device(&b, dir.path(), "box-1", "ams", None);
+    let _box2 = device(&b, dir.path(), "box-2", "fra", None);
+    passwords(dir.path());
+    let (_console, url) = serve(&b, dir.path(), "operator");
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let mut node = console_support::Proc(
+        std::process::Command::new("node")
+            .arg(browser.join("console.mjs"))
+            .args(["--url", &url, "--user", USER, "--password", PASSWORD])
+            .args([
+                "--devices",
+                "box-1,box-2",
+                "--offline",
+                "box-1",
+                "--plot",
+                "box-2",
+            ])
+            .args(["--filter", "site=fra", "--filtered", "box-2"])
+            .arg("--screenshot")
+            .arg(&shot)
+            .arg("--fleet-screenshot")
+            .arg(shot.with_file_name("console-fleet.png"))
+            .args(["--timeout", "60"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("browser.log")).unwrap())
+            .spawn()
+            .expect("node"),
+    );
+    let mut lines = BufReader::new(node.0.stdout.take().unwrap()).lines();
+    let mut next = || -> Value {
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!(
+                "the page check said `{line}`\n{}",
+                std::fs::read_to_string(dir.path().join("browser.log")).unwrap_or_default()
+            )
+        });
+        assert_ne!(v["event"], "failed", "{v}");
+        v
+    };
+    let listed = next();
+    assert_eq!(listed["event"], "listed");
+    let rows = listed["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(
+        rows.iter().all(|r| r[1] == "online"),
+        "both online: {listed}"
+    );
+
+    box1.0.kill().unwrap();
+    let killed = Instant::now();
+    box1.0.wait().unwrap();
+    let offline = next();
+    assert_eq!(offline["event"], "offline");
+    assert_eq!(offline["device"], "box-1");
+    eprintln!("kill -9 to offline on the page: {:?}", killed.elapsed());
+
+    let filtered = next();
+    assert_eq!(filtered["event"], "filtered", "{filtered}");
+
+    let plotted = next();
+    assert_eq!(plotted["event"], "plotted", "{plotted}");
+    assert!(plotted["points"].as_u64().unwrap() >= 2, "{plotted}");
+    assert!(node.0.wait().unwrap().success());
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
+    eprintln!("screenshot: {}", shot.display());
 }

@@ -16,6 +16,14 @@ const W: Windows = Windows {
     slashing_period: 30,
 };
 
+/// Claims of at most 10 segments, made once the oldest receipt is 20 blocks old.
+const CLAIMS_OF_10: Policy = Policy {
+    max_segments: 10,
+    claim_after_blocks: 20,
+    end_margin_blocks: 10,
+    election_margin_blocks: 40,
+};
+
 fn receipt(seg: u64) -> Receipt {
     let input = format!("input segment {seg}").into_bytes();
     let renditions = [
@@ -247,12 +255,7 @@ impl Chain {
 #[test]
 fn full_life_cycle_with_a_restart_at_every_block() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = Policy {
-        max_segments: 10,
-        claim_after_blocks: 20,
-        end_margin_blocks: 10,
-        election_margin_blocks: 40,
-    };
+    let policy = CLAIMS_OF_10;
     let l = ledger(dir.path(), policy);
     l.store.put_job(&job()).unwrap();
     let mut chain = Chain::new(1);
@@ -505,12 +508,7 @@ fn every_challenge_of_a_claim_is_due_in_the_same_step() {
 #[test]
 fn every_challenge_is_answered_when_each_pass_costs_many_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = Policy {
-        max_segments: 10,
-        claim_after_blocks: 20,
-        end_margin_blocks: 10,
-        election_margin_blocks: 40,
-    };
+    let policy = CLAIMS_OF_10;
     let l = ledger_with_receipts(dir.path(), policy, 0..30);
     let mut chain = Chain::new(14);
     for _ in 0..40 {
@@ -542,12 +540,7 @@ fn every_challenge_is_answered_when_each_pass_costs_many_blocks() {
 #[test]
 fn a_verdict_after_the_fees_keeps_its_segments_data_until_it_comes() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = Policy {
-        max_segments: 10,
-        claim_after_blocks: 20,
-        end_margin_blocks: 10,
-        election_margin_blocks: 40,
-    };
+    let policy = CLAIMS_OF_10;
     let l = ledger_with_receipts(dir.path(), policy, 0..30);
     let mut chain = Chain::new(1);
     chain.verdict_after = 100;

@@ -3,6 +3,7 @@
 //!
 //! | route | |
 //! |---|---|
+//! | `GET /`, `/app.js`, `/app.css` | the web page: the fleet table, each box's plots and commands, live |
 //! | `GET /api/devices[?select=SELECTOR]` | every box: presence, last seen, board, encoder, figures, config versions |
 //! | `GET /api/devices/{id}` | one box: its documents, telemetry history and command results |
 //! | `GET /api/rollouts`, `GET /api/rollouts/{id}` | rollouts with every target's state and failure reason |
@@ -24,12 +25,15 @@ use tracing::Instrument;
 
 use super::fleet_state::DeviceEntry;
 use super::rollout::{Rollout, RolloutSpec, TargetInit};
-use super::{Shared, metrics};
+use super::{Shared, metrics, page};
 use crate::operator::Selector;
 use crate::proto::now_ms;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
         .route("/api/devices", get(devices))
         .route("/api/devices/{id}", get(device))
         .route("/api/rollouts", get(rollouts).post(start))

@@ -40,10 +40,10 @@ impl Family {
     }
 }
 
-/// Renders the whole fleet at wall-clock `now_ms`.
-pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
+/// The per-box families, in the order of the values `render` reads for each box.
+fn per_box() -> [Family; 19] {
     use Family as F;
-    let mut fams = [
+    [
         F::new(
             "edge_fleet_device_online",
             "gauge",
@@ -123,12 +123,59 @@ pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
             "gauge",
             "Bonded stake (wei, as a float)",
         ),
-    ];
-    let mut info = F::new(
+    ]
+}
+
+fn info_family() -> Family {
+    Family::new(
         "edge_fleet_device_info",
         "gauge",
         "Always 1: the box's agent version and image slot as labels",
-    );
+    )
+}
+
+fn devices_family() -> Family {
+    Family::new(
+        "edge_fleet_devices",
+        "gauge",
+        "Boxes known to the console, by presence",
+    )
+}
+
+fn rollouts_family() -> Family {
+    Family::new(
+        "edge_fleet_rollouts",
+        "gauge",
+        "Rollouts held by the console, by phase",
+    )
+}
+
+/// Every family the endpoint can serve (one with no sample is left out of a scrape).
+pub fn family_names() -> Vec<&'static str> {
+    per_box()
+        .iter()
+        .chain([&info_family(), &devices_family(), &rollouts_family()])
+        .map(|f| f.name)
+        .collect()
+}
+
+/// Every label name the endpoint's series carry.
+pub const LABELS: [&str; 9] = [
+    "device",
+    "board",
+    "encoder",
+    "site",
+    "agent_version",
+    "image_slot",
+    "image_version",
+    "state",
+    "phase",
+];
+
+/// Renders the whole fleet at wall-clock `now_ms`.
+pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
+    let mut fams = per_box();
+    let mut info = info_family();
     let mut online = 0.0;
     let mut offline = 0.0;
     for e in fleet.devices.values() {
@@ -193,18 +240,10 @@ pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
             ));
         }
     }
-    let mut devices = F::new(
-        "edge_fleet_devices",
-        "gauge",
-        "Boxes known to the console, by presence",
-    );
+    let mut devices = devices_family();
     devices.rows.push(("state=\"online\"".into(), online));
     devices.rows.push(("state=\"offline\"".into(), offline));
-    let mut ro = F::new(
-        "edge_fleet_rollouts",
-        "gauge",
-        "Rollouts held by the console, by phase",
-    );
+    let mut ro = rollouts_family();
     for p in [
         Phase::Running,
         Phase::Paused,
@@ -235,6 +274,96 @@ pub fn render(fleet: &FleetState, rollouts: &[Rollout], now_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// The Grafana dashboard shipped beside the crate: each query names only families and labels this
+    /// endpoint serves, each `$variable` is defined, each legend's `{{label}}` exists.
+    #[test]
+    fn the_grafana_dashboard_asks_only_for_what_the_endpoint_serves() {
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../examples/grafana-dashboard.json")).unwrap();
+        let families: BTreeSet<&str> = family_names().into_iter().collect();
+        let labels: BTreeSet<&str> = LABELS.into_iter().collect();
+        let vars: BTreeSet<String> = dash["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect();
+        let ident = |s: &str| -> String {
+            s.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let mut exprs: Vec<String> = Vec::new();
+        let mut legends: Vec<String> = Vec::new();
+        let mut ids = BTreeSet::new();
+        for p in dash["panels"].as_array().unwrap() {
+            assert!(ids.insert(p["id"].as_u64().unwrap()), "panel ids unique");
+            assert_eq!(p["datasource"]["uid"], "${DS_PROMETHEUS}", "{}", p["title"]);
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{} has a query", p["title"]);
+            for t in targets {
+                exprs.push(t["expr"].as_str().unwrap().to_string());
+                legends.push(t["legendFormat"].as_str().unwrap_or("").to_string());
+            }
+        }
+        for v in dash["templating"]["list"].as_array().unwrap() {
+            let q = v["query"]["query"].as_str().unwrap();
+            let args = q
+                .strip_prefix("label_values(")
+                .and_then(|r| r.strip_suffix(')'))
+                .unwrap();
+            let (metric, label) = args.split_once(", ").unwrap();
+            assert!(families.contains(metric), "{q}");
+            assert!(labels.contains(label), "{q}");
+        }
+        let mut used = BTreeSet::new();
+        for e in &exprs {
+            for (i, _) in e.match_indices("edge_fleet_") {
+                let name = ident(&e[i..]);
+                assert!(families.contains(name.as_str()), "`{name}` in {e}");
+                used.insert(name);
+            }
+            // label matchers: {name="v", name=~"v"}
+            for block in e.split('{').skip(1) {
+                let inner = block.split('}').next().unwrap();
+                for m in inner.split(',') {
+                    let l = ident(m.trim());
+                    assert!(labels.contains(l.as_str()), "label `{l}` in {e}");
+                }
+            }
+            // grouping: by (a, b), on(a)
+            for kw in ["by (", "by(", "on(", "on ("] {
+                for (i, _) in e.match_indices(kw) {
+                    let inner = e[i + kw.len()..].split(')').next().unwrap();
+                    for l in inner.split(',') {
+                        assert!(labels.contains(l.trim()), "label `{}` in {e}", l.trim());
+                    }
+                }
+            }
+            for (i, _) in e.match_indices('$') {
+                let v = ident(&e[i + 1..]);
+                assert!(vars.contains(&v), "${v} in {e} is not a dashboard variable");
+            }
+        }
+        for l in &legends {
+            for part in l.split("{{").skip(1) {
+                let name = part.split("}}").next().unwrap();
+                assert!(labels.contains(name), "legend {{{{{name}}}}}");
+            }
+        }
+        // the fleet at a glance covers presence, staleness and the work
+        for f in [
+            "edge_fleet_devices",
+            "edge_fleet_telemetry_age_seconds",
+            "edge_fleet_fps",
+            "edge_fleet_realtime_factor",
+            "edge_fleet_device_info",
+        ] {
+            assert!(used.contains(f), "the dashboard shows {f}");
+        }
+    }
     use crate::operator::FleetEvent;
     use crate::proto::{DaemonSnapshot, Presence, Status, SystemStats, Telemetry};
 

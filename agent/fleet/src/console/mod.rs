@@ -15,6 +15,7 @@ pub mod client;
 pub mod driver;
 pub mod fleet_state;
 pub mod metrics;
+pub mod page;
 pub mod rollout;
 pub mod store;
 
