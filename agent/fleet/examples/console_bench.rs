@@ -14,7 +14,7 @@
 //! `cargo run --release -p fleet --example console_bench -- [N] [WINDOW_S]` (with the `edge-fleet` binary of
 //! the same build beside it: the console and the killed box)
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -63,50 +63,6 @@ fn usage(pid: u32) -> (f64, u64, u64) {
             * 1024
     };
     (cpu, kb("VmRSS:"), kb("VmHWM:"))
-}
-
-fn passwords(bin: &Path, file: &Path) {
-    let mut c = Command::new(bin)
-        .args(["passwd", "--file"])
-        .arg(file)
-        .arg(USER)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("edge-fleet passwd");
-    writeln!(c.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(c.wait().unwrap().success());
-}
-
-fn serve(bin: &Path, b: &Broker, dir: &Path) -> (Proc, String) {
-    let mut child = Command::new(bin)
-        .args(["--log", "warn", "serve", "--broker"])
-        .arg(format!("127.0.0.1:{}", b.port))
-        .arg("--ca")
-        .arg(b.pki.join("ca.pem"))
-        .arg("--cert")
-        .arg(b.pki.join("operator.pem"))
-        .arg("--key")
-        .arg(b.pki.join("operator.key"))
-        .args(["--listen", "127.0.0.1:0", "--passwords"])
-        .arg(dir.join("passwords"))
-        .arg("--state-dir")
-        .arg(dir.join("console-state"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
-        .spawn()
-        .expect("edge-fleet serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve said `{line}`"))
-        .to_string();
-    (Proc(child), url)
 }
 
 /// The box killed for the offline figures: `edge-fleet device`, a process of its own.
@@ -176,7 +132,7 @@ async fn main() {
     make_pki(&dir.join("pki"), &all).unwrap();
     eprintln!("{} device certificates in {:?}", all.len(), t.elapsed());
     let b = Broker::start(&dir.join("pki"), &dir.join("broker"));
-    passwords(&bin, &dir.join("passwords"));
+    fleet::testkit::console_passwords(&bin, &dir.join("passwords"), USER, PASSWORD);
 
     // the baseline subscriber, before anything happens: it sees the victim's retained status, then its Will
     let (raw, mut raw_el) = b.operator_mqtt("bench-raw");
@@ -197,7 +153,8 @@ async fn main() {
         }
     });
 
-    let (console, url) = serve(&bin, &b, &dir);
+    let (console, url) = b.console(&bin, &dir, "operator", "warn");
+    let console = Proc(console);
     let console_pid = console.0.id();
     let started = Instant::now();
     for (i, id) in names.iter().enumerate() {

@@ -193,6 +193,48 @@ impl Broker {
         )
     }
 
+    /// `edge-fleet serve` (`bin`) against this broker with the `cert` certificate, on a free port, logging
+    /// at `log` to `dir/serve.log` (appended: a console restarted in a test keeps one log), with its
+    /// password file `dir/passwords` and its state in `dir/console-state`. Returns the process and the URL
+    /// it listens on.
+    pub fn console(&self, bin: &Path, dir: &Path, cert: &str, log: &str) -> (Child, String) {
+        use std::io::BufRead;
+        let mut child = Command::new(bin)
+            .args(["--log", log, "serve", "--broker"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--ca")
+            .arg(self.pki.join("ca.pem"))
+            .arg("--cert")
+            .arg(self.pki.join(format!("{cert}.pem")))
+            .arg("--key")
+            .arg(self.pki.join(format!("{cert}.key")))
+            .args(["--listen", "127.0.0.1:0", "--passwords"])
+            .arg(dir.join("passwords"))
+            .arg("--state-dir")
+            .arg(dir.join("console-state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("serve.log"))
+                    .expect("serve.log"),
+            )
+            .spawn()
+            .expect("edge-fleet serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("serve's first line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve said `{line}`"))
+            .to_string();
+        (child, url)
+    }
+
     /// The broker's process id while it runs (for CPU figures).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -212,6 +254,22 @@ impl Broker {
         o.set_network_options(net);
         rumqttc::v5::AsyncClient::new(o, 64)
     }
+}
+
+/// Writes the console's password file `file` with one operator, through `edge-fleet passwd` (`bin`; the
+/// password goes on stdin).
+pub fn console_passwords(bin: &Path, file: &Path, user: &str, password: &str) {
+    use std::io::Write;
+    let mut c = Command::new(bin)
+        .args(["passwd", "--file"])
+        .arg(file)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("edge-fleet passwd");
+    writeln!(c.stdin.take().expect("piped"), "{password}").expect("password on stdin");
+    assert!(c.wait().expect("edge-fleet passwd").success());
 }
 
 /// A box with nothing behind it (benchmarks): telemetry without a daemon, every config accepted, no

@@ -246,15 +246,37 @@ fn check_text_format(text: &str) {
     }
 }
 
+/// A broker, box-1 (site ams) and box-2 (site fra), and the console on the operator certificate.
+/// (Fields drop in order: the processes before the broker.)
+struct TwoBoxes {
+    _console: console_support::Proc,
+    box1: console_support::Proc,
+    _box2: console_support::Proc,
+    _broker: Broker,
+    url: String,
+}
+
+fn two_boxes(dir: &std::path::Path) -> TwoBoxes {
+    make_pki(&dir.join("pki"), &["box-1", "box-2"]).unwrap();
+    let b = Broker::start(&dir.join("pki"), &dir.join("broker"));
+    let box1 = device(&b, dir, "box-1", "ams", None);
+    let box2 = device(&b, dir, "box-2", "fra", None);
+    passwords(dir);
+    let (console, url) = serve(&b, dir, "operator");
+    TwoBoxes {
+        _broker: b,
+        box1,
+        _box2: box2,
+        _console: console,
+        url,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_required_metrics_parse_and_show_a_box_going_offline() {
     let dir = tempfile::tempdir().unwrap();
-    make_pki(&dir.path().join("pki"), &["box-1", "box-2"]).unwrap();
-    let b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
-    let mut box1 = device(&b, dir.path(), "box-1", "ams", None);
-    let _box2 = device(&b, dir.path(), "box-2", "fra", None);
-    passwords(dir.path());
-    let (_console, url) = serve(&b, dir.path(), "operator");
+    let mut boxes = two_boxes(dir.path());
+    let url = boxes.url.clone();
     until(T, "both boxes with telemetry", || async {
         let d = get_json(&format!("{url}/api/devices")).await;
         let n = d
@@ -370,9 +392,9 @@ async fn logins_required_metrics_parse_and_show_a_box_going_offline() {
     assert!(s.docs.contains_key("edge_fleet_telemetry_age_seconds"));
 
     // kill -9: the broker's Last Will reaches the console, the next scrape shows the box offline.
-    box1.0.kill().unwrap();
+    boxes.box1.0.kill().unwrap();
     let killed = Instant::now();
-    box1.0.wait().unwrap();
+    boxes.box1.0.wait().unwrap();
     let (_, s) = until(
         Duration::from_secs(5),
         "box-1 offline in /metrics",
@@ -449,12 +471,8 @@ async fn the_page_lists_the_boxes_shows_one_going_offline_and_plots_telemetry() 
         "the browser check's toolchain is missing: run ./x setup"
     );
     let dir = tempfile::tempdir().unwrap();
-    make_pki(&dir.path().join("pki"), &["box-1", "box-2"]).unwrap();
-    let b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
-    let mut box1 = device(&b, dir.path(), "box-1", "ams", None);
-    let _box2 = device(&b, dir.path(), "box-2", "fra", None);
-    passwords(dir.path());
-    let (_console, url) = serve(&b, dir.path(), "operator");
+    let mut boxes = two_boxes(dir.path());
+    let url = boxes.url.clone();
     let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-page.png");
     let _ = std::fs::remove_file(&shot);
     let mut node = console_support::Proc(
@@ -501,9 +519,9 @@ async fn the_page_lists_the_boxes_shows_one_going_offline_and_plots_telemetry() 
         "both online: {listed}"
     );
 
-    box1.0.kill().unwrap();
+    boxes.box1.0.kill().unwrap();
     let killed = Instant::now();
-    box1.0.wait().unwrap();
+    boxes.box1.0.wait().unwrap();
     let offline = next();
     assert_eq!(offline["event"], "offline");
     assert_eq!(offline["device"], "box-1");

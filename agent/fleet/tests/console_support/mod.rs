@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,54 +67,13 @@ pub fn device(b: &Broker, dir: &Path, id: &str, site: &str, max_sessions: Option
 /// Writes the password file with `edge-fleet passwd` (password on stdin).
 pub fn passwords(dir: &Path) -> PathBuf {
     let file = dir.join("passwords");
-    let mut c = Command::new(BIN)
-        .args(["passwd", "--file"])
-        .arg(&file)
-        .arg(USER)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(c.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(c.wait().unwrap().success());
+    fleet::testkit::console_passwords(Path::new(BIN), &file, USER, PASSWORD);
     file
 }
 
 /// `edge-fleet serve` on a free port with the given client certificate; returns it and its base URL.
 pub fn serve(b: &Broker, dir: &Path, cert: &str) -> (Proc, String) {
-    let mut child = Command::new(BIN)
-        .args(["--log", "info,fleet=debug", "serve", "--broker"])
-        .arg(format!("127.0.0.1:{}", b.port))
-        .arg("--ca")
-        .arg(b.pki.join("ca.pem"))
-        .arg("--cert")
-        .arg(b.pki.join(format!("{cert}.pem")))
-        .arg("--key")
-        .arg(b.pki.join(format!("{cert}.key")))
-        .args(["--listen", "127.0.0.1:0", "--passwords"])
-        .arg(dir.join("passwords"))
-        .arg("--state-dir")
-        .arg(dir.join("console-state"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("serve.log"))
-                .unwrap(),
-        )
-        .spawn()
-        .expect("edge-fleet serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve said `{line}`"))
-        .to_string();
+    let (child, url) = b.console(Path::new(BIN), dir, cert, "info,fleet=debug");
     (Proc(child), url)
 }
 
