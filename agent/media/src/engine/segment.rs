@@ -1,0 +1,416 @@
+//! The restart mode's segment cutting: a segment's access units are pushed, then EOS; every encoder drains
+//! and its appsink collects the encoded frames; then one flush (flush-start and flush-stop from the appsrc)
+//! returns every element to a clean state without leaving PLAYING, and the encoders start afresh with the
+//! next segment. So every output segment starts with an IDR and holds exactly its input segment's frames.
+//! A failed segment cycles the pipeline through NULL instead ([`Transcoder::reset`]).
+//!
+//! Timestamps: a segment's 90 kHz times are mapped into the pipeline relative to its first pushed DTS, plus
+//! [`PIPE_OFFSET_NS`], and back.
+
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::codecs::{avc1_codec, mp4a_codec};
+use super::frames::{BranchState, Pace, lock, paces};
+use super::{Rendition, SegmentError, SegmentOutput, SegmentStats, Transcoder, scale_parents};
+use crate::timeline::{self, Dropped, estimate_fps};
+use crate::ts::{self, EncodedFrame, TsMuxer, VideoAu};
+
+/// Offset added to every timestamp inside the pipeline, so DTS of reordered frames stay positive.
+pub(super) const PIPE_OFFSET_NS: u64 = 10_000_000_000;
+
+/// How far before the segment's first DTS a timestamp may lie (less than the pipeline offset, so that every
+/// pipeline time stays positive).
+const MAX_TICKS_BEFORE: i64 = 5 * 90_000;
+/// How far after the segment's first DTS a timestamp may lie.
+const MAX_TICKS_AFTER: i64 = 600 * 90_000;
+
+/// A segment's timestamps, relative to its first DTS (across the 33-bit wrap), must lie within
+/// [`MAX_TICKS_BEFORE`] before and [`MAX_TICKS_AFTER`] after it: a jump beyond that is a broken or
+/// discontinuous timeline, and keeping every timestamp in that window keeps the engine's timestamp
+/// arithmetic in range.
+pub fn check_timestamps(video: &[VideoAu]) -> Result<(), String> {
+    let Some(first) = video.first() else {
+        return Ok(());
+    };
+    let base = first.dts;
+    for (n, au) in video.iter().enumerate() {
+        for (what, t) in [("PTS", au.pts), ("DTS", au.dts)] {
+            let d = t.wrapping_sub(base) & ts::TS_MASK;
+            let rel = if d > ts::TS_MASK / 2 {
+                d as i64 - (ts::TS_MASK as i64 + 1)
+            } else {
+                d as i64
+            };
+            if !(-MAX_TICKS_BEFORE..=MAX_TICKS_AFTER).contains(&rel) {
+                return Err(format!(
+                    "video access unit {n}: {what} {t} is {:.3} s from the first DTS {base} (allowed: {} s before to {} s after)",
+                    rel as f64 / 90_000.0,
+                    MAX_TICKS_BEFORE / 90_000,
+                    MAX_TICKS_AFTER / 90_000
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Convert 90 kHz ticks to ns and back without drift.
+pub(super) fn ticks_to_ns(t: u64) -> u64 {
+    (t as u128 * 100_000 / 9) as u64
+}
+pub(super) fn ns_to_ticks(ns: u64) -> u64 {
+    ((ns as u128 * 9 + 50_000) / 100_000) as u64
+}
+
+impl Transcoder {
+    pub(super) fn run_segment(
+        &mut self,
+        seq: u64,
+        dm: &ts::Demuxed,
+        prep: &mut timeline::Prepared,
+        input_frames: usize,
+        start: Instant,
+    ) -> Result<SegmentOutput, SegmentError> {
+        let aus = &prep.aus;
+        let own = &aus[prep.preroll..];
+        // the first pushed access unit (the preroll's, if any) anchors the pipeline clock, so that every
+        // pushed timestamp stays within check_timestamps' window of it
+        let base = aus[0].dts;
+        // ticks relative to the first DTS, unwrapped across the 33-bit wrap
+        let rel = |t: u64| timeline::rel(t, base);
+        let to_pipe = |t: u64| -> u64 {
+            (PIPE_OFFSET_NS as i64 + ticks_to_ns(rel(t).unsigned_abs()) as i64 * rel(t).signum())
+                as u64
+        };
+        let from_pipe = |ns: u64| -> u64 {
+            let r = ns as i64 - PIPE_OFFSET_NS as i64;
+            let ticks = ns_to_ticks(r.unsigned_abs()) as i64 * r.signum();
+            (base as i64 + ticks).rem_euclid(ts::TS_MASK as i64 + 1) as u64
+        };
+        let mut pts_rel: Vec<u64> = own
+            .iter()
+            .map(|a| (rel(a.pts) + 90_000 * 1000) as u64)
+            .collect();
+        pts_rel.sort_unstable();
+        let in_fps = estimate_fps(&pts_rel);
+        let in_dur_ticks = 90_000 * u64::from(in_fps.1) / u64::from(in_fps.0.max(1));
+        let input_duration =
+            (pts_rel.last().unwrap() - pts_rel.first().unwrap() + in_dur_ticks) as f64 / 90_000.0;
+        let origin = own
+            .iter()
+            .map(|a| to_pipe(a.pts))
+            .min()
+            .unwrap_or(PIPE_OFFSET_NS);
+
+        // how each branch paces its frames (a branch scaling another's output paces that one's frames)
+        let parents = scale_parents(&self.cfg.profiles, self.cfg.layout.topology);
+        let paces = paces(&self.cfg.profiles, &parents, in_fps);
+        {
+            let mut s = lock(&self.shared.0);
+            s.decoded = 0;
+            s.error = None;
+            s.preroll = aus[..prep.preroll].iter().map(|a| to_pipe(a.pts)).collect();
+            s.preroll_decoded = 0;
+            s.last_pts = None;
+            s.duplicates = 0;
+            for (i, b) in s.branches.iter_mut().enumerate() {
+                let (fps, cap) = paces[i];
+                // half a frame of what this branch scales, so jittery timestamps keep their slots
+                let src = match parents[i] {
+                    None => in_fps,
+                    Some(p) => paces[p].0,
+                };
+                let tolerance = 500_000_000 * u64::from(src.1) / u64::from(src.0.max(1));
+                b.pace = if cap {
+                    Pace::Cap {
+                        origin,
+                        fps: fps.0,
+                        tolerance,
+                    }
+                } else {
+                    Pace::Keep
+                };
+                b.fps = fps;
+                b.next_slot = 0;
+                b.kept = 0;
+                b.frames.clear();
+                b.eos = false;
+            }
+        }
+        // the input caps carry the frame rate, so a rate change reaches every branch as a caps event
+        let caps = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .field(
+                "framerate",
+                gst::Fraction::new(in_fps.0 as i32, in_fps.1 as i32),
+            )
+            .build();
+        if self.last_caps.as_ref() != Some(&caps) {
+            self.appsrc.set_caps(Some(&caps));
+            self.last_caps = Some(caps);
+        }
+        for au in aus {
+            let mut buf = gst::Buffer::from_slice(au.data.clone());
+            {
+                let b = buf.get_mut().unwrap();
+                b.set_pts(gst::ClockTime::from_nseconds(to_pipe(au.pts)));
+                b.set_dts(gst::ClockTime::from_nseconds(to_pipe(au.dts)));
+                b.set_duration(gst::ClockTime::from_nseconds(ticks_to_ns(in_dur_ticks)));
+                if !au.key {
+                    b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                }
+            }
+            if let Err(e) = self.appsrc.push_buffer(buf) {
+                return Err(self.pipeline_error(seq).unwrap_or(SegmentError::Pipeline {
+                    seq,
+                    element: "src".into(),
+                    message: format!("push failed: {e:?}"),
+                    debug: String::new(),
+                }));
+            }
+        }
+        let _ = self.appsrc.send_event(gst::event::Eos::new());
+
+        // wait for every branch to drain, an error, or the watchdog
+        let deadline = start + Duration::from_millis(self.cfg.watchdog_ms);
+        let (m, cv) = &*self.shared;
+        let mut s = lock(m);
+        loop {
+            if s.error.is_some() {
+                break;
+            }
+            if s.branches.iter().all(|b| b.eos) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let stage = s
+                    .branches
+                    .iter()
+                    .zip(&self.branches)
+                    .filter(|(b, _)| !b.eos)
+                    .map(|(b, br)| {
+                        format!(
+                            "{}: {} of {} frames",
+                            br.profile.name,
+                            b.frames.len(),
+                            b.kept
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let stage = format!("decoder: {} of {} frames; {stage}", s.decoded, own.len());
+                return Err(SegmentError::Timeout {
+                    seq,
+                    waited_ms: self.cfg.watchdog_ms,
+                    stage,
+                });
+            }
+            s = cv
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if let Some((element, message, debug)) = s.error.take() {
+            return Err(SegmentError::Pipeline {
+                seq,
+                element,
+                message,
+                debug,
+            });
+        }
+        let decoded = s.decoded;
+        if decoded == 0 {
+            return Err(SegmentError::Incomplete {
+                seq,
+                element: self.decoder_name.clone(),
+                got: 0,
+                expected: own.len(),
+                why: "nothing in the segment could be decoded",
+            });
+        }
+        let dropped = Dropped {
+            before_keyframe: prep.dropped_before_keyframe,
+            undecodable: own.len().saturating_sub(decoded + s.duplicates),
+            duplicate_timestamp: s.duplicates,
+        };
+        let preroll_frames = s.preroll_decoded;
+        // audio: AAC is carried as it came; other codecs are dropped (players of the renditions take AAC)
+        let audio_codec = dm
+            .audio
+            .first()
+            .filter(|_| dm.audio_stream_type == Some(ts::STREAM_TYPE_AAC_ADTS))
+            .and_then(|a| mp4a_codec(&a.pes));
+        let (audio, audio_type, audio_dropped): (&[ts::AudioPes], _, _) =
+            match (dm.audio.is_empty(), &audio_codec) {
+                (true, _) => (&[], None, None),
+                (false, Some(_)) => (
+                    &dm.audio,
+                    dm.audio_stream_type
+                        .map(|t| (t, dm.audio_descriptors.as_slice())),
+                    None,
+                ),
+                (false, None) => (
+                    &[],
+                    None,
+                    Some(format!(
+                        "audio stream type {:#04x} is not AAC with ADTS framing: not carried",
+                        dm.audio_stream_type.unwrap_or(0)
+                    )),
+                ),
+            };
+        let mut renditions = Vec::with_capacity(self.branches.len());
+        let branch_states: Vec<BranchState> = s.branches.iter_mut().map(std::mem::take).collect();
+        drop(s);
+        {
+            // keep sizes for the next segment (caps events only come on change)
+            let mut s = lock(m);
+            for (dst, src) in s.branches.iter_mut().zip(&branch_states) {
+                dst.width = src.width;
+                dst.height = src.height;
+            }
+        }
+        let self_contained = self.cfg.self_contained_segments;
+        for (br, st) in self.branches.iter_mut().zip(branch_states) {
+            let enc_name = format!("enc-{}", br.profile.name);
+            if st.frames.is_empty() {
+                return Err(SegmentError::Incomplete {
+                    seq,
+                    element: enc_name,
+                    got: 0,
+                    expected: st.kept,
+                    why: "the encoder returned no frame",
+                });
+            }
+            if st.frames.len() != st.kept {
+                tracing::warn!(
+                    seq,
+                    rendition = %br.profile.name,
+                    fed = st.kept,
+                    out = st.frames.len(),
+                    "the encoder returned a different number of frames than it was fed"
+                );
+            }
+            if !st.frames[0].key {
+                return Err(SegmentError::Incomplete {
+                    seq,
+                    element: enc_name,
+                    got: 0,
+                    expected: 1,
+                    why: "first output frame is not a keyframe",
+                });
+            }
+            let frames: Vec<EncodedFrame> = st
+                .frames
+                .iter()
+                .map(|f| EncodedFrame {
+                    pts: from_pipe(f.pts),
+                    dts: from_pipe(f.dts),
+                    key: f.key,
+                    data: &f.data,
+                })
+                .collect();
+            let video_bytes = st.frames.iter().map(|f| f.data.len()).sum();
+            if self_contained {
+                br.muxer = TsMuxer::new();
+            }
+            let data = br.muxer.mux_segment(&frames, audio, audio_type);
+            let mut codecs = avc1_codec(&st.frames[0].data).unwrap_or_else(|| "avc1.640028".into());
+            if let Some(a) = audio_codec.as_ref().filter(|_| !audio.is_empty()) {
+                codecs.push(',');
+                codecs.push_str(a);
+            }
+            let first = st.frames.iter().map(|f| f.pts).min().unwrap_or(origin);
+            let last = st.frames.iter().map(|f| f.pts).max().unwrap_or(origin);
+            let frame_ns = 1_000_000_000 * u64::from(st.fps.1) / u64::from(st.fps.0.max(1));
+            renditions.push(Rendition {
+                profile: br.profile.name.clone(),
+                data,
+                width: st.width,
+                height: st.height,
+                fps: st.fps,
+                frames: st.frames.len(),
+                frames_fed: st.kept,
+                duration: (last - first + frame_ns) as f64 / 1e9,
+                first_pts: from_pipe(first),
+                codecs,
+                video_bytes,
+            });
+        }
+        Ok(SegmentOutput {
+            seq,
+            renditions,
+            stats: SegmentStats {
+                wall: start.elapsed(),
+                input_frames,
+                decoded_frames: decoded,
+                preroll_frames,
+                dropped,
+                repairs: std::mem::take(&mut prep.repairs),
+                input_duration,
+                input_fps: in_fps,
+                has_audio: !audio.is_empty(),
+                audio_dropped,
+            },
+        })
+    }
+
+    pub(super) fn pipeline_error(&self, seq: u64) -> Option<SegmentError> {
+        let s = lock(&self.shared.0);
+        s.error
+            .clone()
+            .map(|(element, message, debug)| SegmentError::Pipeline {
+                seq,
+                element,
+                message,
+                debug,
+            })
+    }
+
+    /// After a good segment: flush every element back to a clean state, staying in PLAYING.
+    pub(super) fn flush(&mut self) -> Result<(), String> {
+        if !self.appsrc.send_event(gst::event::FlushStart::new()) {
+            return self.reset();
+        }
+        if !self.appsrc.send_event(gst::event::FlushStop::new(true)) {
+            return self.reset();
+        }
+        Ok(())
+    }
+
+    /// After a failure: cycle the same pipeline through NULL (the elements are kept).
+    pub(super) fn reset(&mut self) -> Result<(), String> {
+        self.pipeline
+            .set_state(gst::State::Null)
+            .map_err(|e| format!("to NULL: {e}"))?;
+        {
+            let mut s = lock(&self.shared.0);
+            s.error = None;
+            for b in &mut s.branches {
+                *b = BranchState::default();
+            }
+        }
+        self.last_caps = None;
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("to PLAYING: {e}"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ns_ticks_roundtrip() {
+        for t in [0u64, 1, 3003, 90_000, 8_589_934_591] {
+            assert_eq!(ns_to_ticks(ticks_to_ns(t)), t);
+        }
+    }
+}
