@@ -4,12 +4,14 @@
 #   boot 1 (slot A): provisioning imported, the agent READY, a segment PUT from the host transcoded and its HLS
 #                    fetched, the box online on a real mosquitto with mutual TLS, reporting slot and version;
 #                    three bad updates refused (wrong SHA-256, another signer, one flipped byte), box stays;
-#                    `update` to version 2 through the fleet
-#   boot 2 (B)       the new version passes its health gate and is kept; `update` to a build whose agent
-#                    never gets READY
+#                    an image rollout of version 2 from the operator console (`edge-fleet serve`), which
+#                    sends the `update` command
+#   boot 2 (B)       the new version passes its health gate and is kept, the rollout completes; a rollout of
+#                    a build whose agent never gets READY
 #   boot 3 (A)       that build fails its health gate and reboots
-#   boot 4 (B)       back on the old slot by itself, the fleet told "rolled_back"; another update, cut off
-#                    by a power cut while the inactive slot is written
+#   boot 4 (B)       back on the old slot by itself, the fleet told "rolled_back", the rollout halted by
+#                    itself with the box's reason; an `update` command cut off by a power cut while the
+#                    inactive slot is written
 #   boot 5 (B)       the box boots the slot it was on
 # and the data partition's files (config, fleet identity, keystore) are byte-identical to what was
 # provisioned, after all of it.
@@ -100,6 +102,24 @@ boot_wait() {
   BOOT_LINE=$(( $2 + n - 1 ))
   vm_wait_serial box "edge-agent ready" 120 "$BOOT_LINE" || fail "the agent on slot $1 did not get READY"
 }
+# rollout_image FILE VERSION: starts an image rollout of bundle FILE to box-1 on the console; prints its id.
+rollout_image() {
+  local sha
+  sha=$(sha256sum "$W/www/$1" | cut -d' ' -f1)
+  "$FLEET" --json rollout start --select id=box-1 --canary 1 --soak 5 --report-timeout $((900 * TIMEOUT_SCALE)) \
+    --image "url=http://10.0.2.2:$BPORT/$1" "sha256=$sha" "version=$2" | jq -er .id
+}
+# wait_rollout ID PHASE SECS: until the rollout reaches PHASE; its last state is in $W/rollout.json.
+wait_rollout() {
+  local secs=$(( $3 * TIMEOUT_SCALE )) t=0
+  while [ "$t" -lt "$secs" ]; do
+    "$FLEET" --json rollout status "$1" >"$W/rollout.json" 2>/dev/null \
+      && jq -e --arg p "$2" '.phase == $p' "$W/rollout.json" >/dev/null && return 0
+    sleep 2; t=$((t + 2))
+  done
+  echo "rollout $1: $(jq -c '{phase, note, targets}' "$W/rollout.json" 2>/dev/null)" >&2
+  return 1
+}
 update_cmd() { # id url-file version [sha256]
   local sha=${4:-$(sha256sum "$W/www/$2" | cut -d' ' -f1)}
   "$FLEET" --json cmd box-1 update --id "$1" --timeout $((600 * TIMEOUT_SCALE)) \
@@ -151,25 +171,38 @@ echo "flipped byte: $(echo "$r" | jq -r .error)" >&2
 wait_fleet '.telemetry.image_slot == "A" and .telemetry.update.state == "failed"' 30 \
   || fail "after the refusals"
 
-step "update to $V2 through the fleet"
+step "operator console: edge-fleet serve on the operator certificate"
+CPORT=$(free_port)
+export EDGE_FLEET_URL=http://127.0.0.1:$CPORT EDGE_FLEET_USER=ops EDGE_FLEET_PASSWORD="image test password"
+echo "$EDGE_FLEET_PASSWORD" | "$FLEET" passwd --file "$W/passwords" ops >/dev/null
+"$FLEET" serve --listen "127.0.0.1:$CPORT" --passwords "$W/passwords" --state-dir "$W/console" \
+  >"$W/console.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 30); do
+  curl -fsS -u "ops:$EDGE_FLEET_PASSWORD" "$EDGE_FLEET_URL/api/devices" 2>/dev/null \
+    | jq -e '.[] | select(.device == "box-1" and .online and .image_version != null)' >/dev/null && break
+  sleep 1
+done
+
+step "update to $V2: an image rollout from the console"
 t_up=$(date +%s)
-r=$(update_cmd to-v2 "$(basename "$BUNDLE_V2")" "$V2")
-echo "$r" | jq -e '.ok and .result.slot == "B"' >/dev/null || fail "update to $V2: $r"
-echo "update: $(echo "$r" | jq -c .result)" >&2
-figure "$(echo "$r" | jq -r '"update_bytes=\(.result.bytes) download_s=\(.result.download_s) install_s=\(.result.install_s)"')"
+rid=$(rollout_image "$(basename "$BUNDLE_V2")" "$V2") || fail "rollout of $V2: $(tail -5 "$W/console.log")"
 step "boot 2: slot B, version $V2"
 boot_wait B 1
 vm_wait_serial box "health gate: slot B is good" 120 "$BOOT_LINE" || fail "the health gate did not pass on slot B"
 wait_fleet ".telemetry.image_slot == \"B\" and .telemetry.image_version == \"$V2\" and .telemetry.update.state == \"succeeded\"" 60 \
   || fail "box-1 does not report the update"
+wait_rollout "$rid" completed 60 || fail "the rollout of $V2 did not complete"
+jq -e '.targets[0].answer.slot == "B"' "$W/rollout.json" >/dev/null || fail "update answer: $(cat "$W/rollout.json")"
+echo "update: $(jq -c .targets[0].answer "$W/rollout.json")" >&2
+figure "$(jq -r '.targets[0].answer | "update_bytes=\(.bytes) download_s=\(.download_s) install_s=\(.install_s)"' "$W/rollout.json")"
 figure "update_command_to_kept_s=$(( $(date +%s) - t_up )) (download, install, drain, reboot, health gate)"
 
 # === boots 3-5: an update whose agent fails the gate ===
-step "update to a build whose agent never gets READY"
+step "a rollout of a build whose agent never gets READY"
 t_fault=$(date +%s)
 from=$(( $(serial_lines box) + 1 ))
-r=$(update_cmd to-fault "$(basename "$BUNDLE_FAULT")" "$V2-fault")
-echo "$r" | jq -e '.ok and .result.slot == "A"' >/dev/null || fail "update to the faulty build: $r"
+rid=$(rollout_image "$(basename "$BUNDLE_FAULT")" "$V2-fault") || fail "rollout of the faulty build"
 step "boot 3: slot A fails its health gate"
 vm_wait_serial box "booting slot A " 60 "$from" || fail "GRUB did not try slot A"
 vm_wait_serial box "health gate: rolling back to slot B" 300 "$from" || fail "the gate did not roll back"
@@ -180,6 +213,11 @@ wait_fleet '.telemetry.image_slot == "B" and .telemetry.update.state == "rolled_
   || fail "box-1 does not report the rollback"
 echo "rollback: $(fleet_show | jq -c .telemetry.update)" >&2
 figure "update_command_to_rolled_back_s=$(( $(date +%s) - t_fault ))"
+wait_rollout "$rid" halted 60 || fail "the rollout of the faulty build did not halt"
+jq -e '.targets[0].answer.slot == "A" and .targets[0].state.state == "failed"
+  and (.targets[0].state.reason | test("rolled back"))' "$W/rollout.json" >/dev/null \
+  || fail "the halted rollout: $(cat "$W/rollout.json")"
+echo "halted rollout: $(jq -c '{note, reason: .targets[0].state.reason}' "$W/rollout.json")" >&2
 
 # === a power cut while the inactive slot is written ===
 step "power cut while slot A is being written"

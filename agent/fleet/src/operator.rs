@@ -343,6 +343,8 @@ impl Operator {
                     serde_json::from_slice::<CommandResult>(payload),
                 ) {
                     (Some(c), Ok(r)) => {
+                        // answered: nothing to ask again after a reconnect
+                        self.pending.remove(&c);
                         push_bounded(&mut self.results, (c, r.clone()), MAX_UNCLAIMED_RESULTS);
                         Some(FleetEvent::CommandResult {
                             device: id,

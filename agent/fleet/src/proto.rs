@@ -290,7 +290,7 @@ pub struct UpdateRequest {
 }
 
 impl UpdateRequest {
-    fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), String> {
         if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
             return Err(format!(
                 "update url `{}`: expected an http:// or https:// address",

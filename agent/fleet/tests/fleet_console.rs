@@ -6,9 +6,12 @@
 
 mod console_support;
 
+use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
-use console_support::{PASSWORD, USER, device, get_json, http, passwords, serve, until};
+use console_support::{
+    BrowserCheck, PASSWORD, USER, device, get_json, http, passwords, serve, until,
+};
 use fleet::console::client::Client;
 use fleet::console::rollout::RolloutSpec;
 use fleet::proto::RuntimeConfig;
@@ -95,10 +98,12 @@ async fn staged_rollout_halts_on_canary_refusals_survives_a_restart_and_rolls_ba
     let c = Client::new(&url, USER, PASSWORD).unwrap();
     let spec = RolloutSpec {
         selector: "label.site=ams".into(),
-        config: RuntimeConfig {
+        config: Some(RuntimeConfig {
             session_limit: Some(2),
             ..Default::default()
-        },
+        }),
+        image: None,
+        rollback_image: None,
         canary: 5,
         waves: vec![50],
         soak_s: 1,
@@ -297,6 +302,7 @@ async fn logins_required_metrics_parse_and_show_a_box_going_offline() {
         "/api/rollouts/1",
         "/metrics",
         "/",
+        "/rollouts.js",
     ] {
         let u = format!("{url}{path}");
         let r = h.get(&u).send().await.unwrap();
@@ -329,6 +335,17 @@ async fn logins_required_metrics_parse_and_show_a_box_going_offline() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // logged in, but posted the way another site's form could: refused before anything happens
+    let r = h
+        .post(format!("{url}/api/rollouts"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("content-type", "text/plain")
+        .body(r#"{"selector": "id=box-1", "config": {"session_limit": 1}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415, "a POST without a JSON content type");
+    assert!(get_json(&format!("{url}/api/rollouts")).await == serde_json::json!([]));
     for path in [
         "/api/devices",
         "/api/devices/box-1",
@@ -463,54 +480,46 @@ async fn a_device_certificate_cannot_act_as_the_operator() {
 /// table with box-1 offline; `tmp/console-page.png`, box-2's page).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_lists_the_boxes_shows_one_going_offline_and_plots_telemetry() {
-    use std::io::{BufRead, BufReader};
-    let browser = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
-    assert!(
-        browser.join("node_modules/puppeteer-core").is_dir()
-            && std::path::Path::new("/usr/bin/chromium").exists(),
-        "the browser check's toolchain is missing: run ./x setup"
-    );
     let dir = tempfile::tempdir().unwrap();
     let mut boxes = two_boxes(dir.path());
     let url = boxes.url.clone();
     let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-page.png");
     let _ = std::fs::remove_file(&shot);
-    let mut node = console_support::Proc(
-        std::process::Command::new("node")
-            .arg(browser.join("console.mjs"))
-            .args(["--url", &url, "--user", USER, "--password", PASSWORD])
-            .args([
-                "--devices",
-                "box-1,box-2",
-                "--offline",
-                "box-1",
-                "--plot",
-                "box-2",
-            ])
-            .args(["--filter", "site=fra", "--filtered", "box-2"])
-            .arg("--screenshot")
-            .arg(&shot)
-            .arg("--fleet-screenshot")
-            .arg(shot.with_file_name("console-fleet.png"))
-            .args(["--timeout", "60"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("browser.log")).unwrap())
-            .spawn()
-            .expect("node"),
+    let fleet_shot = shot.with_file_name("console-fleet.png");
+    let mut page = BrowserCheck::start(
+        dir.path(),
+        "console.mjs",
+        &[
+            "--url",
+            &url,
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--devices",
+            "box-1,box-2",
+            "--offline",
+            "box-1",
+            "--plot",
+            "box-2",
+            "--filter",
+            "site=fra",
+            "--filtered",
+            "box-2",
+            "--timeout",
+            "60",
+        ]
+        .map(OsStr::new)
+        .into_iter()
+        .chain([
+            OsStr::new("--screenshot"),
+            shot.as_os_str(),
+            OsStr::new("--fleet-screenshot"),
+            fleet_shot.as_os_str(),
+        ])
+        .collect::<Vec<_>>(),
     );
-    let mut lines = BufReader::new(node.0.stdout.take().unwrap()).lines();
-    let mut next = || -> Value {
-        let line = lines.next().and_then(Result::ok).unwrap_or_default();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            panic!(
-                "the page check said `{line}`\n{}",
-                std::fs::read_to_string(dir.path().join("browser.log")).unwrap_or_default()
-            )
-        });
-        assert_ne!(v["event"], "failed", "{v}");
-        v
-    };
-    let listed = next();
+    let listed = page.next();
     assert_eq!(listed["event"], "listed");
     let rows = listed["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{listed}");
@@ -522,22 +531,117 @@ async fn the_page_lists_the_boxes_shows_one_going_offline_and_plots_telemetry() 
     boxes.box1.0.kill().unwrap();
     let killed = Instant::now();
     boxes.box1.0.wait().unwrap();
-    let offline = next();
+    let offline = page.next();
     assert_eq!(offline["event"], "offline");
     assert_eq!(offline["device"], "box-1");
     eprintln!("kill -9 to offline on the page: {:?}", killed.elapsed());
 
-    let filtered = next();
+    let filtered = page.next();
     assert_eq!(filtered["event"], "filtered", "{filtered}");
 
-    let plotted = next();
+    let plotted = page.next();
     assert_eq!(plotted["event"], "plotted", "{plotted}");
     assert!(plotted["points"].as_u64().unwrap() >= 2, "{plotted}");
-    assert!(node.0.wait().unwrap().success());
-    let png = std::fs::read(&shot).expect("the screenshot");
+    page.finish();
+    assert_screenshot(&shot);
+}
+
+fn assert_screenshot(shot: &std::path::Path) {
+    let png = std::fs::read(shot).expect("the screenshot");
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 10_000,
         "a real screenshot"
     );
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// Rollouts from the page, as an operator clicks them (`tests/browser/rollout.mjs`): one started from the
+/// form, paused, resumed and aborted with its buttons; a second one, whose box refuses the config, halted by
+/// itself with the box and its reason listed (screenshot in the target directory, `tmp/console-rollout.png`),
+/// then rolled back with its button. Every step is checked against the API too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_are_started_paused_resumed_aborted_and_rolled_back_from_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(&dir.path().join("pki"), &["box-1", "box-2"]).unwrap();
+    let b = Broker::start(&dir.path().join("pki"), &dir.path().join("broker"));
+    let _box1 = device(&b, dir.path(), "box-1", "ams", None);
+    let _box2 = device(&b, dir.path(), "box-2", "fra", Some(2));
+    passwords(dir.path());
+    let (_console, url) = serve(&b, dir.path(), "operator");
+    until(T, "both boxes reporting", || async {
+        let d = get_json(&format!("{url}/api/devices")).await;
+        let n = d
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["online"] == true && !d["telemetry_ts_ms"].is_null())
+            .count();
+        (n == 2).then_some(())
+    })
+    .await;
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-rollout.png");
+    let _ = std::fs::remove_file(&shot);
+    let mut page = BrowserCheck::start(
+        dir.path(),
+        "rollout.mjs",
+        &[
+            "--url",
+            &url,
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--select",
+            "label.site=ams",
+            "--config",
+            r#"{"session_limit": 3}"#,
+            "--bad-select",
+            "label.site=fra",
+            "--bad-config",
+            r#"{"session_limit": 9}"#,
+            "--timeout",
+            "60",
+        ]
+        .map(OsStr::new)
+        .into_iter()
+        .chain([OsStr::new("--screenshot"), shot.as_os_str()])
+        .collect::<Vec<_>>(),
+    );
+    let started = page.next();
+    assert_eq!(started["event"], "started", "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let r = get_json(&format!("{url}/api/rollouts/{id}")).await;
+    assert_eq!(r["spec"]["selector"], "label.site=ams");
+    assert_eq!(r["spec"]["config"]["session_limit"], 3);
+    assert_eq!(r["targets"][0]["device"], "box-1");
+    for want in ["paused", "resumed", "aborted"] {
+        let ev = page.next();
+        assert_eq!(ev["event"], want, "{ev}");
+    }
+    let r = get_json(&format!("{url}/api/rollouts/{id}")).await;
+    assert_eq!(r["phase"], "aborted", "{r}");
+    assert_eq!(r["note"], "aborted by the operator");
+
+    let halted = page.next();
+    assert_eq!(halted["event"], "halted", "{halted}");
+    let failed = halted["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{halted}");
+    assert_eq!(failed[0][0], "box-2");
+    let why = failed[0][1].as_str().unwrap();
+    assert!(
+        why.contains("refused the config") && why.contains("above this box's limit 2"),
+        "{why}"
+    );
+    let rolled = page.next();
+    assert_eq!(rolled["event"], "rolled_back", "{rolled}");
+    page.finish();
+    let bad = halted["id"].as_str().unwrap();
+    let r = get_json(&format!("{url}/api/rollouts/{bad}")).await;
+    assert_eq!(r["phase"], "rolled_back", "{r}");
+    let d = get_json(&format!("{url}/api/devices/box-2")).await;
+    assert!(
+        d["desired"]["config"]["session_limit"].is_null(),
+        "the old (empty) config: {d}"
+    );
+    assert_screenshot(&shot);
 }

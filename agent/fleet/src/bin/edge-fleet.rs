@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use fleet::console::rollout::{Rollout, RolloutSpec, TargetState};
 use fleet::operator::{DeviceView, FleetEvent, Operator, Selector, merge_config};
 use fleet::pki::{self, Role};
-use fleet::proto::{CommandRequest, DesiredDoc, RuntimeConfig};
+use fleet::proto::{CommandRequest, DesiredDoc, RuntimeConfig, UpdateRequest};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -130,7 +130,7 @@ enum Top {
         file: PathBuf,
         user: String,
     },
-    /// Staged rollouts of a desired config, through a running `edge-fleet serve`.
+    /// Staged rollouts of a desired config or an image, through a running `edge-fleet serve`.
     Rollout {
         #[command(flatten)]
         api: Api,
@@ -197,7 +197,8 @@ struct Api {
 
 #[derive(Debug, Subcommand)]
 enum RolloutCmd {
-    /// Start a staged rollout of one desired config to every box matching --select.
+    /// Start a staged rollout of one desired config, or of one image (the `update` command), to every box
+    /// matching --select.
     Start {
         /// Selector: board=…, encoder=…, label.NAME=…, id=… (comma-separated, all must match).
         #[arg(long)]
@@ -208,6 +209,14 @@ enum RolloutCmd {
         /// Fields on top of --file: session_limit=4 ladder='["720p"]'.
         #[arg(long = "set")]
         sets: Vec<String>,
+        /// An image instead of a config: url=… sha256=… version=… of the signed bundle (as the `update`
+        /// command takes them). A box has it once it runs that version past its health gate; give
+        /// --report-timeout the minutes a download, install and reboot take.
+        #[arg(long, num_args = 3, value_names = ["url=URL", "sha256=HEX", "version=V"], conflicts_with_all = ["file", "sets"])]
+        image: Vec<String>,
+        /// For an image rollout: the bundle rollback installs (the version the boxes run now), same form.
+        #[arg(long, num_args = 3, value_names = ["url=URL", "sha256=HEX", "version=V"], requires = "image")]
+        rollback_image: Vec<String>,
         /// Boxes in the canary wave.
         #[arg(long, default_value = "1")]
         canary: usize,
@@ -241,7 +250,8 @@ enum RolloutCmd {
     Abort {
         id: String,
     },
-    /// Re-publish the previous desired config to every box the rollout reached.
+    /// Re-publish the previous desired config to every box the rollout reached (an image rollout installs
+    /// its rollback image).
     Rollback {
         id: String,
     },
@@ -839,20 +849,29 @@ fn print_rollout(r: &Rollout, targets: bool) {
         r.note.as_deref().unwrap_or("")
     );
     if targets {
+        // a config's versions are numbers; an image's are its names
+        let new = |t: &fleet::console::rollout::Target| match &r.spec.image {
+            Some(i) => format!("image {}", i.version),
+            None => format!("v{}", t.version),
+        };
+        let old = |version: u64| match &r.spec.rollback_image {
+            Some(i) => format!("image {}", i.version),
+            None => format!("v{version}"),
+        };
         for t in &r.targets {
             let (state, why) = match &t.state {
                 TargetState::Waiting => ("waiting".to_string(), String::new()),
-                TargetState::Sent { .. } => (format!("sent v{}", t.version), String::new()),
-                TargetState::Applied { .. } => (format!("applied v{}", t.version), String::new()),
+                TargetState::Sent { .. } => (format!("sent {}", new(t)), String::new()),
+                TargetState::Applied { .. } => (format!("applied {}", new(t)), String::new()),
                 TargetState::Failed { reason, .. } => ("FAILED".into(), reason.clone()),
                 TargetState::RollingBack { version, .. } => {
-                    (format!("rolling back v{version}"), String::new())
+                    (format!("rolling back to {}", old(*version)), String::new())
                 }
                 TargetState::RolledBack { version, .. } => {
-                    (format!("rolled back v{version}"), String::new())
+                    (format!("rolled back to {}", old(*version)), String::new())
                 }
                 TargetState::RollbackFailed { version, reason } => {
-                    (format!("ROLLBACK FAILED v{version}"), reason.clone())
+                    (format!("ROLLBACK FAILED {}", old(*version)), reason.clone())
                 }
             };
             println!(
@@ -872,6 +891,8 @@ async fn rollout_cmd(json: bool, api: Api, cmd: RolloutCmd) -> anyhow::Result<i3
             select,
             file,
             sets,
+            image,
+            rollback_image,
             canary,
             waves,
             soak,
@@ -879,6 +900,38 @@ async fn rollout_cmd(json: bool, api: Api, cmd: RolloutCmd) -> anyhow::Result<i3
             max_failures,
             auto_rollback,
         } => {
+            let bundle = |args: &[String]| -> anyhow::Result<Option<UpdateRequest>> {
+                if args.is_empty() {
+                    return Ok(None);
+                }
+                // every value a string: a version `2` stays "2"
+                let mut m = serde_json::Map::new();
+                for kv in args {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .with_context(|| format!("`{kv}` is not key=value"))?;
+                    m.insert(k.into(), serde_json::Value::String(v.into()));
+                }
+                serde_json::from_value(serde_json::Value::Object(m))
+                    .map(Some)
+                    .context("expected url=… sha256=… version=…")
+            };
+            let mut spec = RolloutSpec {
+                selector: select,
+                config: None,
+                image: bundle(&image)?,
+                rollback_image: bundle(&rollback_image)?,
+                canary,
+                waves,
+                soak_s: soak,
+                report_timeout_s: report_timeout,
+                max_failure_ratio: max_failures,
+                auto_rollback,
+            };
+            if spec.image.is_some() {
+                spec.check().map_err(|e| anyhow::anyhow!(e))?;
+                return print_rollout_answer(json, &c.start(&spec).await?);
+            }
             let base: RuntimeConfig = match &file {
                 Some(f) => serde_json::from_str(
                     &std::fs::read_to_string(f)
@@ -890,16 +943,7 @@ async fn rollout_cmd(json: bool, api: Api, cmd: RolloutCmd) -> anyhow::Result<i3
             if file.is_none() && sets.is_empty() {
                 bail!("nothing to roll out: give --file and/or --set key=value");
             }
-            let spec = RolloutSpec {
-                selector: select,
-                config: merge_config(base, &sets)?,
-                canary,
-                waves,
-                soak_s: soak,
-                report_timeout_s: report_timeout,
-                max_failure_ratio: max_failures,
-                auto_rollback,
-            };
+            spec.config = Some(merge_config(base, &sets)?);
             spec.check().map_err(|e| anyhow::anyhow!(e))?;
             c.start(&spec).await?
         }
@@ -920,10 +964,14 @@ async fn rollout_cmd(json: bool, api: Api, cmd: RolloutCmd) -> anyhow::Result<i3
         RolloutCmd::Abort { id } => c.act(&id, "abort").await?,
         RolloutCmd::Rollback { id } => c.act(&id, "rollback").await?,
     };
+    print_rollout_answer(json, &one)
+}
+
+fn print_rollout_answer(json: bool, one: &Rollout) -> anyhow::Result<i32> {
     if json {
-        print_json(&one)?;
+        print_json(one)?;
     } else {
-        print_rollout(&one, true);
+        print_rollout(one, true);
     }
     Ok(0)
 }

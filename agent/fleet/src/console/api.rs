@@ -1,9 +1,12 @@
 //! HTTP routes of the console.  Every route needs an operator login (HTTP Basic against the password
-//! file); without one the answer is 401 with a `WWW-Authenticate` challenge.
+//! file); without one the answer is 401 with a `WWW-Authenticate` challenge.  A POST must carry
+//! `Content-Type: application/json` (415 otherwise): a browser sends that type cross-site only after a
+//! CORS preflight, which the console does not answer, so another site's form cannot act with the Basic
+//! login a browser holds.
 //!
 //! | route | |
 //! |---|---|
-//! | `GET /`, `/app.js`, `/app.css` | the web page: the fleet table, each box's plots and commands, live |
+//! | `GET /`, `/app.js`, `/rollouts.js`, `/app.css` | the web page: the fleet table, each box's plots and commands, the rollouts, live |
 //! | `GET /api/devices[?select=SELECTOR]` | every box: presence, last seen, board, encoder, figures, config versions |
 //! | `GET /api/devices/{id}` | one box: its documents, telemetry history and command results |
 //! | `GET /api/rollouts`, `GET /api/rollouts/{id}` | rollouts with every target's state and failure reason |
@@ -33,6 +36,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
+        .route("/rollouts.js", get(page::rollouts_script))
         .route("/app.css", get(page::style))
         .route("/api/devices", get(devices))
         .route("/api/devices/{id}", get(device))
@@ -64,7 +68,16 @@ async fn require_login(State(s): State<Arc<Shared>>, req: Request, next: Next) -
         }
         None => None,
     };
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|t| t.split(';').next().unwrap_or("").trim() == "application/json");
     match user {
+        Some(_) if req.method() == axum::http::Method::POST && !json => err(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a POST carries Content-Type: application/json",
+        ),
         Some(user) => {
             let span = tracing::debug_span!("request", %user, path = %req.uri().path());
             next.run(req).instrument(span).await
@@ -173,6 +186,17 @@ async fn start(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Respons
             next_version: e.view.next_version(),
             reported_version: e.view.reported.as_ref().map_or(0, |r| r.applied_version),
             online: e.view.online(),
+            image_version: e
+                .view
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.daemon.image_version.clone()),
+            update_ts_ms: e
+                .view
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.daemon.update.as_ref())
+                .map_or(0, |u| u.ts_ms),
         })
         .collect();
     if targets.is_empty() {

@@ -73,7 +73,8 @@ impl Client {
     pub async fn act(&self, id: &str, action: &str) -> Result<Rollout, ConsoleError> {
         self.send(
             self.http
-                .post(format!("{}/api/rollouts/{id}/{action}", self.base)),
+                .post(format!("{}/api/rollouts/{id}/{action}", self.base))
+                .json(&serde_json::json!({})),
         )
         .await
     }

@@ -22,6 +22,15 @@ pub fn rollout_event(ev: &FleetEvent) -> Option<Event> {
             device: device.clone(),
             online: status.state == Presence::Online,
         }),
+        FleetEvent::Telemetry { device, telemetry } => Some(Event::Image {
+            device: device.clone(),
+            version: telemetry.daemon.image_version.clone(),
+            update: telemetry.daemon.update.clone(),
+        }),
+        FleetEvent::CommandResult { device, result } => Some(Event::Answer {
+            device: device.clone(),
+            result: result.clone(),
+        }),
         FleetEvent::Reported { device, reported } => Some(Event::Reported {
             device: device.clone(),
             applied_version: reported.applied_version,
@@ -30,7 +39,7 @@ pub fn rollout_event(ev: &FleetEvent) -> Option<Event> {
                 .as_ref()
                 .map(|e| (e.version, e.reason.clone())),
         }),
-        _ => None,
+        FleetEvent::Desired { .. } | FleetEvent::Unparsable { .. } => None,
     }
 }
 
@@ -81,14 +90,35 @@ pub async fn run(shared: Arc<Shared>, mut op: Operator) -> Result<(), ConsoleErr
                 .await
                 .map_err(|e| ConsoleError::State(e.to_string()))??;
         }
-        for Action::Publish { device, doc } in actions {
-            let span = tracing::info_span!("publish", %device, version = doc.version);
-            async {
-                tracing::info!("publishing desired config");
-                op.set_desired(&device, &doc).await
+        for action in actions {
+            match action {
+                Action::Publish { device, doc } => {
+                    let span = tracing::info_span!("publish", %device, version = doc.version);
+                    async {
+                        tracing::info!("publishing desired config");
+                        op.set_desired(&device, &doc).await
+                    }
+                    .instrument(span)
+                    .await?;
+                }
+                Action::Command {
+                    device,
+                    request,
+                    expiry_s,
+                } => {
+                    let span = tracing::info_span!("command", %device, id = %request.id);
+                    async {
+                        tracing::info!(name = %request.name, "sending command");
+                        let payload = serde_json::to_vec(&request)
+                            .map_err(|e| ConsoleError::State(e.to_string()))?;
+                        op.send_command_raw(&device, payload, Duration::from_secs(expiry_s))
+                            .await?;
+                        Ok::<_, ConsoleError>(())
+                    }
+                    .instrument(span)
+                    .await?;
+                }
             }
-            .instrument(span)
-            .await?;
         }
     }
 }

@@ -110,3 +110,49 @@ pub async fn until<T, F: std::future::Future<Output = Option<T>>>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A check in headless Chromium (`tests/browser/SCRIPT`, puppeteer-core and Debian's chromium, installed by
+/// `./x setup`) that reports one JSON document per line on stdout; its stderr goes to `browser.log` in `dir`.
+pub struct BrowserCheck {
+    proc: Proc,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    log: PathBuf,
+}
+
+impl BrowserCheck {
+    pub fn start(dir: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Self {
+        use std::io::BufRead;
+        let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+        assert!(
+            browser.join("node_modules/puppeteer-core").is_dir()
+                && Path::new("/usr/bin/chromium").exists(),
+            "the browser check's toolchain is missing: run ./x setup"
+        );
+        let log = dir.join("browser.log");
+        let mut proc = Proc(
+            Command::new("node")
+                .arg(browser.join(script))
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("node"),
+        );
+        let lines = std::io::BufReader::new(proc.0.stdout.take().unwrap()).lines();
+        BrowserCheck { proc, lines, log }
+    }
+
+    /// The next report; fails the test (with the browser's log) on a `failed` one or none.
+    pub fn next(&mut self) -> serde_json::Value {
+        let line = self.lines.next().and_then(Result::ok).unwrap_or_default();
+        let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the page check said `{line}`\n{}", log()));
+        assert_ne!(v["event"], "failed", "{v}\n{}", log());
+        v
+    }
+
+    pub fn finish(mut self) {
+        assert!(self.proc.0.wait().unwrap().success());
+    }
+}

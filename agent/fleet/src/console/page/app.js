@@ -1,5 +1,5 @@
-// The operator console's page: the fleet table (filter by label, board, encoder) and one box's page (plots of
-// its recent telemetry, its command history). Everything comes from the console's JSON API on the same origin,
+// The operator console's page: the fleet table (filter by label, board, encoder), one box's page (plots of
+// its recent telemetry, its command history) and the rollouts (rollouts.js). Everything comes from the console's JSON API on the same origin,
 // with the login the browser already holds; the view refreshes every REFRESH_MS without reloading.
 'use strict';
 
@@ -160,12 +160,16 @@ async function refresh() {
   const view = document.getElementById('view');
   try {
     const m = location.hash.match(/^#\/device\/(.+)$/);
+    const rolloutsShown = location.hash.startsWith('#/rollouts');
+    document.querySelectorAll('nav a').forEach((a) => a.classList.toggle('here', (a.hash === '#/rollouts') === rolloutsShown));
     const devices = await api('/api/devices');
     const online = devices.filter((d) => d.online).length;
     document.getElementById('summary').textContent = `${online} online, ${devices.length - online} offline`;
     lastDevices = devices;
     if (m) {
       view.innerHTML = deviceView(await api(`/api/devices/${m[1]}`));
+    } else if (rolloutsShown) {
+      await rolloutsView(view, () => setTimeout(refresh, 0));
     } else {
       fleetView(view, devices);
     }

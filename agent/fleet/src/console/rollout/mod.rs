@@ -1,7 +1,18 @@
-//! A staged rollout of a desired config as a sans-IO state machine: wall-clock `now_ms` and events in
-//! (a device reported a version, refused one, went offline), actions out (publish this desired document to
-//! that device).  No clock, no broker, no files: the driver (`console::driver`) feeds it and carries out
-//! its actions; the unit tests below drive it with fake time.
+//! A staged rollout as a sans-IO state machine: wall-clock `now_ms` and events in (a device reported a
+//! version, refused one, went offline, answered a command, reported its image), actions out (publish this
+//! desired document to that device, send it this command).  No clock, no broker, no files: the driver
+//! (`console::driver`) feeds it and carries out its actions; the unit tests (`tests.rs`) drive it with fake
+//! time.
+//!
+//! A rollout carries one of two changes:
+//! * a **desired config**, published as each box's desired document; a box has it when it reports the
+//!   new version applied;
+//! * an **image**, sent as the `update` command (download, verify, install into the inactive slot, reboot
+//!   once drained); a box has it when it runs the new version and its health gate kept it.  A box is
+//!   expected to go offline while it reboots: for an image the report timeout alone decides that it is
+//!   lost, so give image rollouts minutes.  A refused command, a failed install or a slot rolled back by
+//!   the box's health gate fail the box.  Rollback installs `rollback_image` (the version the fleet runs
+//!   now); a box already back on it (as after a failed health gate) is rolled back without a command.
 //!
 //! Waves: a canary of `canary` boxes, then boxes up to each cumulative percentage of `waves`, then all.
 //! A wave starts by publishing the new config to its boxes; it passes once every box that has not failed
@@ -12,7 +23,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::proto::{DesiredDoc, RuntimeConfig};
+use crate::proto::{
+    CommandRequest, CommandResult, DesiredDoc, RuntimeConfig, UpdateRequest, UpdateState,
+    UpdateStatus,
+};
 
 /// What the operator asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,8 +34,15 @@ use crate::proto::{DesiredDoc, RuntimeConfig};
 pub struct RolloutSpec {
     /// Selector (`board=…,encoder=…,label.site=…`) the targets were chosen by.
     pub selector: String,
-    /// The desired config every target gets.
-    pub config: RuntimeConfig,
+    /// The desired config every target gets (a config rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<RuntimeConfig>,
+    /// The signed image bundle every target installs (an image rollout, through the `update` command).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<UpdateRequest>,
+    /// The bundle an image rollout's rollback installs: the version the targets run before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_image: Option<UpdateRequest>,
     /// Boxes in the canary wave (at least one when there are targets).
     #[serde(default = "d_canary")]
     pub canary: usize,
@@ -58,7 +79,29 @@ fn d_report_timeout() -> u64 {
 
 impl RolloutSpec {
     pub fn check(&self) -> Result<(), String> {
-        crate::validate::runtime_config(&self.config)?;
+        match (&self.config, &self.image) {
+            (Some(c), None) => {
+                crate::validate::runtime_config(c)?;
+                if self.rollback_image.is_some() {
+                    return Err("rollback_image belongs to an image rollout".into());
+                }
+            }
+            (None, Some(i)) => {
+                i.validate()?;
+                if let Some(r) = &self.rollback_image {
+                    r.validate()?;
+                    if r.version == i.version {
+                        return Err("rollback_image has the new image's version".into());
+                    }
+                } else if self.auto_rollback {
+                    return Err("auto_rollback of an image rollout needs rollback_image".into());
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err("a rollout carries a config or an image, not both".into());
+            }
+            (None, None) => return Err("a rollout needs a config or an image".into()),
+        }
         if !(0.0..=1.0).contains(&self.max_failure_ratio) {
             return Err("max_failure_ratio must be within 0..=1".into());
         }
@@ -117,6 +160,18 @@ pub struct Target {
     /// Highest version the box reported applied (used to pick rollback versions above it).
     #[serde(default)]
     pub reported_version: u64,
+    /// The image version the box last reported running (image rollouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_version: Option<String>,
+    /// When the box's last reported update status was reached (its `ts_ms`).
+    #[serde(default)]
+    pub update_ts_ms: u64,
+    /// `update_ts_ms` when the rollout's last command went out: only a newer update status speaks of it.
+    #[serde(default)]
+    pub update_ts_at_send_ms: u64,
+    /// What the box answered to the rollout's last command (its result, or its error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,6 +194,10 @@ pub struct TargetInit {
     pub next_version: u64,
     pub reported_version: u64,
     pub online: bool,
+    /// The image version the box reports running.
+    pub image_version: Option<String>,
+    /// `ts_ms` of the box's last reported update status.
+    pub update_ts_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,11 +212,71 @@ pub enum Event {
         device: String,
         online: bool,
     },
+    /// Telemetry's image facts: the version running, and the last update's state.
+    Image {
+        device: String,
+        version: Option<String>,
+        update: Option<UpdateStatus>,
+    },
+    /// A command result addressed to the console.
+    Answer {
+        device: String,
+        result: CommandResult,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Publish { device: String, doc: DesiredDoc },
+    Publish {
+        device: String,
+        doc: DesiredDoc,
+    },
+    /// Send a command; a box offline longer than `expiry_s` never gets it.
+    Command {
+        device: String,
+        request: CommandRequest,
+        expiry_s: u64,
+    },
+}
+
+impl Action {
+    pub fn device(&self) -> &str {
+        match self {
+            Action::Publish { device, .. } | Action::Command { device, .. } => device,
+        }
+    }
+}
+
+/// What the box says of an image version, from its telemetry.
+#[derive(Debug, PartialEq)]
+enum ImageFact {
+    /// It runs the version and no health gate is pending on it.
+    Running,
+    /// Its update to the version failed or was rolled back, after the rollout's command went out.
+    Failed(String),
+    Unknown,
+}
+
+fn image_fact(t: &Target, update: Option<&UpdateStatus>, version: &str) -> ImageFact {
+    if let Some(u) = update.filter(|u| u.version == version && u.ts_ms > t.update_ts_at_send_ms) {
+        let why = |what: &str| {
+            let detail = u.detail.as_deref().unwrap_or("no detail");
+            ImageFact::Failed(format!("update to {version} {what}: {detail}"))
+        };
+        match u.state {
+            UpdateState::Failed => return why("failed"),
+            UpdateState::RolledBack => return why("rolled back"),
+            _ => {}
+        }
+    }
+    let gate_pending = update.is_some_and(|u| {
+        u.version == version && matches!(u.state, UpdateState::Installed | UpdateState::Booted)
+    });
+    if t.image_version.as_deref() == Some(version) && !gate_pending {
+        ImageFact::Running
+    } else {
+        ImageFact::Unknown
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +337,10 @@ impl Rollout {
                 online: t.online,
                 state: TargetState::Waiting,
                 reported_version: t.reported_version,
+                image_version: t.image_version,
+                update_ts_ms: t.update_ts_ms,
+                update_ts_at_send_ms: 0,
+                answer: None,
             })
             .collect();
         Rollout {
@@ -256,19 +379,101 @@ impl Rollout {
     pub fn on_event(&mut self, ev: &Event, now_ms: u64) {
         let running = self.phase == Phase::Running;
         let wave = self.wave;
+        let image = self.spec.image.as_ref().map(|i| i.version.as_str());
+        let rollback_image = self
+            .spec
+            .rollback_image
+            .as_ref()
+            .map(|i| i.version.as_str());
         let device = match ev {
-            Event::Reported { device, .. } | Event::Presence { device, .. } => device,
+            Event::Reported { device, .. }
+            | Event::Presence { device, .. }
+            | Event::Image { device, .. }
+            | Event::Answer { device, .. } => device,
         };
         let Some(t) = self.targets.iter_mut().find(|t| &t.device == device) else {
             return;
         };
         match ev {
+            Event::Image {
+                version, update, ..
+            } => {
+                t.image_version = version.clone();
+                if let Some(u) = update {
+                    t.update_ts_ms = t.update_ts_ms.max(u.ts_ms);
+                }
+                match (t.state.clone(), image, rollback_image) {
+                    (TargetState::Sent { .. }, Some(v), _) => {
+                        match image_fact(t, update.as_ref(), v) {
+                            ImageFact::Running => t.state = TargetState::Applied { at_ms: now_ms },
+                            ImageFact::Failed(reason) => {
+                                t.state = TargetState::Failed {
+                                    at_ms: now_ms,
+                                    reason,
+                                }
+                            }
+                            ImageFact::Unknown => {}
+                        }
+                    }
+                    (TargetState::RollingBack { version, .. }, Some(_), Some(v)) => {
+                        match image_fact(t, update.as_ref(), v) {
+                            ImageFact::Running => {
+                                t.state = TargetState::RolledBack {
+                                    version,
+                                    at_ms: now_ms,
+                                }
+                            }
+                            ImageFact::Failed(reason) => {
+                                t.state = TargetState::RollbackFailed { version, reason }
+                            }
+                            ImageFact::Unknown => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Answer { result, .. } => {
+                let rolling_back = matches!(t.state, TargetState::RollingBack { .. });
+                let expected = command_id(&self.id, &t.device, rolling_back);
+                if result.id.as_deref() != Some(expected.as_str()) {
+                    return;
+                }
+                t.answer = Some(if result.ok {
+                    result.result.clone().unwrap_or(serde_json::Value::Null)
+                } else {
+                    serde_json::json!({ "error": result.error })
+                });
+                if result.ok {
+                    return;
+                }
+                let error = result
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into());
+                match t.state {
+                    TargetState::Sent { .. } => {
+                        t.state = TargetState::Failed {
+                            at_ms: now_ms,
+                            reason: format!("refused the update: {error}"),
+                        }
+                    }
+                    TargetState::RollingBack { version, .. } => {
+                        t.state = TargetState::RollbackFailed {
+                            version,
+                            reason: format!("refused the rollback update: {error}"),
+                        }
+                    }
+                    _ => {}
+                }
+            }
             Event::Presence { online, .. } => {
                 t.online = *online;
-                let in_play = matches!(
-                    t.state,
-                    TargetState::Sent { .. } | TargetState::Applied { .. }
-                );
+                // an image's box reboots into it: offline is expected until it reports
+                let in_play = match t.state {
+                    TargetState::Sent { .. } => image.is_none(),
+                    TargetState::Applied { .. } => true,
+                    _ => false,
+                };
                 if !online && running && t.wave == wave && in_play {
                     t.state = TargetState::Failed {
                         at_ms: now_ms,
@@ -282,6 +487,9 @@ impl Rollout {
                 ..
             } => {
                 t.reported_version = t.reported_version.max(*applied_version);
+                if image.is_some() {
+                    return; // config reports say nothing of an image
+                }
                 match t.state.clone() {
                     TargetState::Sent { .. } => {
                         if let Some((Some(v), reason)) = refused {
@@ -325,6 +533,20 @@ impl Rollout {
         match self.phase {
             Phase::Running => self.poll_running(now_ms),
             Phase::RollingBack => {
+                let timeout = self.spec.report_timeout_s.saturating_mul(1000);
+                for t in &mut self.targets {
+                    if let TargetState::RollingBack { version, at_ms } = t.state {
+                        if now_ms.saturating_sub(at_ms) >= timeout {
+                            t.state = TargetState::RollbackFailed {
+                                version,
+                                reason: format!(
+                                    "did not report the rollback within {} s",
+                                    self.spec.report_timeout_s
+                                ),
+                            };
+                        }
+                    }
+                }
                 let open = self
                     .targets
                     .iter()
@@ -342,16 +564,33 @@ impl Rollout {
         let mut out = Vec::new();
         let wave = self.wave;
         let timeout = self.spec.report_timeout_s.saturating_mul(1000);
+        let id = self.id.clone();
         for t in self.targets.iter_mut().filter(|t| t.wave == wave) {
             match t.state {
                 TargetState::Waiting => {
-                    out.push(Action::Publish {
-                        device: t.device.clone(),
-                        doc: DesiredDoc {
-                            version: t.version,
-                            config: self.spec.config.clone(),
-                        },
-                    });
+                    match (&self.spec.image, &self.spec.config) {
+                        (Some(img), _) => {
+                            if image_fact(t, None, &img.version) == ImageFact::Running {
+                                t.state = TargetState::Applied { at_ms: now_ms };
+                                continue;
+                            }
+                            out.push(update_action(&id, t, img, false, timeout));
+                        }
+                        (None, Some(config)) => out.push(Action::Publish {
+                            device: t.device.clone(),
+                            doc: DesiredDoc {
+                                version: t.version,
+                                config: config.clone(),
+                            },
+                        }),
+                        (None, None) => {
+                            t.state = TargetState::Failed {
+                                at_ms: now_ms,
+                                reason: "the rollout names neither a config nor an image".into(),
+                            };
+                            continue;
+                        }
+                    }
                     t.state = if t.online {
                         TargetState::Sent { at_ms: now_ms }
                     } else {
@@ -362,11 +601,15 @@ impl Rollout {
                     };
                 }
                 TargetState::Sent { at_ms } if now_ms.saturating_sub(at_ms) >= timeout => {
+                    let what = match &self.spec.image {
+                        Some(img) => format!("image {}", img.version),
+                        None => format!("version {}", t.version),
+                    };
                     t.state = TargetState::Failed {
                         at_ms: now_ms,
                         reason: format!(
-                            "did not report version {} within {} s",
-                            t.version, self.spec.report_timeout_s
+                            "did not report {what} within {} s",
+                            self.spec.report_timeout_s
                         ),
                     };
                 }
@@ -461,8 +704,28 @@ impl Rollout {
     /// Re-publishes the previous desired config to every box the new one was sent to.
     pub fn rollback(&mut self, now_ms: u64) -> Vec<Action> {
         let mut out = Vec::new();
+        let timeout = self.spec.report_timeout_s.saturating_mul(1000);
         for t in &mut self.targets {
             if matches!(t.state, TargetState::Waiting) {
+                continue;
+            }
+            if self.spec.image.is_some() {
+                // versions of images are names, not numbers: the state's number stays 0
+                let Some(img) = &self.spec.rollback_image else {
+                    continue; // refused before getting here (check, request_rollback)
+                };
+                t.state = if image_fact(t, None, &img.version) == ImageFact::Running {
+                    TargetState::RolledBack {
+                        version: 0,
+                        at_ms: now_ms,
+                    }
+                } else {
+                    out.push(update_action(&self.id, t, img, true, timeout));
+                    TargetState::RollingBack {
+                        version: 0,
+                        at_ms: now_ms,
+                    }
+                };
                 continue;
             }
             let version = t.version.max(t.reported_version).saturating_add(1);
@@ -487,6 +750,12 @@ impl Rollout {
 
     /// Rollback as an operator request: refused once the rollout completed or was rolled back.
     pub fn request_rollback(&mut self, now_ms: u64) -> Result<Vec<Action>, String> {
+        if self.spec.image.is_some() && self.spec.rollback_image.is_none() {
+            return Err(
+                "this image rollout names no rollback_image: start a rollout of the old image instead"
+                    .into(),
+            );
+        }
         match self.phase {
             Phase::Running | Phase::Paused | Phase::Halted | Phase::Aborted | Phase::Completed => {
                 Ok(self.rollback(now_ms))
@@ -496,228 +765,32 @@ impl Rollout {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The id of the rollout's command to one box: the device answers a repeated id with its first result, so a
+/// step repeated after a console restart installs nothing twice.
+pub fn command_id(rollout: &str, device: &str, rollback: bool) -> String {
+    let what = if rollback { "rollback" } else { "update" };
+    format!("rollout-{rollout}-{what}-{device}")
+}
 
-    fn spec() -> RolloutSpec {
-        RolloutSpec {
-            selector: "label.site=ams".into(),
-            config: RuntimeConfig {
-                session_limit: Some(4),
-                ..Default::default()
-            },
-            canary: 2,
-            waves: vec![50],
-            soak_s: 10,
-            report_timeout_s: 30,
-            max_failure_ratio: 0.25,
-            auto_rollback: false,
-        }
-    }
-
-    fn init(n: usize) -> Vec<TargetInit> {
-        (0..n)
-            .map(|i| TargetInit {
-                device: format!("box-{i:02}"),
-                previous: Some(DesiredDoc {
-                    version: 1,
-                    config: RuntimeConfig {
-                        session_limit: Some(2),
-                        ..Default::default()
-                    },
-                }),
-                next_version: 2,
-                reported_version: 1,
-                online: true,
-            })
-            .collect()
-    }
-
-    fn devices(a: &[Action]) -> Vec<String> {
-        a.iter()
-            .map(|Action::Publish { device, .. }| device.clone())
-            .collect()
-    }
-
-    fn applied(r: &mut Rollout, d: &str, v: u64, now: u64) {
-        r.on_event(
-            &Event::Reported {
-                device: d.into(),
-                applied_version: v,
-                refused: None,
-            },
-            now,
-        );
-    }
-
-    #[test]
-    fn wave_sizes_cover_every_target_once() {
-        assert_eq!(wave_sizes(20, 5, &[25, 50]), vec![5, 5, 10]);
-        assert_eq!(wave_sizes(20, 5, &[10]), vec![5, 15]);
-        assert_eq!(wave_sizes(3, 5, &[50]), vec![3]);
-        assert_eq!(wave_sizes(1, 0, &[]), vec![1]);
-        assert_eq!(wave_sizes(0, 1, &[50]), Vec::<usize>::new());
-        for n in 0..50 {
-            assert_eq!(wave_sizes(n, 3, &[10, 30, 90]).iter().sum::<usize>(), n);
-        }
-    }
-
-    #[test]
-    fn waves_advance_after_report_and_soak() {
-        let mut r = Rollout::new("r".into(), spec(), init(8), 0);
-        assert_eq!(r.waves, 3); // 2, then up to 4 (50%), then the rest
-        let a = r.poll(0);
-        assert_eq!(devices(&a), ["box-00", "box-01"]);
-        assert!(matches!(&a[0], Action::Publish { doc, .. } if doc.version == 2));
-        assert!(r.poll(1000).is_empty(), "nothing sent twice");
-        applied(&mut r, "box-00", 2, 1000);
-        assert!(r.poll(2000).is_empty());
-        applied(&mut r, "box-01", 2, 3000);
-        assert!(r.poll(3000).is_empty(), "soak starts");
-        assert!(r.poll(12_999).is_empty(), "still soaking");
-        assert_eq!(devices(&r.poll(13_000)), ["box-02", "box-03"]);
-        assert_eq!(r.wave, 1);
-        for d in ["box-02", "box-03"] {
-            applied(&mut r, d, 2, 14_000);
-        }
-        r.poll(14_000);
-        assert_eq!(devices(&r.poll(24_000)).len(), 4);
-        for d in ["box-04", "box-05", "box-06", "box-07"] {
-            applied(&mut r, d, 2, 25_000);
-        }
-        r.poll(25_000);
-        r.poll(35_000);
-        assert_eq!(r.phase, Phase::Completed);
-        assert_eq!(r.failed().count(), 0);
-    }
-
-    #[test]
-    fn refusals_halt_the_wave_and_rollback_restores_the_old_config() {
-        let mut s = spec();
-        s.canary = 5;
-        s.waves = vec![50];
-        s.max_failure_ratio = 0.2;
-        let mut r = Rollout::new("r".into(), s, init(20), 0);
-        assert_eq!(devices(&r.poll(0)).len(), 5);
-        for d in ["box-00", "box-02", "box-04"] {
-            r.on_event(
-                &Event::Reported {
-                    device: d.into(),
-                    applied_version: 1,
-                    refused: Some((Some(2), "session_limit 4 above 2".into())),
-                },
-                500,
-            );
-        }
-        applied(&mut r, "box-01", 2, 600);
-        assert!(r.poll(1000).is_empty());
-        assert_eq!(r.phase, Phase::Halted);
-        let failed: Vec<_> = r.failed().map(|(d, _)| d).collect();
-        assert_eq!(failed, ["box-00", "box-02", "box-04"]);
-        assert!(r.failed().all(|(_, why)| why.contains("session_limit 4")));
-        assert!(r.note.as_deref().unwrap().contains("3 of 5"));
-        // halted: time passes, nothing more goes out
-        assert!(r.poll(1_000_000).is_empty());
-        assert!(
-            r.targets
-                .iter()
-                .filter(|t| t.wave > 0)
-                .all(|t| t.state == TargetState::Waiting)
-        );
-
-        let a = r.request_rollback(2000).unwrap();
-        assert_eq!(
-            devices(&a),
-            ["box-00", "box-01", "box-02", "box-03", "box-04"]
-        );
-        for Action::Publish { doc, .. } in &a {
-            assert_eq!(doc.version, 3, "above the refused/applied version 2");
-            assert_eq!(doc.config.session_limit, Some(2), "the previous config");
-        }
-        assert_eq!(r.phase, Phase::RollingBack);
-        for d in ["box-00", "box-01", "box-02", "box-03", "box-04"] {
-            applied(&mut r, d, 3, 2500);
-        }
-        r.poll(3000);
-        assert_eq!(r.phase, Phase::RolledBack);
-        assert!(r.request_rollback(4000).is_err());
-    }
-
-    #[test]
-    fn offline_and_silent_boxes_fail_and_tolerated_failures_pass() {
-        let mut s = spec();
-        s.canary = 4;
-        s.waves = vec![];
-        s.max_failure_ratio = 0.5;
-        let mut t = init(6);
-        t[3].online = false;
-        let mut r = Rollout::new("r".into(), s, t, 0);
-        r.poll(0);
-        applied(&mut r, "box-00", 2, 100);
-        r.on_event(
-            &Event::Presence {
-                device: "box-01".into(),
-                online: false,
-            },
-            200,
-        );
-        r.poll(300);
-        let failed: Vec<_> = r.failed().collect();
-        assert_eq!(failed.len(), 2, "{failed:?}");
-        assert!(failed[1].1.contains("offline when its wave started"));
-        assert_eq!(r.phase, Phase::Running, "2 of 4 is not more than 50%");
-        // box-02 never answers
-        r.poll(29_999);
-        assert_eq!(r.phase, Phase::Running);
-        r.poll(30_000);
-        assert_eq!(r.phase, Phase::Halted);
-        assert!(
-            r.failed()
-                .any(|(d, why)| d == "box-02" && why.contains("within 30 s"))
-        );
-        // the operator accepts the failures: the next wave goes out after the soak
-        r.resume(31_000).unwrap();
-        assert!(r.poll(31_000).is_empty());
-        assert_eq!(devices(&r.poll(41_000)), ["box-04", "box-05"]);
-    }
-
-    #[test]
-    fn pause_holds_timeouts_and_abort_stops() {
-        let mut r = Rollout::new("r".into(), spec(), init(4), 0);
-        r.poll(0);
-        r.pause().unwrap();
-        assert!(r.poll(100_000).is_empty());
-        assert_eq!(r.phase, Phase::Paused);
-        r.resume(100_000).unwrap();
-        r.poll(100_001);
-        assert_eq!(r.phase, Phase::Running, "pause time did not count");
-        assert!(r.pause().is_ok() && r.pause().is_err());
-        r.abort().unwrap();
-        assert!(r.poll(1_000_000).is_empty());
-        assert!(r.resume(0).is_err());
-    }
-
-    #[test]
-    fn auto_rollback_and_state_round_trips() {
-        let mut s = spec();
-        s.auto_rollback = true;
-        s.max_failure_ratio = 0.0;
-        let mut r = Rollout::new("r".into(), s, init(3), 0);
-        r.poll(0);
-        r.on_event(
-            &Event::Reported {
-                device: "box-01".into(),
-                applied_version: 1,
-                refused: Some((Some(2), "no".into())),
-            },
-            10,
-        );
-        let a = r.poll(20);
-        assert_eq!(r.phase, Phase::RollingBack);
-        assert_eq!(devices(&a), ["box-00", "box-01"]);
-        let json = serde_json::to_string(&r).unwrap();
-        let back: Rollout = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, r);
+fn update_action(
+    rollout: &str,
+    t: &mut Target,
+    img: &UpdateRequest,
+    rollback: bool,
+    expiry_ms: u64,
+) -> Action {
+    t.update_ts_at_send_ms = t.update_ts_ms;
+    t.answer = None;
+    Action::Command {
+        device: t.device.clone(),
+        request: CommandRequest {
+            id: command_id(rollout, &t.device, rollback),
+            name: "update".into(),
+            args: serde_json::to_value(img).unwrap_or_default(),
+        },
+        expiry_s: expiry_ms.div_ceil(1000).max(1),
     }
 }
+
+#[cfg(test)]
+mod tests;

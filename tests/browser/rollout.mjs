@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// Rollouts driven from the operator console's page in headless Chromium, as an operator clicks them, by a test
+// that owns the boxes (agent/fleet/tests/fleet_console.rs). It logs in, opens #/rollouts and reports on stdout,
+// one JSON document per line:
+//   {"event":"started", "id":I}        the form started a config rollout of --config to --select
+//   {"event":"paused"|"resumed"|"aborted", "id":I}
+//                                      each button, clicked in turn, and the rollout's phase shown after it
+//   {"event":"halted", "id":J, "failed":[[box, reason], ...], "screenshot":PATH}
+//                                      a second rollout, of --bad-config to --bad-select, halted by itself with
+//                                      its failed boxes and their reasons listed; the page is written to PATH
+//   {"event":"rolled_back", "id":J}    its rollback button, and the phase reaching rolled_back
+// and exits 0, or prints {"event":"failed","error":...} and exits 1. Diagnostics go to stderr.
+//
+//   node rollout.mjs --url URL --user U --password P --select S --config JSON --bad-select S2
+//                    --bad-config JSON2 --screenshot FILE [--timeout S]
+// Environment: CHROMIUM  the browser binary (default /usr/bin/chromium).
+import puppeteer from 'puppeteer-core';
+
+function args(argv) {
+  const o = { timeout: 60 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const k = argv[i].replace(/^--/, '');
+    if (argv[i + 1] === undefined) throw new Error(`--${k} needs a value`);
+    o[k] = argv[i + 1];
+  }
+  for (const k of ['url', 'user', 'password', 'select', 'config', 'bad-select', 'bad-config', 'screenshot']) {
+    if (!o[k]) throw new Error(`--${k} is required`);
+  }
+  o.timeout = Number(o.timeout);
+  return o;
+}
+
+const say = (doc) => process.stdout.write(`${JSON.stringify(doc)}\n`);
+
+async function main() {
+  const o = args(process.argv.slice(2));
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    const errors = [];
+    page.on('pageerror', (e) => { errors.push(e.message); process.stderr.write(`page error: ${e.message}\n`); });
+    await page.authenticate({ username: o.user, password: o.password });
+    const ms = o.timeout * 1000;
+    await page.goto(`${o.url.replace(/\/$/, '')}/#/rollouts`, { waitUntil: 'load', timeout: ms });
+    await page.waitForSelector('#start-rollout', { timeout: ms });
+
+    // start: typed into the form as an operator would
+    const start = async (select, config, soak) => {
+      const before = await page.$$eval('section[data-rollout]', (s) => s.map((e) => e.dataset.rollout));
+      await page.$eval('#start-rollout', (f) => { f.selector.value = ''; f.config.value = ''; f.soak.value = ''; f.waves.value = ''; });
+      await page.type('#start-rollout input[name="selector"]', select);
+      await page.type('#start-rollout textarea[name="config"]', config);
+      await page.type('#start-rollout input[name="soak"]', String(soak));
+      await page.type('#start-rollout input[name="waves"]', '50');
+      await page.click('#start-rollout button[type="submit"]');
+      const handle = await page.waitForFunction(
+        (seen) => [...document.querySelectorAll('section[data-rollout]')].map((e) => e.dataset.rollout)
+          .find((id) => !seen.includes(id)),
+        { timeout: ms, polling: 100 }, before);
+      return handle.jsonValue();
+    };
+    const phase = (id, want) => page.waitForFunction(
+      (i, p) => document.querySelector(`section[data-rollout="${i}"]`)?.dataset.phase === p,
+      { timeout: ms, polling: 100 }, id, want);
+    const click = async (id, action) => {
+      await page.waitForSelector(`section[data-rollout="${id}"] button[data-action="${action}"]`, { timeout: ms });
+      await page.click(`section[data-rollout="${id}"] button[data-action="${action}"]`);
+    };
+
+    // a long soak keeps the first rollout running while the operator pauses, resumes and aborts it
+    const id = await start(o.select, o.config, 600);
+    await phase(id, 'running');
+    say({ event: 'started', id });
+    for (const [action, shown] of [['pause', 'paused'], ['resume', 'running'], ['abort', 'aborted']]) {
+      await click(id, action);
+      await phase(id, shown);
+      say({ event: action === 'resume' ? 'resumed' : shown, id });
+    }
+
+    const bad = await start(o['bad-select'], o['bad-config'], 1);
+    await phase(bad, 'halted');
+    const failed = await page.$$eval(`section[data-rollout="${bad}"] tr[data-state="failed"]`,
+      (trs) => trs.map((tr) => [tr.dataset.device, tr.cells[3].textContent.trim()]));
+    await page.screenshot({ path: o.screenshot, fullPage: true });
+    say({ event: 'halted', id: bad, failed, screenshot: o.screenshot });
+    await click(bad, 'rollback');
+    await phase(bad, 'rolled_back');
+    if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
+    say({ event: 'rolled_back', id: bad });
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  say({ event: 'failed', error: String(e && e.message ? e.message : e) });
+  process.exit(1);
+});
