@@ -3,7 +3,7 @@
 # veryfast, CBR with a 600 ms VBV) by, interleaved in each round:
 #   ffmpeg      one ffmpeg process: decode once, split=3, scale (swscale default bicubic), libx264 veryfast  [baseline]
 #   gst-raw     the straightforward gst-launch-1.0 pipeline: decode, tee, videoscale per branch, x264enc veryfast
-#   gst-tuned   the tuned gst-launch-1.0 layout (see /work/notes/pipeline-tuning.md and BENCHMARKS.md)
+#   gst-tuned   the tuned gst-launch-1.0 layout (see BENCHMARKS.md)
 #   agent       ./target/release/edge-agent transcode (skipped with a message until it is built)
 # Reports wall time, realtime factor, CPU seconds, peak RSS (/usr/bin/time -v), each rendition's video bitrate
 # and PSNR (Y and YUV average) against the source scaled down with ffmpeg lanczos, and the agent's per-segment

@@ -57,12 +57,21 @@ pub struct MediaConfig {
     pub ladder: Vec<String>,
     /// Extra, operator-defined profiles (same fields as the standard ones; `gop` optional).
     pub custom_profiles: Vec<media::profiles::Profile>,
-    /// Concurrent streams this box accepts; `0` means "the limit of the selected encoder/board".
+    /// Concurrent streams this box accepts; `0` means "what this box measured for the ladder on its encoder"
+    /// (`edge-agent hw --calibrate`, cached per box, encoder and ladder), or the limit of the selected
+    /// encoder/board where it has not measured.
     pub max_sessions: u32,
     /// Target segment duration of the HLS output, seconds (used by file/test-source inputs).
     pub segment_seconds: f64,
     /// Number of segments kept in a live media playlist.
     pub playlist_window: usize,
+    /// How a live stream's segments follow each other in the encoders: `continuous` (they run on from
+    /// segment to segment; one engine per stream) or `restart` (they restart at every segment). Jobs that
+    /// ask for bit-exact verification always restart.
+    pub segment_mode: media::engine::SegmentMode,
+    /// With `max_sessions = 0`: when this box has no calibration for its ladder and encoder yet, measure it
+    /// at start (about a minute of CPU beside the first streams; `edge-agent hw --calibrate` does it ahead).
+    pub calibrate_at_start: bool,
 }
 
 impl Default for MediaConfig {
@@ -77,6 +86,8 @@ impl Default for MediaConfig {
             max_sessions: 0,
             segment_seconds: 2.0,
             playlist_window: 6,
+            segment_mode: media::engine::SegmentMode::Continuous,
+            calibrate_at_start: false,
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct SegmentReport {
     /// Why the input's audio is not in the renditions, when it has audio that is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio_dropped: Option<String>,
+    /// `continuous` when the encoders ran on from the stream's previous segment, `restart` when they started
+    /// afresh for this one (the bit-exact mode always does).
+    pub segment_mode: media::engine::SegmentMode,
     pub renditions: Vec<RenditionReport>,
 }
 

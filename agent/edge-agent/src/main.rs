@@ -1,6 +1,7 @@
 //! `edge-agent`: the one binary of an edge transcoder box.  CLI parsing and daemon wiring only; the
 //! capabilities live in their own crates (`media`, `hw`, `ppspp`, `fleet`, ...).
 
+mod capacity;
 mod cmd;
 mod config;
 mod conn_limit;

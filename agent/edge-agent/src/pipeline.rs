@@ -110,6 +110,7 @@ impl StreamPipeline {
         } else {
             EngineConfig {
                 backend: shared.hw.backend(),
+                mode: shared.config.media.segment_mode,
                 ..EngineConfig::new(profiles)
             }
         };
@@ -246,6 +247,7 @@ impl StreamPipeline {
                 dropped: out.stats.dropped.clone(),
                 repairs: out.stats.repairs.clone(),
                 audio_dropped: out.stats.audio_dropped.clone(),
+                segment_mode: out.stats.mode,
                 renditions,
             },
         })

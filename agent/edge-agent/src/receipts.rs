@@ -101,7 +101,11 @@ pub fn store(
         &renditions,
         js.signature.clone(),
         mode,
-    );
+    )
+    .made_by(match report.segment_mode {
+        media::engine::SegmentMode::Restart => proof::SegmentRun::Restart,
+        media::engine::SegmentMode::Continuous => proof::SegmentRun::Continuous,
+    });
     let dir = kept_dir(data_dir, job.job_id, seq);
     let kept_input = dir.join(bundle::INPUT);
     write_synced(&kept_input, input)?;

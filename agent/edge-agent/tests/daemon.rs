@@ -617,3 +617,84 @@ fn real_world_traits_through_the_ingest() {
     }
     kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
 }
+
+/// `edge-agent hw --calibrate` measures how many streams of the ladder the box carries (the real pipeline on
+/// the chosen encoder, 1, 2, … streams at once until the slowest loses its headroom), caches it per agent
+/// version, board, encoder and ladder, shows the cached figure without measuring again, and the daemon takes
+/// it as its session limit when `max_sessions = 0`.
+#[test]
+fn the_calibrated_capacity_is_cached_and_becomes_the_session_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // the table's limit first: 2 cores, 2 renditions
+    let d = Daemon::start(dir.path(), 0);
+    assert!(d.next_notify().contains("READY=1"));
+    let (_, body) = http(d.port, "GET", "/healthz", b"");
+    let table = json(&body)["max_sessions"].as_u64().unwrap();
+    drop(d);
+
+    let hw = |extra: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+            .args(["hw", "--json", "--config"])
+            .arg(dir.path().join("config.toml"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let t0 = Instant::now();
+    let first = hw(&["--calibrate"]);
+    let measured = t0.elapsed();
+    let cal = &first["calibration"]["calibration"];
+    eprintln!("calibrated in {measured:?}: {cal}");
+    let streams = cal["streams"].as_u64().unwrap();
+    let trials = cal["trials"].as_array().unwrap();
+    assert!(streams >= 1 && !trials.is_empty());
+    let headroom = cal["input"]["headroom"].as_f64().unwrap();
+    // the streams it carries kept the headroom all together; one more did not, or the trials hit the ceiling
+    if cal["below_realtime"] == false {
+        assert!(
+            trials[streams as usize - 1]["slowest_realtime"]
+                .as_f64()
+                .unwrap()
+                >= headroom
+        );
+    }
+    if let Some(next) = trials.get(streams as usize) {
+        assert!(next["slowest_realtime"].as_f64().unwrap() < headroom);
+    }
+    let cache = dir.path().join("data/hw/capacity.json");
+    assert!(cache.exists());
+
+    // cached: shown again without measuring
+    let t0 = Instant::now();
+    let again = hw(&["--calibrate"]);
+    assert!(t0.elapsed() < measured, "measured again");
+    assert_eq!(again["calibration"], first["calibration"]);
+    assert_eq!(
+        hw(&[])["calibration"],
+        first["calibration"],
+        "plain `hw` shows it too"
+    );
+
+    // the daemon's session limit is the cached figure (made distinct from the table's here, to see it is
+    // the figure that counts)
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let figure = table + 5;
+    c["calibration"]["streams"] = figure.into();
+    std::fs::write(&cache, serde_json::to_vec(&c).unwrap()).unwrap();
+    let d = Daemon::start(dir.path(), 0);
+    assert!(d.next_notify().contains("READY=1"));
+    let (_, body) = http(d.port, "GET", "/healthz", b"");
+    assert_eq!(json(&body)["max_sessions"].as_u64(), Some(figure));
+    drop(d);
+    // another segment mode is another calibration: the table again
+    let d = Daemon::start_with(dir.path(), 0, "segment_mode = \"restart\"", &[]);
+    assert!(d.next_notify().contains("READY=1"));
+    let (_, body) = http(d.port, "GET", "/healthz", b"");
+    assert_eq!(json(&body)["max_sessions"].as_u64(), Some(table));
+}

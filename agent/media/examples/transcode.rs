@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use media::engine::SegmentMode;
 use media::hls::{HlsMode, HlsWriter};
 use media::sources::{self, TestSource};
 use media::{Backend, EngineConfig, Layout, Profile, ProfileSet, TranscoderPool, X264Options};
@@ -60,6 +61,10 @@ struct Args {
     /// Engines working on consecutive segments at once (media::TranscoderPool).
     #[arg(long, default_value_t = 1)]
     engines: usize,
+    /// Encoders restarting at every segment (`restart`) or running on across segments (`continuous`,
+    /// one engine).
+    #[arg(long, default_value = "restart")]
+    segment_mode: String,
     #[arg(long)]
     json: bool,
     #[arg(long)]
@@ -150,6 +155,11 @@ fn main() -> Result<()> {
         cfg.layout = toml::from_str::<Layout>(l).context("--layout")?;
     }
     let _ = a.software;
+    cfg.mode = match a.segment_mode.as_str() {
+        "restart" => SegmentMode::Restart,
+        "continuous" => SegmentMode::Continuous,
+        other => bail!("--segment-mode {other}: restart or continuous"),
+    };
     let mut pool = TranscoderPool::new(cfg, a.engines).context("building the pipelines")?;
     let mut hls = HlsWriter::new(&a.out, HlsMode::Vod, a.segment_seconds)?;
     let start = Instant::now();

@@ -98,6 +98,32 @@ pub struct EncodeParams {
 }
 
 impl Backend {
+    /// What makes this backend's encoder hold no frame back (no lookahead, no B-frames, no frame-threading
+    /// delay), for the continuous mode. The engine sets only the properties the encoder has: the hardware
+    /// encoders' defaults are without B-frames already.
+    pub fn zero_delay_props(&self) -> Vec<PropSet> {
+        match self {
+            Backend::Software(o) => {
+                let tune = if o.tune.is_empty() || o.tune.contains("zerolatency") {
+                    "zerolatency".to_string()
+                } else {
+                    format!("{}+zerolatency", o.tune)
+                };
+                vec![p("tune", tune)]
+            }
+            Backend::Va => vec![p("b-frames", 0)],
+            Backend::Vaapi => vec![p("max-bframes", 0)],
+            Backend::Nvenc => vec![
+                p("bframes", 0),
+                p("zerolatency", true),
+                p("rc-lookahead", 0),
+            ],
+            Backend::Jetson => vec![p("num-B-Frames", 0)],
+        }
+    }
+}
+
+impl Backend {
     /// Short name for logs.
     pub fn name(&self) -> &'static str {
         match self {

@@ -3,6 +3,7 @@
 //! See README.md.
 
 pub mod backend;
+pub mod capacity;
 pub mod engine;
 pub mod fidelity;
 pub mod h264;

@@ -1,4 +1,5 @@
-//! Several engines working on consecutive segments of one stream at once.
+//! Several engines working on consecutive segments of one stream at once (in the restart mode; a
+//! continuous stream has one engine, whose encoders run on from segment to segment).
 //!
 //! Every output segment depends only on its input segment (the encoders restart at each segment), so
 //! segment N+1 can be transcoded while segment N's encoders drain; results come back in submission order
@@ -17,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use crate::engine::{BuildError, EngineConfig, SegmentError, SegmentOutput, Transcoder};
+use crate::engine::{
+    BuildError, EngineConfig, SegmentError, SegmentMode, SegmentOutput, Transcoder,
+};
 use crate::ts::VideoAu;
 
 type Reply = mpsc::Sender<Result<SegmentOutput, SegmentError>>;
@@ -294,7 +297,8 @@ pub struct TranscoderPool {
 }
 
 impl TranscoderPool {
-    /// Build `n` (at least 1) engines with the same configuration.
+    /// Build `n` (at least 1) engines with the same configuration; one in the continuous mode, whose
+    /// encoders carry their state from each segment to the next.
     pub fn new(cfg: EngineConfig, n: usize) -> Result<Self, BuildError> {
         Self::with_rebuild_counter(cfg, n, Arc::default())
     }
@@ -305,6 +309,10 @@ impl TranscoderPool {
         n: usize,
         rebuilds: Arc<AtomicU64>,
     ) -> Result<Self, BuildError> {
+        let n = match cfg.mode {
+            SegmentMode::Restart => n,
+            SegmentMode::Continuous => 1,
+        };
         let factory: Factory<Transcoder> = Arc::new(move || Transcoder::new(cfg.clone()));
         Ok(TranscoderPool {
             queue: Queue::new(factory, n, rebuilds)?,

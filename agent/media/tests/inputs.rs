@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use media::engine::SegmentError;
+use media::engine::{SegmentError, SegmentMode};
 use media::sources::{self, TestSource};
 use media::ts::{self, TsError};
 use media::{EngineConfig, Profile, Transcoder};
@@ -67,13 +67,26 @@ fn audio_only_segment() -> Vec<u8> {
 
 #[test]
 fn bad_segments_error_clearly_and_the_stream_goes_on() {
+    bad_segments_error_clearly_and_the_stream_goes_on_in(SegmentMode::Restart);
+}
+
+#[test]
+fn bad_segments_error_clearly_and_the_stream_goes_on_continuous() {
+    bad_segments_error_clearly_and_the_stream_goes_on_in(SegmentMode::Continuous);
+}
+
+fn bad_segments_error_clearly_and_the_stream_goes_on_in(mode: SegmentMode) {
     let good = small(30, 320, 240, true, 4.0);
     assert_eq!(good.len(), 2);
     let profiles = vec![
         Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
         Profile::new("small", 160, 120, 30, 200).unwrap(),
     ];
-    let mut t = Transcoder::new(EngineConfig::new(profiles)).unwrap();
+    let mut t = Transcoder::new(EngineConfig {
+        mode,
+        ..EngineConfig::new(profiles)
+    })
+    .unwrap();
     t.push_segment(0, &good[0]).unwrap();
 
     let g = &good[1];
@@ -200,13 +213,26 @@ fn bad_segments_error_clearly_and_the_stream_goes_on() {
 
 #[test]
 fn portrait_odd_and_no_audio() {
+    portrait_odd_and_no_audio_in(SegmentMode::Restart);
+}
+
+#[test]
+fn portrait_odd_and_no_audio_continuous() {
+    portrait_odd_and_no_audio_in(SegmentMode::Continuous);
+}
+
+fn portrait_odd_and_no_audio_in(mode: SegmentMode) {
     // portrait phone video without audio, into landscape boxes
     let segs = small(30, 360, 640, false, 2.0);
     let profiles = vec![
         Profile::new("P240p30fps16x9", 426, 240, 30, 600).unwrap(),
         Profile::new("P720p30fps16x9", 1280, 720, 30, 4000).unwrap(),
     ];
-    let mut t = Transcoder::new(EngineConfig::new(profiles)).unwrap();
+    let mut t = Transcoder::new(EngineConfig {
+        mode,
+        ..EngineConfig::new(profiles)
+    })
+    .unwrap();
     let out = t.push_segment(7, &segs[0]).unwrap();
     assert!(!out.stats.has_audio);
     let sizes: Vec<_> = out.renditions.iter().map(|r| (r.width, r.height)).collect();
@@ -231,9 +257,12 @@ fn portrait_odd_and_no_audio() {
 
     // unusual size, not a multiple of 16 (350x262, aspect 1.336) into a 4:3 box: even, aspect kept
     let segs = small(30, 350, 262, false, 1.0);
-    let mut t = Transcoder::new(EngineConfig::new(vec![
-        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
-    ]))
+    let mut t = Transcoder::new(EngineConfig {
+        mode,
+        ..EngineConfig::new(vec![
+            Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+        ])
+    })
     .unwrap();
     let out = t.push_segment(0, &segs[0]).unwrap();
     let r = &out.renditions[0];
@@ -246,6 +275,15 @@ fn portrait_odd_and_no_audio() {
 
 #[test]
 fn sixty_fps_into_thirty_drops_evenly() {
+    sixty_fps_into_thirty_drops_evenly_in(SegmentMode::Restart);
+}
+
+#[test]
+fn sixty_fps_into_thirty_drops_evenly_continuous() {
+    sixty_fps_into_thirty_drops_evenly_in(SegmentMode::Continuous);
+}
+
+fn sixty_fps_into_thirty_drops_evenly_in(mode: SegmentMode) {
     let segs = small(60, 640, 360, true, 4.0);
     assert_eq!(segs.len(), 2);
     let profiles = vec![
@@ -254,7 +292,11 @@ fn sixty_fps_into_thirty_drops_evenly() {
         // a 120 fps profile must not raise the rate above the input's 60
         Profile::new("P240p120", 426, 240, 120, 800).unwrap(),
     ];
-    let mut t = Transcoder::new(EngineConfig::new(profiles)).unwrap();
+    let mut t = Transcoder::new(EngineConfig {
+        mode,
+        ..EngineConfig::new(profiles)
+    })
+    .unwrap();
     for (i, s) in segs.iter().enumerate() {
         let out = t.push_segment(i as u64, s).unwrap();
         assert_eq!(out.stats.input_fps, (60, 1));

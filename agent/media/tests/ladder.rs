@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use media::engine::SegmentMode;
 use media::hls::{HlsMode, HlsWriter};
 use media::sources::TestSource;
 use media::ts;
@@ -25,6 +26,19 @@ fn ladder() -> Vec<Profile> {
 
 #[test]
 fn ladder_with_audio_to_hls() {
+    ladder_to_hls(SegmentMode::Restart);
+}
+
+/// The continuous mode: the encoders run on across segments, and every output segment still starts with an
+/// IDR carrying SPS and PPS, holds its input segment's frames and audio, decodes alone, and the playlists
+/// play; the encoders were never restarted (x264 writes its version SEI once per encoder, in its first
+/// frame: only segment 0 carries it).
+#[test]
+fn ladder_with_audio_to_hls_continuous() {
+    ladder_to_hls(SegmentMode::Continuous);
+}
+
+fn ladder_to_hls(mode: SegmentMode) {
     let src = TestSource {
         width: 640,
         height: 360,
@@ -38,7 +52,11 @@ fn ladder_with_audio_to_hls() {
     let segs = media::sources::segment(&es, 2.0).unwrap();
     assert_eq!(segs.len(), 4);
     let profiles = ladder();
-    let mut t = Transcoder::new(EngineConfig::new(profiles.clone())).unwrap();
+    let mut t = Transcoder::new(EngineConfig {
+        mode,
+        ..EngineConfig::new(profiles.clone())
+    })
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut hls = HlsWriter::new(dir.path().join("hls"), HlsMode::Vod, 2.0).unwrap();
     let mut video_bytes = vec![0usize; profiles.len()];
@@ -83,6 +101,25 @@ fn ladder_with_audio_to_hls() {
                 p.name
             );
             assert_eq!(o.video.len(), 60);
+            let nal_types: Vec<u8> = ts::nal_units(&o.video[0].data)
+                .filter_map(|n| n.first().map(|b| b & 0x1f))
+                .collect();
+            assert!(
+                nal_types.contains(&7) && nal_types.contains(&8) && nal_types.contains(&5),
+                "rendition {} segment {seq}: IDR with SPS and PPS first, NAL types {nal_types:?}",
+                p.name
+            );
+            let restarted = o.video[0].data.windows(10).any(|w| w == b"x264 - cor");
+            if mode == SegmentMode::Continuous {
+                assert_eq!(
+                    restarted,
+                    i == 0,
+                    "rendition {} segment {seq}: encoder restarted",
+                    p.name
+                );
+            } else {
+                assert!(restarted, "restart mode: a fresh encoder every segment");
+            }
             let in_first = input.video.iter().map(|a| a.pts).min().unwrap();
             let out_first = o.video.iter().map(|a| a.pts).min().unwrap();
             assert!(

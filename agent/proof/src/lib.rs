@@ -15,5 +15,5 @@ pub mod store;
 
 pub use claim::{Answer, ClaimRecord, Stage, Windows};
 pub use ledger::{Action, Event, Ledger, Policy};
-pub use receipt::{EncodeMode, Receipt};
+pub use receipt::{EncodeMode, Receipt, SegmentRun};
 pub use store::{JobRecord, ProofStore};

@@ -17,6 +17,18 @@ pub enum EncodeMode {
     Fidelity,
 }
 
+/// Whether the encoders started afresh for a segment or ran on from the stream's previous one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentRun {
+    /// Fresh encoders: the renditions depend on this segment alone (and, bit-exact, are reproducible).
+    #[default]
+    Restart,
+    /// The encoders carried their state over from the previous segment: the renditions depend on the
+    /// segments before too, so only a fidelity comparison can check them.
+    Continuous,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub stream_id: String,
@@ -34,6 +46,10 @@ pub struct Receipt {
     /// Where each rendition is kept, in profile order.
     pub outputs: Vec<PathBuf>,
     pub mode: EncodeMode,
+    /// How the segment followed the previous one in the encoders (receipts written before this field:
+    /// restart, the only run there was).
+    #[serde(default)]
+    pub run: SegmentRun,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,7 +89,13 @@ impl Receipt {
             input: None,
             outputs: Vec::new(),
             mode,
+            run: SegmentRun::Restart,
         }
+    }
+
+    /// The same receipt, made by encoders that ran as `run` says.
+    pub fn made_by(self, run: SegmentRun) -> Self {
+        Self { run, ..self }
     }
 
     /// The claim's Merkle leaf (rule 6).

@@ -61,6 +61,10 @@ pub struct Args {
     /// engine keeps the CPU busy meanwhile).  Output is the same for any value.
     #[arg(long, default_value_t = 2)]
     engines: usize,
+    /// `restart` (fresh encoders per segment; the default here) or `continuous` (one engine whose encoders
+    /// run on across segments, as the daemon runs a live stream).
+    #[arg(long, value_parser = parse_segment_mode)]
+    segment_mode: Option<media::engine::SegmentMode>,
     /// Extra x264 options (`key=value:key=value`) appended to the software encoder's option string, e.g.
     /// `me=dia` as in the tuned benchmark layout.  Ignored by hardware encoders.
     #[arg(long, default_value = "")]
@@ -74,6 +78,14 @@ pub struct Args {
     /// Print JSON lines (one per segment, then a summary) instead of a progress bar.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_segment_mode(s: &str) -> Result<media::engine::SegmentMode, String> {
+    match s {
+        "restart" => Ok(media::engine::SegmentMode::Restart),
+        "continuous" => Ok(media::engine::SegmentMode::Continuous),
+        other => Err(format!("`{other}`: expected restart or continuous")),
+    }
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -159,6 +171,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => EngineConfig::new(profiles),
     };
+    if let Some(m) = args.segment_mode {
+        engine.mode = m;
+    }
     if !backend_given {
         let mut hw_cfg = cfg.hw.clone();
         hw_cfg.force_software |= args.software;

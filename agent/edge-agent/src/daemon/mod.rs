@@ -180,9 +180,25 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
             "HLS output of an earlier run recovered"
         );
     }
+    let calibrated = (config.media.max_sessions == 0)
+        .then(|| {
+            crate::capacity::cached(&config.agent.data_dir, &crate::capacity::key(&config, &hw))
+        })
+        .flatten();
     let max_sessions = if config.media.max_sessions > 0 {
         config.media.max_sessions
+    } else if let Some(c) = &calibrated {
+        tracing::info!(
+            streams = c.calibration.streams,
+            measured_at_ms = c.measured_at_ms,
+            "session limit from this box's calibration"
+        );
+        c.calibration.streams
     } else {
+        tracing::info!(
+            limit = hw.session_limit(),
+            "session limit from the encoder's table (no calibration for this ladder and encoder: `edge-agent hw --calibrate` measures it)"
+        );
         hw.session_limit()
     };
     let chain = match &config.chain {
@@ -221,6 +237,33 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
     }
 
     let mut tasks = tokio::task::JoinSet::new();
+    if shared.config.media.max_sessions == 0
+        && calibrated.is_none()
+        && shared.config.media.calibrate_at_start
+    {
+        // measured beside the first streams (they share the CPU); the limit follows once it is known, unless
+        // the fleet set one meanwhile
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let table = s.hw.session_limit();
+            match crate::capacity::calibrate(&s.config, &s.hw) {
+                Ok(c) => {
+                    let streams = c.calibration.streams;
+                    s.runtime.send_if_modified(|rt| {
+                        let take = rt.max_sessions == table;
+                        if take {
+                            rt.max_sessions = streams;
+                        }
+                        take
+                    });
+                    tracing::info!(streams, "calibrated: session limit");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "calibration failed: the encoder's table stays the session limit")
+                }
+            }
+        });
+    }
     if let Some(c) = chain {
         chain::spawn(&mut tasks, shared.clone(), c);
     }

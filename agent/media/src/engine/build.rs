@@ -10,7 +10,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use super::frames::{self, BranchState, Shared, SharedRef, lock};
-use super::{Branch, EngineConfig, Transcoder, scale_parents};
+use super::{Branch, EngineConfig, SegmentMode, Transcoder, scale_parents};
 use crate::backend::EncodeParams;
 use crate::ts::TsMuxer;
 
@@ -38,6 +38,8 @@ pub enum BuildError {
         to: String,
         why: String,
     },
+    #[error("segment mode: {0}")]
+    Mode(&'static str),
     #[error("pipeline state change to {state:?} failed: {why}")]
     State { state: gst::State, why: String },
 }
@@ -95,6 +97,11 @@ impl Transcoder {
         gst::init().map_err(|e| BuildError::Init(e.to_string()))?;
         if cfg.profiles.is_empty() {
             return Err(BuildError::NoProfiles);
+        }
+        if cfg.mode == SegmentMode::Continuous && cfg.self_contained_segments {
+            return Err(BuildError::Mode(
+                "self-contained segments need the restart mode (the encoders restart at every segment)",
+            ));
         }
         for p in &cfg.profiles {
             p.validate()?;
@@ -160,6 +167,7 @@ impl Transcoder {
             last_caps: None,
             broken: None,
             tail: None,
+            continuity: None,
         };
         t.set_state(gst::State::Playing)?;
         Ok(t)
@@ -302,6 +310,14 @@ fn branch(
     }) {
         set_prop(&enc, ps.name, &ps.value)?;
     }
+    if cfg.mode == SegmentMode::Continuous {
+        for ps in cfg.backend.zero_delay_props() {
+            if enc.find_property(ps.name).is_some() {
+                set_prop(&enc, ps.name, &ps.value)?;
+            }
+        }
+        frames::add_encoder_gate(&enc, shared, i);
+    }
     let outcaps = make("capsfilter", &format!("h264caps{i}"))?;
     outcaps.set_property(
         "caps",
@@ -344,6 +360,7 @@ fn branch(
             profile: prof.clone(),
             capsfilter: cf,
             muxer: TsMuxer::new(),
+            encoder_sink: enc.static_pad("sink").expect("an encoder has a sink pad"),
         },
         scaler: scale,
         scaled_tee,

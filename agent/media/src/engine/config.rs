@@ -82,6 +82,34 @@ pub fn scale_parents(profiles: &[Profile], topology: Topology) -> Vec<Option<usi
     parents
 }
 
+/// How an engine carries a stream from one segment to the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentMode {
+    /// Every segment ends with an EOS that drains the encoders, and a flush that restarts them: each output
+    /// segment depends on its input segment alone (with [`EngineConfig::self_contained_segments`], the
+    /// bit-exact verification mode).
+    #[default]
+    Restart,
+    /// The encoders run on from segment to segment (rate control carries over, a hardware encoder keeps its
+    /// session); the decoder still drains at each segment's end. Every rendition is forced to an IDR (with
+    /// SPS and PPS) at each segment's first frame, so each output segment still starts with one, holds exactly
+    /// its input segment's frames, and decodes alone. The encoders run without lookahead and B-frames (x264's
+    /// zero-latency tuning; hardware encoders without B-frames), so a segment is out as soon as its last frame
+    /// is encoded: an encoder that holds frames back would keep a segment waiting for the next one. An
+    /// encoder that does so anyway is drained at that segment's end, which restarts it.
+    Continuous,
+}
+
+impl SegmentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentMode::Restart => "restart",
+            SegmentMode::Continuous => "continuous",
+        }
+    }
+}
+
 /// Engine configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +131,9 @@ pub struct EngineConfig {
     /// decodes from the previous segment's GOP.
     #[serde(default)]
     pub self_contained_segments: bool,
+    /// How segments follow each other in the encoders (restart unless the stream asks otherwise).
+    #[serde(default)]
+    pub mode: SegmentMode,
 }
 
 fn default_watchdog_ms() -> u64 {
@@ -117,6 +148,15 @@ impl EngineConfig {
             layout: Layout::default(),
             watchdog_ms: default_watchdog_ms(),
             self_contained_segments: false,
+            mode: SegmentMode::Restart,
+        }
+    }
+
+    /// A live stream's engine: the default backend, encoders running on across segments.
+    pub fn continuous(profiles: Vec<Profile>) -> Self {
+        EngineConfig {
+            mode: SegmentMode::Continuous,
+            ..Self::new(profiles)
         }
     }
 

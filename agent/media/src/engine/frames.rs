@@ -54,6 +54,8 @@ pub(super) struct BranchState {
     pub(super) kept: usize,
     pub(super) frames: Vec<OutFrame>,
     pub(super) eos: bool,
+    /// Continuous mode: the segment's end reached the encoder (its EOS, held there), so `kept` is final.
+    pub(super) input_done: bool,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +72,8 @@ pub(super) struct Shared {
     pub(super) duplicates: usize,
     pub(super) decoded: usize,
     pub(super) error: Option<(String, String, String)>,
+    /// Continuous mode: let the next EOS and flush through to the encoders (they are drained and restart).
+    pub(super) drain_encoders: bool,
 }
 
 pub(super) type SharedRef = Arc<(Mutex<Shared>, Condvar)>;
@@ -161,6 +165,38 @@ pub(super) fn add_pace_probe(queue: &gst::Element, shared: &SharedRef, i: usize)
     );
 }
 
+/// Continuous mode: the gate in front of branch `i`'s encoder holds a segment's EOS (recording that the
+/// segment's frames are all in) and the flush after it, so the encoder runs on into the next segment; with
+/// [`Shared::drain_encoders`] set, both go through and the encoder drains and restarts.
+pub(super) fn add_encoder_gate(encoder: &gst::Element, shared: &SharedRef, i: usize) {
+    let sh = shared.clone();
+    encoder.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::EVENT_FLUSH,
+        move |_pad, info| {
+            let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let (m, cv) = &*sh;
+            let mut s = lock(m);
+            if s.drain_encoders {
+                return gst::PadProbeReturn::Ok;
+            }
+            match ev.type_() {
+                gst::EventType::Eos => {
+                    s.branches[i].input_done = true;
+                    cv.notify_all();
+                }
+                gst::EventType::FlushStart | gst::EventType::FlushStop => {}
+                _ => return gst::PadProbeReturn::Ok,
+            }
+            // held here: taken out of the probe (and released) rather than dropped, which GStreamer's
+            // event path answers with a critical warning for these events
+            info.data = None;
+            gst::PadProbeReturn::Handled
+        },
+    );
+}
+
 /// Branch `i`'s appsink: every encoded frame into its state, in running time, and its EOS, with a wake-up
 /// for the engine's thread.
 pub(super) fn collect_encoded(sink: &gst_app::AppSink, shared: &SharedRef, i: usize) {
@@ -181,7 +217,10 @@ pub(super) fn collect_encoded(sink: &gst_app::AppSink, shared: &SharedRef, i: us
                     key: !buf.flags().contains(gst::BufferFlags::DELTA_UNIT),
                     data: map.as_slice().to_vec(),
                 };
-                lock(&sh.0).branches[i].frames.push(f);
+                let (m, cv) = &*sh;
+                lock(m).branches[i].frames.push(f);
+                // the continuous mode counts a segment's frames as they come
+                cv.notify_all();
                 Ok(gst::FlowSuccess::Ok)
             })
             .eos(move |_| {

@@ -36,7 +36,7 @@ use gstreamer_app as gst_app;
 
 pub use self::build::{BuildError, fit_box, set_prop};
 pub use self::codecs::{avc1_codec, mp4a_codec};
-pub use self::config::{EngineConfig, Layout, Topology, scale_parents};
+pub use self::config::{EngineConfig, Layout, SegmentMode, Topology, scale_parents};
 use self::frames::SharedRef;
 pub(crate) use self::frames::signed_running_times;
 pub use self::segment::check_timestamps;
@@ -147,6 +147,8 @@ pub struct SegmentStats {
     pub has_audio: bool,
     /// Why the input's audio is not carried, if it has audio that is not.
     pub audio_dropped: Option<String>,
+    /// Whether the encoders ran on from the previous segment or started afresh for this one.
+    pub mode: SegmentMode,
 }
 
 /// The result of one segment: one rendition per profile, in profile order.
@@ -161,6 +163,8 @@ struct Branch {
     profile: Profile,
     capsfilter: gst::Element,
     muxer: TsMuxer,
+    /// Where the continuous mode forces each segment's first frame to an IDR.
+    encoder_sink: gst::Pad,
 }
 
 /// The engine. Blocking; drive it from a plain thread (or `spawn_blocking`).
@@ -176,6 +180,8 @@ pub struct Transcoder {
     /// The last segment's access units from its last random access point on, for a next segment cut
     /// mid-GOP: (its sequence number, the access units).
     tail: Option<(u64, Vec<VideoAu>)>,
+    /// Continuous mode: where the last segment lay on the pipeline's timeline, so the next one follows it.
+    continuity: Option<segment::Continuity>,
 }
 
 impl Transcoder {

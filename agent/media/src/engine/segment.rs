@@ -1,26 +1,77 @@
-//! The restart mode's segment cutting: a segment's access units are pushed, then EOS; every encoder drains
-//! and its appsink collects the encoded frames; then one flush (flush-start and flush-stop from the appsrc)
-//! returns every element to a clean state without leaving PLAYING, and the encoders start afresh with the
-//! next segment. So every output segment starts with an IDR and holds exactly its input segment's frames.
+//! Segment cutting, in both modes. A segment's access units are pushed, then EOS; the decoder drains.
+//!
+//! * **Restart**: every encoder drains too and its appsink collects the encoded frames up to its EOS; then
+//!   one flush (flush-start and flush-stop from the appsrc) returns every element to a clean state without
+//!   leaving PLAYING, and the encoders start afresh with the next segment. So every output segment starts
+//!   with an IDR and holds exactly its input segment's frames.
+//! * **Continuous**: before the first access unit, every encoder is told to make the next frame an IDR with
+//!   its headers (a downstream force-key-unit event); the gate in front of each encoder
+//!   ([`super::frames::add_encoder_gate`]) holds the EOS and the flush, so the encoders never drain or
+//!   restart. A branch's segment is complete when the EOS reached its encoder and the encoder has returned
+//!   as many frames as it was fed. An encoder that holds frames back for longer than [`STALL`] is drained
+//!   (EOS and flush let through), which restarts it. The segments lie one after the other on the
+//!   pipeline's timeline ([`Continuity`]), so an encoder sees one stream.
+//!
 //! A failed segment cycles the pipeline through NULL instead ([`Transcoder::reset`]).
 //!
 //! Timestamps: a segment's 90 kHz times are mapped into the pipeline relative to its first pushed DTS, plus
-//! [`PIPE_OFFSET_NS`], and back.
+//! [`PIPE_OFFSET_NS`] (restart) or the place that follows the previous segment (continuous), and back.
 
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
 
 use super::codecs::{avc1_codec, mp4a_codec};
-use super::frames::{BranchState, Pace, lock, paces};
-use super::{Rendition, SegmentError, SegmentOutput, SegmentStats, Transcoder, scale_parents};
+use super::frames::{BranchState, Pace, Shared, lock, paces};
+use super::{
+    Rendition, SegmentError, SegmentMode, SegmentOutput, SegmentStats, Transcoder, scale_parents,
+};
 use crate::timeline::{self, Dropped, estimate_fps};
 use crate::ts::{self, EncodedFrame, TsMuxer, VideoAu};
 
 /// Offset added to every timestamp inside the pipeline, so DTS of reordered frames stay positive.
 pub(super) const PIPE_OFFSET_NS: u64 = 10_000_000_000;
+
+/// Continuous mode: how long an encoder may sit on frames it was fed, once its segment's input is complete,
+/// before it is drained.
+pub(super) const STALL: Duration = Duration::from_millis(1500);
+
+/// Continuous mode: where the previous segment lay on the pipeline's timeline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Continuity {
+    /// Its first pushed DTS (90 kHz) and where that lies in the pipeline (ns).
+    base: u64,
+    zero_ns: u64,
+    /// Its last frame's pipeline PTS, and one frame's duration.
+    last_pts_ns: u64,
+    frame_ns: u64,
+}
+
+impl Continuity {
+    /// Where a segment whose first pushed DTS is `base` and whose earliest own PTS lies `first_rel` ticks
+    /// after it goes: at its real distance from this segment when that keeps the timeline moving forward by
+    /// less than a minute, else (a discontinuity, a clock going back) right after this segment's last frame.
+    fn next_zero_ns(&self, base: u64, first_rel: i64) -> u64 {
+        let at = |zero: u64| zero as i64 + rel_ns(first_rel);
+        let d = timeline::rel(base, self.base);
+        if (0..60 * 90_000).contains(&d) {
+            let zero = self.zero_ns + ticks_to_ns(d as u64);
+            if at(zero) > self.last_pts_ns as i64 {
+                return zero;
+            }
+        }
+        let zero = (self.last_pts_ns + self.frame_ns) as i64 - rel_ns(first_rel);
+        zero.max(PIPE_OFFSET_NS as i64) as u64
+    }
+}
+
+/// Signed 90 kHz ticks as signed ns.
+fn rel_ns(ticks: i64) -> i64 {
+    ticks_to_ns(ticks.unsigned_abs()) as i64 * ticks.signum()
+}
 
 /// How far before the segment's first DTS a timestamp may lie (less than the pipeline offset, so that every
 /// pipeline time stays positive).
@@ -80,14 +131,18 @@ impl Transcoder {
         // the first pushed access unit (the preroll's, if any) anchors the pipeline clock, so that every
         // pushed timestamp stays within check_timestamps' window of it
         let base = aus[0].dts;
+        let continuous = self.cfg.mode == SegmentMode::Continuous;
         // ticks relative to the first DTS, unwrapped across the 33-bit wrap
         let rel = |t: u64| timeline::rel(t, base);
-        let to_pipe = |t: u64| -> u64 {
-            (PIPE_OFFSET_NS as i64 + ticks_to_ns(rel(t).unsigned_abs()) as i64 * rel(t).signum())
-                as u64
+        let first_rel = own.iter().map(|a| rel(a.pts)).min().unwrap_or(0);
+        // where the first DTS lies in the pipeline
+        let zero_ns = match (&self.continuity, continuous) {
+            (Some(c), true) => c.next_zero_ns(base, first_rel),
+            _ => PIPE_OFFSET_NS,
         };
+        let to_pipe = |t: u64| -> u64 { (zero_ns as i64 + rel_ns(rel(t))) as u64 };
         let from_pipe = |ns: u64| -> u64 {
-            let r = ns as i64 - PIPE_OFFSET_NS as i64;
+            let r = ns as i64 - zero_ns as i64;
             let ticks = ns_to_ticks(r.unsigned_abs()) as i64 * r.signum();
             (base as i64 + ticks).rem_euclid(ts::TS_MASK as i64 + 1) as u64
         };
@@ -100,11 +155,7 @@ impl Transcoder {
         let in_dur_ticks = 90_000 * u64::from(in_fps.1) / u64::from(in_fps.0.max(1));
         let input_duration =
             (pts_rel.last().unwrap() - pts_rel.first().unwrap() + in_dur_ticks) as f64 / 90_000.0;
-        let origin = own
-            .iter()
-            .map(|a| to_pipe(a.pts))
-            .min()
-            .unwrap_or(PIPE_OFFSET_NS);
+        let origin = own.iter().map(|a| to_pipe(a.pts)).min().unwrap_or(zero_ns);
 
         // how each branch paces its frames (a branch scaling another's output paces that one's frames)
         let parents = scale_parents(&self.cfg.profiles, self.cfg.layout.topology);
@@ -139,6 +190,7 @@ impl Transcoder {
                 b.kept = 0;
                 b.frames.clear();
                 b.eos = false;
+                b.input_done = false;
             }
         }
         // the input caps carry the frame rate, so a rate change reaches every branch as a caps event
@@ -154,6 +206,19 @@ impl Transcoder {
             self.appsrc.set_caps(Some(&caps));
             self.last_caps = Some(caps);
         }
+        if continuous {
+            // the segment's first frame out of every encoder is an IDR with its SPS and PPS
+            for br in &self.branches {
+                let fku = gst_video::DownstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .count(seq.min(u64::from(u32::MAX)) as u32)
+                    .build();
+                if !br.encoder_sink.send_event(fku) {
+                    tracing::warn!(seq, rendition = %br.profile.name, "the encoder refused the keyframe request");
+                }
+            }
+        }
+        let last_pts_ns = own.iter().map(|a| to_pipe(a.pts)).max().unwrap_or(zero_ns);
         for au in aus {
             let mut buf = gst::Buffer::from_slice(au.data.clone());
             {
@@ -175,25 +240,43 @@ impl Transcoder {
             }
         }
         let _ = self.appsrc.send_event(gst::event::Eos::new());
+        if continuous {
+            self.continuity = Some(Continuity {
+                base,
+                zero_ns,
+                last_pts_ns,
+                frame_ns: ticks_to_ns(in_dur_ticks),
+            });
+        }
 
-        // wait for every branch to drain, an error, or the watchdog
+        // wait for every branch's segment, an error, or the watchdog
         let deadline = start + Duration::from_millis(self.cfg.watchdog_ms);
         let (m, cv) = &*self.shared;
         let mut s = lock(m);
+        // continuous mode: the frames out so far and since when, and whether the encoders are being drained
+        let mut progress = (0usize, Instant::now());
+        let mut draining = false;
         loop {
             if s.error.is_some() {
                 break;
             }
-            if s.branches.iter().all(|b| b.eos) {
+            let held = continuous && !draining;
+            let done = |b: &BranchState| {
+                if held {
+                    b.input_done && b.frames.len() >= b.kept
+                } else {
+                    b.eos
+                }
+            };
+            if s.branches.iter().all(done) {
                 break;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                let stage = s
+            let stage = |s: &Shared| {
+                let branches = s
                     .branches
                     .iter()
                     .zip(&self.branches)
-                    .filter(|(b, _)| !b.eos)
+                    .filter(|(b, _)| !done(b))
                     .map(|(b, br)| {
                         format!(
                             "{}: {} of {} frames",
@@ -204,15 +287,43 @@ impl Transcoder {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let stage = format!("decoder: {} of {} frames; {stage}", s.decoded, own.len());
+                format!("decoder: {} of {} frames; {branches}", s.decoded, own.len())
+            };
+            let now = Instant::now();
+            if held && s.branches.iter().all(|b| b.input_done) {
+                let out: usize = s.branches.iter().map(|b| b.frames.len()).sum();
+                if out != progress.0 {
+                    progress = (out, now);
+                } else if now.duration_since(progress.1) >= STALL {
+                    tracing::warn!(
+                        seq,
+                        stage = %stage(&s),
+                        "an encoder holds frames back in the continuous mode: draining the encoders (they restart)"
+                    );
+                    s.drain_encoders = true;
+                    drop(s);
+                    for br in &self.branches {
+                        br.encoder_sink.send_event(gst::event::Eos::new());
+                    }
+                    draining = true;
+                    s = lock(m);
+                    continue;
+                }
+            }
+            if now >= deadline {
                 return Err(SegmentError::Timeout {
                     seq,
                     waited_ms: self.cfg.watchdog_ms,
-                    stage,
+                    stage: stage(&s),
                 });
             }
+            let wake = if held {
+                deadline.min(now + STALL / 4)
+            } else {
+                deadline
+            };
             s = cv
-                .wait_timeout(s, deadline - now)
+                .wait_timeout(s, wake - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -356,6 +467,7 @@ impl Transcoder {
                 input_fps: in_fps,
                 has_audio: !audio.is_empty(),
                 audio_dropped,
+                mode: self.cfg.mode,
             },
         })
     }
@@ -380,6 +492,8 @@ impl Transcoder {
         if !self.appsrc.send_event(gst::event::FlushStop::new(true)) {
             return self.reset();
         }
+        // encoders drained at this segment's end have been flushed with it: hold the next segment's again
+        lock(&self.shared.0).drain_encoders = false;
         Ok(())
     }
 
@@ -391,6 +505,7 @@ impl Transcoder {
         {
             let mut s = lock(&self.shared.0);
             s.error = None;
+            s.drain_encoders = false;
             for b in &mut s.branches {
                 *b = BranchState::default();
             }
