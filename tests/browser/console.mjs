@@ -23,42 +23,16 @@
 //                    [--filter site=x --filtered b] [--plot b --screenshot FILE]
 //                    [--fleet-screenshot FILE] [--timeout S]
 // Environment: CHROMIUM  the browser binary (default /usr/bin/chromium).
-import puppeteer from 'puppeteer-core';
+import { openConsole, options, run, say } from './console-lib.mjs';
 
-function args(argv) {
-  const o = { timeout: 60 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i].replace(/^--/, '');
-    if (argv[i + 1] === undefined) throw new Error(`--${k} needs a value`);
-    o[k] = argv[i + 1];
-  }
-  for (const k of ['url', 'user', 'password']) {
-    if (!o[k]) throw new Error(`--${k} is required`);
-  }
+async function main() {
+  const o = options(process.argv.slice(2), ['url', 'user', 'password']);
   if (o.plot && !o.screenshot) throw new Error('--plot needs --screenshot');
   if (o.filter && !o.filtered) throw new Error('--filter needs --filtered');
   o.devices = o.devices ? o.devices.split(',') : [];
   o.minOnline = Number(o['min-online'] ?? o.devices.length);
-  o.timeout = Number(o.timeout);
-  return o;
-}
-
-const say = (doc) => process.stdout.write(`${JSON.stringify(doc)}\n`);
-
-async function main() {
-  const o = args(process.argv.slice(2));
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const { browser, page, errors } = await openConsole(o);
   try {
-    const page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 900 });
-    const errors = [];
-    page.on('pageerror', (e) => { errors.push(e.message); process.stderr.write(`page error: ${e.message}\n`); });
-    await page.authenticate({ username: o.user, password: o.password });
     const ms = o.timeout * 1000;
     const t0 = Date.now();
     await page.goto(o.url, { waitUntil: 'load', timeout: ms });
@@ -107,7 +81,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  say({ event: 'failed', error: String(e && e.message ? e.message : e) });
-  process.exit(1);
-});
+run(main);

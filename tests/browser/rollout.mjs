@@ -14,38 +14,13 @@
 //   node rollout.mjs --url URL --user U --password P --select S --config JSON --bad-select S2
 //                    --bad-config JSON2 --screenshot FILE [--timeout S]
 // Environment: CHROMIUM  the browser binary (default /usr/bin/chromium).
-import puppeteer from 'puppeteer-core';
-
-function args(argv) {
-  const o = { timeout: 60 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const k = argv[i].replace(/^--/, '');
-    if (argv[i + 1] === undefined) throw new Error(`--${k} needs a value`);
-    o[k] = argv[i + 1];
-  }
-  for (const k of ['url', 'user', 'password', 'select', 'config', 'bad-select', 'bad-config', 'screenshot']) {
-    if (!o[k]) throw new Error(`--${k} is required`);
-  }
-  o.timeout = Number(o.timeout);
-  return o;
-}
-
-const say = (doc) => process.stdout.write(`${JSON.stringify(doc)}\n`);
+import { openConsole, options, run, say } from './console-lib.mjs';
 
 async function main() {
-  const o = args(process.argv.slice(2));
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const o = options(process.argv.slice(2),
+    ['url', 'user', 'password', 'select', 'config', 'bad-select', 'bad-config', 'screenshot']);
+  const { browser, page, errors } = await openConsole(o);
   try {
-    const page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 900 });
-    const errors = [];
-    page.on('pageerror', (e) => { errors.push(e.message); process.stderr.write(`page error: ${e.message}\n`); });
-    await page.authenticate({ username: o.user, password: o.password });
     const ms = o.timeout * 1000;
     await page.goto(`${o.url.replace(/\/$/, '')}/#/rollouts`, { waitUntil: 'load', timeout: ms });
     await page.waitForSelector('#start-rollout', { timeout: ms });
@@ -98,7 +73,4 @@ async function main() {
   }
 }
 
-main().catch((e) => {
-  say({ event: 'failed', error: String(e && e.message ? e.message : e) });
-  process.exit(1);
-});
+run(main);

@@ -83,16 +83,7 @@ async fn staged_rollout_halts_on_canary_refusals_survives_a_restart_and_rolls_ba
         .collect();
     passwords(dir.path());
     let (mut console, url) = serve(&b, dir.path(), "operator");
-    until(T, "20 boxes online with telemetry", || async {
-        let d = get_json(&format!("{url}/api/devices")).await;
-        let a = d.as_array().unwrap();
-        let ready = a
-            .iter()
-            .filter(|d| d["online"] == true && !d["telemetry_ts_ms"].is_null())
-            .count();
-        (ready == 20).then_some(())
-    })
-    .await;
+    reporting(&url, 20).await;
 
     // Rollout 1 (session_limit 2): every wave passes; canary 5, then up to 50%, then the rest.
     let c = Client::new(&url, USER, PASSWORD).unwrap();
@@ -282,17 +273,7 @@ async fn logins_required_metrics_parse_and_show_a_box_going_offline() {
     let dir = tempfile::tempdir().unwrap();
     let mut boxes = two_boxes(dir.path());
     let url = boxes.url.clone();
-    until(T, "both boxes with telemetry", || async {
-        let d = get_json(&format!("{url}/api/devices")).await;
-        let n = d
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["online"] == true && !d["telemetry_ts_ms"].is_null())
-            .count();
-        (n == 2).then_some(())
-    })
-    .await;
+    reporting(&url, 2).await;
 
     let h = http();
     for path in [
@@ -568,17 +549,7 @@ async fn rollouts_are_started_paused_resumed_aborted_and_rolled_back_from_the_pa
     let _box2 = device(&b, dir.path(), "box-2", "fra", Some(2));
     passwords(dir.path());
     let (_console, url) = serve(&b, dir.path(), "operator");
-    until(T, "both boxes reporting", || async {
-        let d = get_json(&format!("{url}/api/devices")).await;
-        let n = d
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["online"] == true && !d["telemetry_ts_ms"].is_null())
-            .count();
-        (n == 2).then_some(())
-    })
-    .await;
+    reporting(&url, 2).await;
     let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-rollout.png");
     let _ = std::fs::remove_file(&shot);
     let mut page = BrowserCheck::start(
@@ -644,4 +615,19 @@ async fn rollouts_are_started_paused_resumed_aborted_and_rolled_back_from_the_pa
         "the old (empty) config: {d}"
     );
     assert_screenshot(&shot);
+}
+
+/// Waits until `n` boxes are online in the console with telemetry.
+async fn reporting(url: &str, n: usize) {
+    until(T, &format!("{n} boxes online with telemetry"), || async {
+        let d = get_json(&format!("{url}/api/devices")).await;
+        let online = d
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["online"] == true && !d["telemetry_ts_ms"].is_null())
+            .count();
+        (online == n).then_some(())
+    })
+    .await;
 }
