@@ -643,3 +643,33 @@ fn bit_exact_segments_cut_mid_gop_depend_on_themselves_alone() {
     assert_eq!(out.renditions[0].frames, 40);
     assert_eq!(out.stats.preroll_frames, 40);
 }
+
+/// Continuous mode with an encoder that holds frames back (x264 told to look ahead and use B-frames after
+/// the zero-latency tuning): each segment's frames are not all out when its input ends, so the engine drains
+/// the encoders once they sit on them (which restarts them) and the segment still comes out whole, IDR first.
+#[test]
+fn a_continuous_encoder_that_holds_frames_back_is_drained_and_the_stream_goes_on() {
+    let segs = small(30, 320, 240, true, 4.0);
+    let mut cfg = EngineConfig::continuous(vec![
+        Profile::new("P240p30fps4x3", 320, 240, 30, 600).unwrap(),
+    ]);
+    cfg.backend = media::Backend::Software(media::X264Options {
+        option_string: "scenecut=0:rc-lookahead=20:bframes=2:sliced-threads=0".into(),
+        ..Default::default()
+    });
+    let mut t = Transcoder::new(cfg).unwrap();
+    for (i, s) in segs.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let out = t.push_segment(i as u64, s).unwrap();
+        let r = &out.renditions[0];
+        assert_eq!(r.frames, 60, "segment {i}");
+        let o = ts::demux(&r.data).unwrap();
+        assert!(o.video[0].key, "segment {i} starts with a keyframe");
+        // the drain waited for the encoder to sit on its frames first
+        assert!(
+            started.elapsed() >= Duration::from_millis(1500),
+            "segment {i}: {:?}",
+            started.elapsed()
+        );
+    }
+}
