@@ -107,6 +107,7 @@ async fn edge_agent_run_is_a_fleet_device() {
         session_limit: Some(1),
         ladder: Some(vec!["P360p30fps16x9".into()]),
         log_level: Some("debug".into()),
+        maintenance_window: Some("02:00-04:00".into()),
         ..Default::default()
     };
     op.set_desired(
@@ -209,10 +210,10 @@ async fn edge_agent_run_is_a_fleet_device() {
         .await
         .unwrap();
     assert!(r.ok);
-    assert_eq!(
-        r.result.unwrap()["daemon_state"]["runtime"]["max_sessions"],
-        1
-    );
+    let runtime = &r.result.unwrap()["daemon_state"]["runtime"];
+    assert_eq!(runtime["max_sessions"], 1);
+    // the window an installed update waits for, from the desired config
+    assert_eq!(runtime["maintenance_window"], "02:00-04:00");
 
     // kill -9: Last Will; restart: online with the persisted config re-applied.
     agent.kill().unwrap();

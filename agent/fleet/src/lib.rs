@@ -21,6 +21,7 @@ pub mod testkit;
 pub mod tls;
 pub mod topics;
 pub mod validate;
+pub mod window;
 
 pub use config::DeviceConfig;
 

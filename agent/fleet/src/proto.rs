@@ -195,6 +195,10 @@ pub struct RuntimeConfig {
     /// Live: seconds between periodic telemetry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_interval_s: Option<u32>,
+    /// Live: when the box may reboot into an installed update, `HH:MM-HH:MM` UTC (may run over midnight);
+    /// outside it an installed update waits. Unset: at once, once the streams have ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_window: Option<String>,
     /// On restart: preferred encoder api (`nvenc`, `vaapi`, `x264`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<String>,

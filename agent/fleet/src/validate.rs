@@ -39,6 +39,9 @@ pub fn runtime_config(c: &RuntimeConfig) -> Result<(), String> {
             ));
         }
     }
+    if let Some(w) = &c.maintenance_window {
+        crate::window::MaintenanceWindow::parse(w)?;
+    }
     if let Some(t) = c.telemetry_interval_s {
         if !(1..=3600).contains(&t) {
             return Err(format!("telemetry_interval_s {t} out of range 1..=3600"));
@@ -94,6 +97,10 @@ mod tests {
         };
         assert!(runtime_config(&c).is_err());
         c.session_limit = Some(4);
+        assert!(runtime_config(&c).is_ok());
+        c.maintenance_window = Some("25:00-02:00".into());
+        assert!(runtime_config(&c).is_err());
+        c.maintenance_window = Some("23:30-02:00".into());
         assert!(runtime_config(&c).is_ok());
         c.ladder = Some(vec!["720p".into(), "720p".into()]);
         assert!(runtime_config(&c).unwrap_err().contains("repeated"));

@@ -114,14 +114,19 @@ impl Hooks for DaemonHooks {
         let mut next = s.runtime();
         // Check everything before changing anything: a refusal leaves the running config untouched.
         if let Some(n) = c.session_limit {
-            let hw = s.hw.session_limit();
-            if n > hw {
+            let cap = s.capacity.load(std::sync::atomic::Ordering::Relaxed);
+            if n > cap {
                 return Err(format!(
-                    "session_limit {n} is above this box's encoder limit of {hw}"
+                    "session_limit {n} is above this box's limit of {cap} (measured, or its encoder's)"
                 ));
             }
             next.max_sessions = n;
         }
+        // the whole desired document speaks for the window: absent is none
+        if let Some(w) = &c.maintenance_window {
+            fleet::window::MaintenanceWindow::parse(w)?;
+        }
+        next.maintenance_window = c.maintenance_window.clone();
         if let Some(ladder) = &c.ladder {
             let set = s.config.profile_set().map_err(|e| format!("{e:#}"))?;
             for name in ladder {

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fleet::proto::{UpdateRequest, UpdateState, UpdateStatus, now_ms};
+use fleet::window::MaintenanceWindow;
 use serde::Deserialize;
 use sha2::Digest;
 
@@ -172,6 +173,47 @@ fn boot_time() -> u64 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Waits, before the reboot into an installed update, until the maintenance window of the desired config is
+/// open (no window: at once). The window is read again every minute, so a changed desired config applies;
+/// while it waits the box reports its update as installed, waiting for the window.
+async fn await_window(shared: &Shared) {
+    let mut said = None;
+    loop {
+        let window = shared
+            .runtime()
+            .maintenance_window
+            .and_then(|w| MaintenanceWindow::parse(&w).ok());
+        let Some(w) = window else { return };
+        let wait = w.wait_from(now_ms() / 1000);
+        if wait.is_zero() {
+            return;
+        }
+        if said != Some(w) {
+            let detail = format!(
+                "installed; the reboot waits for the maintenance window {w} (opens in {} min)",
+                wait.as_secs().div_ceil(60)
+            );
+            tracing::info!(%detail, "update");
+            if let Some(env) = &shared.image {
+                let mut status = env.update_status().unwrap_or(UpdateStatus {
+                    version: String::new(),
+                    state: UpdateState::Installed,
+                    slot: Some(env.other_slot().to_string()),
+                    progress: None,
+                    detail: None,
+                    ts_ms: now_ms(),
+                });
+                status.detail = Some(detail);
+                if let Err(e) = env.record(&status) {
+                    tracing::error!(error = %e, "recording the update's state failed");
+                }
+            }
+            said = Some(w);
+        }
+        tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+    }
 }
 
 /// The fleet's `update`: runs to the install, then reboots in the background once the box is drained.
@@ -414,6 +456,7 @@ async fn run(env: &ImageEnv, args: &[&str], bundle: &Path) -> Result<String, Str
 
 /// Waits until no stream runs (bounded by [`DRAIN_MAX`]), then reboots with the fleet's reboot command.
 async fn reboot_when_drained(shared: Arc<Shared>) {
+    await_window(&shared).await;
     let t0 = std::time::Instant::now();
     loop {
         let n = shared.active_streams();

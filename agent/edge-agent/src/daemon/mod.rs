@@ -9,7 +9,7 @@ pub mod image;
 pub mod sd;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -29,6 +29,8 @@ pub struct RuntimeConfig {
     pub max_sessions: u32,
     /// Profile names of the ladder used for new streams.
     pub ladder: Vec<String>,
+    /// When an installed update may reboot the box (`HH:MM-HH:MM` UTC, from the fleet's desired config).
+    pub maintenance_window: Option<String>,
 }
 
 /// Live numbers about one stream, for telemetry and `/metrics`.
@@ -90,6 +92,9 @@ pub struct Shared {
     pub segments_total: AtomicU64,
     /// Media engines rebuilt after one broke (a panic, or a failure it could not recover from), all streams.
     pub engine_rebuilds: Arc<AtomicU64>,
+    /// The most streams this box takes: its calibration's figure, else its encoder table's. A desired session
+    /// limit above it is refused.
+    pub capacity: AtomicU32,
     /// Bumped to make every stream rebuild its pipeline before its next segment (fleet `restart-pipeline`).
     pub pipeline_generation: AtomicU64,
     pub shutdown: CancellationToken,
@@ -209,8 +214,12 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         log_level: config.agent.log_level.clone(),
         max_sessions,
         ladder: config.media.ladder.clone(),
+        maintenance_window: None,
     });
     let config_data_dir = config.agent.data_dir.clone();
+    let capacity = calibrated
+        .as_ref()
+        .map_or(hw.session_limit(), |c| c.calibration.streams);
     let shared = std::sync::Arc::new(Shared {
         config,
         started: Instant::now(),
@@ -220,6 +229,7 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         streams: Mutex::new(BTreeMap::new()),
         segments_total: AtomicU64::new(0),
         engine_rebuilds: Arc::default(),
+        capacity: AtomicU32::new(capacity),
         pipeline_generation: AtomicU64::new(0),
         shutdown: CancellationToken::new(),
         work: Default::default(),
@@ -249,6 +259,8 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
             match crate::capacity::calibrate(&s.config, &s.hw) {
                 Ok(c) => {
                     let streams = c.calibration.streams;
+                    s.capacity
+                        .store(streams, std::sync::atomic::Ordering::Relaxed);
                     s.runtime.send_if_modified(|rt| {
                         let take = rt.max_sessions == table;
                         if take {
