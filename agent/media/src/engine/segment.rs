@@ -523,6 +523,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn continuous_segments_follow_each_other_on_the_timeline() {
+        // the previous segment: first DTS at tick 900_000 (10 s) placed at the pipeline offset, its last frame
+        // 1.9 s later, frames of 1/30 s
+        let c = Continuity {
+            base: 900_000,
+            zero_ns: PIPE_OFFSET_NS,
+            last_pts_ns: PIPE_OFFSET_NS + 1_900_000_000,
+            frame_ns: 33_333_333,
+        };
+        // the next one 2 s later: at its real distance
+        assert_eq!(
+            c.next_zero_ns(900_000 + 180_000, 0),
+            PIPE_OFFSET_NS + 2_000_000_000
+        );
+        // across the 33-bit wrap: still its real distance
+        let w = Continuity {
+            base: ts::TS_MASK + 1 - 90_000,
+            ..c
+        };
+        assert_eq!(w.next_zero_ns(90_000, 0), PIPE_OFFSET_NS + 2_000_000_000);
+        // a clock that went back, or jumped an hour: right after the previous segment's last frame
+        let after = PIPE_OFFSET_NS + 1_900_000_000 + 33_333_333;
+        assert_eq!(c.next_zero_ns(0, 0), after);
+        assert_eq!(c.next_zero_ns(900_000 + 3600 * 90_000, 0), after);
+        // a segment that overlaps the previous one's frames: after them, its earliest own frame first
+        assert_eq!(c.next_zero_ns(900_000 + 90_000, 9_000), after - 100_000_000);
+    }
+
+    #[test]
     fn ns_ticks_roundtrip() {
         for t in [0u64, 1, 3003, 90_000, 8_589_934_591] {
             assert_eq!(ns_to_ticks(ticks_to_ns(t)), t);
