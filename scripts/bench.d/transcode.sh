@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transcoding: a 10 s 1080p30 H.264 input to the ladder 720p/3000k, 480p/1500k, 360p/800k (GOP 60, x264
+# Transcoding: a 10 s (BENCH_SECONDS) 1080p30 H.264 input to the ladder 720p/3000k, 480p/1500k, 360p/800k (GOP 60, x264
 # veryfast, CBR with a 600 ms VBV) by, interleaved in each round:
 #   ffmpeg      one ffmpeg process: decode once, split=3, scale (swscale default bicubic), libx264 veryfast  [baseline]
 #   gst-raw     the straightforward gst-launch-1.0 pipeline: decode, tee, videoscale per branch, x264enc veryfast
@@ -10,7 +10,7 @@
 # latency (2 s segments) from its JSON summary.
 #
 #   ./x bench transcode            or   ROUNDS=5 bash scripts/bench.d/transcode.sh
-# Env: ROUNDS (default 3), BENCH_OUT (default out/bench/transcode), AGENT (path to edge-agent),
+# Env: ROUNDS (default 3), BENCH_SECONDS (the input's length, default 10), BENCH_OUT (default out/bench/transcode), AGENT (path to edge-agent),
 #      ONLY="ffmpeg gst-tuned" (subset of runners), REPORT_ONLY=1 (redo the report from the last run's files).
 set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -20,7 +20,7 @@ ROUNDS=${ROUNDS:-3}
 AGENT=${AGENT:-$ROOT/target/release/edge-agent}
 export AGENT
 ONLY=${ONLY:-ffmpeg gst-raw gst-tuned agent}
-DURATION=10
+DURATION=${BENCH_SECONDS:-10}
 mkdir -p "$OUT"
 for tool in ffmpeg ffprobe gst-launch-1.0 jq awk; do
   command -v "$tool" >/dev/null || { echo "transcode bench: $tool not found (run ./x setup)" >&2; exit 1; }
@@ -35,9 +35,9 @@ log() { printf '[transcode] %s\n' "$*" >&2; }
 # 10 Mbit/s, ONE x264 thread (with 2 threads x264's output differs run to run; with 1 it is byte-identical
 # for a given ffmpeg/x264 build, checked with md5), tagged BT.709 (as real HD sources are; an
 # untagged source makes GStreamer guess BT.601 for SD renditions and convert the matrix, see the notes).
-SRC_RECIPE='testsrc2=s=1920x1080:r=30:d=10[a];color=c=gray:s=2560x1080:r=30:d=10,noise=alls=80:allf=u,gblur=sigma=1.0,crop=1920:1080:x='"'"'mod(t*90\,640)'"'"':y=0[b];[a][b]blend=all_mode=normal:all_opacity=0.35,noise=alls=3:allf=t+u,format=yuv420p[v]'
+SRC_RECIPE='testsrc2=s=1920x1080:r=30:d='$DURATION'[a];color=c=gray:s=2560x1080:r=30:d='$DURATION',noise=alls=80:allf=u,gblur=sigma=1.0,crop=1920:1080:x='"'"'mod(t*90\,640)'"'"':y=0[b];[a][b]blend=all_mode=normal:all_opacity=0.35,noise=alls=3:allf=t+u,format=yuv420p[v]'
 SRC_ENC='-c:v libx264 -preset fast -b:v 10M -maxrate 12M -bufsize 20M -g 60 -threads 1 -colorspace bt709 -color_primaries bt709 -color_trc bt709 -color_range tv'
-SRC=$OUT/source-1080p30-10s.ts
+SRC=$OUT/source-1080p30-${DURATION}s.ts
 recipe_id() { printf '%s|%s|%s' "$SRC_RECIPE" "$SRC_ENC" "$(ffmpeg -version | head -1)" | sha256sum | cut -c1-16; }
 ensure_source() {
 if [ ! -s "$SRC" ] || [ "$(cat "$SRC.recipe" 2>/dev/null)" != "$(recipe_id)" ]; then
