@@ -120,6 +120,18 @@ wait_rollout() {
   echo "rollout $1: $(jq -c '{phase, note, targets}' "$W/rollout.json" 2>/dev/null)" >&2
   return 1
 }
+# wait_answer ID: until the rollout's box has answered its update command (download and install done, as a
+# plain `update` command waits for); the answer is in $W/rollout.json.
+wait_answer() {
+  local secs=$(( 600 * TIMEOUT_SCALE )) t=0
+  while [ "$t" -lt "$secs" ]; do
+    "$FLEET" --json rollout status "$1" >"$W/rollout.json" 2>/dev/null \
+      && jq -e '.targets[0].answer != null' "$W/rollout.json" >/dev/null && return 0
+    sleep 2; t=$((t + 2))
+  done
+  echo "rollout $1: $(jq -c '{phase, note, targets}' "$W/rollout.json" 2>/dev/null)" >&2
+  return 1
+}
 update_cmd() { # id url-file version [sha256]
   local sha=${4:-$(sha256sum "$W/www/$2" | cut -d' ' -f1)}
   "$FLEET" --json cmd box-1 update --id "$1" --timeout $((600 * TIMEOUT_SCALE)) \
@@ -187,6 +199,8 @@ done
 step "update to $V2: an image rollout from the console"
 t_up=$(date +%s)
 rid=$(rollout_image "$(basename "$BUNDLE_V2")" "$V2") || fail "rollout of $V2: $(tail -5 "$W/console.log")"
+wait_answer "$rid" || fail "no answer to the rollout's update command"
+jq -e '.targets[0].answer.slot == "B"' "$W/rollout.json" >/dev/null || fail "update answer: $(cat "$W/rollout.json")"
 step "boot 2: slot B, version $V2"
 boot_wait B 1
 vm_wait_serial box "health gate: slot B is good" 120 "$BOOT_LINE" || fail "the health gate did not pass on slot B"
@@ -203,6 +217,8 @@ step "a rollout of a build whose agent never gets READY"
 t_fault=$(date +%s)
 from=$(( $(serial_lines box) + 1 ))
 rid=$(rollout_image "$(basename "$BUNDLE_FAULT")" "$V2-fault") || fail "rollout of the faulty build"
+wait_answer "$rid" || fail "no answer to the faulty build's update command"
+jq -e '.targets[0].answer.slot == "A"' "$W/rollout.json" >/dev/null || fail "faulty update answer: $(cat "$W/rollout.json")"
 step "boot 3: slot A fails its health gate"
 vm_wait_serial box "booting slot A " 60 "$from" || fail "GRUB did not try slot A"
 vm_wait_serial box "health gate: rolling back to slot B" 300 "$from" || fail "the gate did not roll back"
