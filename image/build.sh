@@ -72,9 +72,12 @@ fi
 # --- root file system: Debian packages (mmdebstrap, cached by package list), then the agent, its units and
 # the image's own files ---
 pkgs=$(grep -hvE '^\s*(#|$)' "$HERE/packages.txt" | paste -sd,)
-CACHE=${IMAGE_CACHE:-$ROOT/out/image-cache}
+# The cache lives in the user's cache directory, as cargo's registry does, so that every checkout on the
+# machine (CI's clean clones too) shares it; it is made again after a week, for the mirror's security updates.
+CACHE=${IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/edge-image}
 key=$(printf '%s\n' "$SUITE" "$MIRROR" "$pkgs" | sha256sum | cut -c1-16)
 base=$CACHE/base-$key.tar
+[ -z "$(find "$base" -mtime +7 2>/dev/null)" ] || rm -f "$base"
 if [ ! -f "$base" ]; then
   log "Debian packages: mmdebstrap $SUITE from $MIRROR"
   mkdir -p "$CACHE"
@@ -134,26 +137,8 @@ fi
 
 if [ "$BUNDLE" = 1 ]; then
   # --- update bundle: RAUC verity format, signed with the update key ---
-  b=$W/bundle
-  mkdir -p "$b"
-  cp "$OUT/rootfs.ext4" "$b/rootfs.ext4"
-  cat >"$b/manifest.raucm" <<MANIFEST
-[update]
-compatible=edge-transcoder-amd64
-version=$VERSION
-description=edge transcoder appliance $VERSION
-
-[bundle]
-format=verity
-
-[image.rootfs]
-filename=rootfs.ext4
-MANIFEST
   name=edge-$VERSION.raucb
-  rm -f "$OUT/$name"
-  # zstd: a tenth of gzip's time (mksquashfs's default) for a bundle of the same size
-  rauc bundle --cert="$CERT" --key="$KEY" --mksquashfs-args="-comp zstd -Xcompression-level 9" \
-    "$b" "$OUT/$name" >/dev/null
+  "$HERE/bundle.sh" "$OUT/rootfs.ext4" "$VERSION" "$CERT" "$KEY" "$OUT/$name"
   log "bundle: $OUT/$name ($(du -h "$OUT/$name" | cut -f1))"
   echo "$OUT/$name"
 fi
