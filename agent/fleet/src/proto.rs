@@ -280,12 +280,24 @@ pub enum Command {
     Update(UpdateRequest),
 }
 
-/// The `update` command's arguments: where the bundle is, and what it must be.
+/// The `update` command's arguments: where the bundle is (an address, or a PPSPP swarm of the site's boxes),
+/// and what it must be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// `https://` (or `http://` on a closed site network) address of the signed update bundle.
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Instead of `url`: the bundle's PPSPP swarm ID, the hex Merkle root of the file cut into
+    /// [`BUNDLE_CHUNK_SIZE`] chunks under SHA-256 (what `edge-agent swarm seed FILE --hash sha256
+    /// --chunk-size 8192` prints). The box fetches it from `peers` and from the boxes they lead it to, and
+    /// serves it to them while it does, so a site's uplink carries the bundle about once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<String>,
+    /// With `swarm`: the peers to start from, `IP:port` separated by commas (at most
+    /// [`BUNDLE_SWARM_MAX_PEERS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<String>,
     /// SHA-256 of the bundle file, 64 hex digits: a download that differs is refused before the update
     /// client sees it.
     pub sha256: String,
@@ -293,14 +305,67 @@ pub struct UpdateRequest {
     pub version: String,
 }
 
+/// Chunk size of an update bundle's swarm (all peers of a swarm must agree on it).
+pub const BUNDLE_CHUNK_SIZE: u32 = 8192;
+/// Peers an `update` command may name for its swarm.
+pub const BUNDLE_SWARM_MAX_PEERS: usize = 16;
+
+/// Where an `update` command's bundle comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleSource {
+    Url(String),
+    Swarm {
+        /// The Merkle root (32 bytes, SHA-256).
+        id: Vec<u8>,
+        peers: Vec<std::net::SocketAddr>,
+    },
+}
+
 impl UpdateRequest {
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
-            return Err(format!(
-                "update url `{}`: expected an http:// or https:// address",
-                self.url
-            ));
+    /// The bundle's source, checked: exactly one of `url` and `swarm`; a swarm's ID and peers well formed.
+    pub fn source(&self) -> Result<BundleSource, String> {
+        match (&self.url, &self.swarm, &self.peers) {
+            (Some(url), None, None) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(format!(
+                        "update url `{url}`: expected an http:// or https:// address"
+                    ));
+                }
+                Ok(BundleSource::Url(url.clone()))
+            }
+            (None, Some(id), Some(peers)) => {
+                if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(
+                        "update swarm: expected the bundle's Merkle root, 64 hex digits".into(),
+                    );
+                }
+                let id = (0..32)
+                    .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap())
+                    .collect();
+                let peers = peers
+                    .split(',')
+                    .map(|p| {
+                        p.trim().parse().map_err(|_| {
+                            format!("update peers: `{}` is not an IP address and port", p.trim())
+                        })
+                    })
+                    .collect::<Result<Vec<std::net::SocketAddr>, String>>()?;
+                if peers.len() > BUNDLE_SWARM_MAX_PEERS {
+                    return Err(format!(
+                        "update peers: {} given, at most {BUNDLE_SWARM_MAX_PEERS}",
+                        peers.len()
+                    ));
+                }
+                Ok(BundleSource::Swarm { id, peers })
+            }
+            (None, Some(_), None) => Err("update swarm: name its peers (peers=IP:port,…)".into()),
+            (None, None, _) => Err("update: give the bundle's url, or its swarm and peers".into()),
+            (Some(_), _, _) => Err("update: give a url or a swarm and its peers, not both".into()),
         }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.source()?;
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("update sha256: expected 64 hex digits".into());
         }
@@ -447,6 +512,59 @@ mod tests {
                 .contains("update args")
         );
         assert!(Command::parse("update", &serde_json::Value::Null).is_err());
+    }
+
+    #[test]
+    fn an_update_from_a_swarm_names_its_root_and_peers() {
+        let root = "0f".repeat(32);
+        let ok = serde_json::json!({
+            "swarm": root,
+            "peers": "192.168.1.20:7000, [fd00::2]:7000",
+            "sha256": "ab".repeat(32),
+            "version": "1.2.0",
+        });
+        let Command::Update(u) = Command::parse("update", &ok).unwrap() else {
+            panic!("not an update")
+        };
+        assert_eq!(
+            u.source().unwrap(),
+            BundleSource::Swarm {
+                id: vec![0x0f; 32],
+                peers: vec![
+                    "192.168.1.20:7000".parse().unwrap(),
+                    "[fd00::2]:7000".parse().unwrap()
+                ],
+            }
+        );
+        // What goes on the wire: no `url` key at all.
+        assert_eq!(
+            serde_json::to_value(&u).unwrap(),
+            serde_json::json!({"swarm": root, "peers": "192.168.1.20:7000, [fd00::2]:7000",
+                "sha256": "ab".repeat(32), "version": "1.2.0"})
+        );
+        let err = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut a = ok.clone();
+            f(&mut a);
+            Command::parse("update", &a).unwrap_err()
+        };
+        assert!(err(&|a| a["swarm"] = "0f".into()).contains("64 hex"));
+        assert!(err(&|a| a["peers"] = "boxes.local:7000".into()).contains("IP address"));
+        assert!(err(&|a| a["peers"] = vec!["10.0.0.1:1"; 17].join(",").into()).contains("at most"));
+        assert!(
+            err(&|a| {
+                a.as_object_mut().unwrap().remove("peers");
+            })
+            .contains("peers")
+        );
+        assert!(err(&|a| a["url"] = "https://updates.example/b.raucb".into()).contains("not both"));
+        assert!(
+            err(&|a| {
+                let o = a.as_object_mut().unwrap();
+                o.remove("swarm");
+                o.remove("peers");
+            })
+            .contains("url")
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! its secret random bytes from the operating system ([`os_random`], [`ppspp::Swarm::set_entropy`]). For
 //! tests of lossy networks it can drop and reorder what it sends ([`Impairment`]).
 
+mod fetch;
 mod impair;
+pub use fetch::{FetchError, FetchLimits, fetch_static};
 pub use impair::{ENV as IMPAIR_ENV, Impairment, ParseError as ImpairmentError};
 use impair::{Fate, Impairer};
 

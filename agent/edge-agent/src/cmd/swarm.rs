@@ -1,7 +1,9 @@
 //! `edge-agent swarm`: move content between boxes with PPSPP (RFC 7574) over UDP.
 //!
 //!   edge-agent swarm seed FILE [--bind ADDR]                      prints the swarm ID, serves until Ctrl-C
-//!   edge-agent swarm fetch SWARM_ID --peer HOST:PORT -o FILE      downloads, verifies, shows progress
+//!                                                                 or SIGTERM, then prints its traffic (JSON)
+//!   edge-agent swarm fetch SWARM_ID --peer HOST:PORT -o FILE      downloads, verifies, shows progress;
+//!                                   [--linger SECS]               serves it on, then prints its traffic
 //!   edge-agent swarm live-source [--input FILE|-] [--bind ADDR]   publishes a growing stream, prints the ID
 //!   edge-agent swarm live-join SWARM_ID --peer HOST:PORT -o FILE  joins mid-stream, writes what arrives
 
@@ -72,6 +74,9 @@ enum SwarmCmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
+        /// Once complete, go on serving the file to the other peers for this many seconds.
+        #[arg(long, default_value_t = 0)]
+        linger: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -133,8 +138,9 @@ pub fn run(a: SwarmArgs) -> Result<()> {
                 peer,
                 output,
                 timeout,
+                linger,
                 common,
-            } => fetch(swarm_id, peer, output, timeout, common).await,
+            } => fetch(swarm_id, peer, output, timeout, linger, common).await,
             SwarmCmd::LiveSource {
                 input,
                 key_seed_file,
@@ -173,15 +179,18 @@ async fn seed(file: PathBuf, common: Common) -> Result<()> {
         data.len(),
         node.local_addr()
     );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
             e = node.next_event() => match e {
-                Some(ev) => tracing::info!(?ev, "swarm event"),
+                Some(ev) => tracing::debug!(?ev, "swarm event"),
                 None => bail!("swarm task ended"),
             },
         }
     }
+    print_stats(&node).await;
     node.stop().await?;
     Ok(())
 }
@@ -191,44 +200,36 @@ async fn fetch(
     peers: Vec<SocketAddr>,
     output: PathBuf,
     timeout: u64,
+    linger: u64,
     common: Common,
 ) -> Result<()> {
     let id = unhex(&swarm_id).context("swarm id")?;
-    let swarm =
-        Swarm::new_static_leech(common.config(), &id, Instant::now()).context("swarm id")?;
-    let mut node = Node::spawn(swarm, common.bind)
-        .await
-        .with_context(|| format!("binding {}", common.bind))?;
-    for p in &peers {
-        node.connect(*p);
-    }
     let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(timeout);
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Some((have, total)) = node.progress().await {
-                    let mb = have as f64 * common.chunk_size as f64 / 1e6;
-                    let rate = mb / t0.elapsed().as_secs_f64().max(1e-3);
-                    match total {
-                        Some(n) => eprint!("\r{have}/{n} chunks ({:.1}%), {rate:.1} MB/s   ", 100.0 * have as f64 / n.max(1) as f64),
-                        None => eprint!("\rconnecting... {:.0}s   ", t0.elapsed().as_secs_f64()),
-                    }
-                }
-                if Instant::now() > deadline {
-                    bail!("timed out after {timeout}s");
-                }
+    let limits = ppspp_udp::FetchLimits {
+        timeout: Duration::from_secs(timeout),
+        stall: Duration::from_secs(timeout),
+        max_bytes: None,
+    };
+    let chunk = common.chunk_size as f64;
+    let (node, data) = ppspp_udp::fetch_static(
+        common.config(),
+        &id,
+        &peers,
+        common.bind,
+        limits,
+        |have, total| {
+            let mb = have as f64 * chunk / 1e6;
+            let rate = mb / t0.elapsed().as_secs_f64().max(1e-3);
+            match total {
+                Some(n) => eprint!(
+                    "\r{have}/{n} chunks ({:.1}%), {rate:.1} MB/s   ",
+                    100.0 * have as f64 / n.max(1) as f64
+                ),
+                None => eprint!("\rconnecting... {:.0}s   ", t0.elapsed().as_secs_f64()),
             }
-            e = node.next_event() => match e {
-                Some(Event::Complete) => break,
-                Some(Event::BadData { peer, chunk }) => eprintln!("\npeer {peer} sent bad data (chunk {chunk}); choked"),
-                Some(ev) => tracing::debug!(?ev, "swarm event"),
-                None => bail!("swarm task ended"),
-            },
-        }
-    }
-    let data = node.content().await.context("content")?;
+        },
+    )
+    .await?;
     std::fs::write(&output, &data).with_context(|| format!("writing {}", output.display()))?;
     eprintln!(
         "\ndone: {} bytes in {:.2}s, verified against {}",
@@ -236,8 +237,32 @@ async fn fetch(
         t0.elapsed().as_secs_f64(),
         swarm_id
     );
+    if linger > 0 {
+        eprintln!("serving it to the other peers for {linger}s");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = tokio::time::sleep(Duration::from_secs(linger)) => {}
+        }
+    }
+    print_stats(&node).await;
     node.stop().await?;
     Ok(())
+}
+
+/// The node's traffic, one JSON line on stdout (`bytes_up` counts every datagram sent, `data_bytes_up`
+/// only the content in them).
+async fn print_stats(node: &Node) {
+    if let Some(s) = node.stats().await {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bytes_up": s.bytes_up, "data_bytes_up": s.data_bytes_up, "bytes_down": s.bytes_down,
+                "chunks_verified": s.chunks_verified, "chunks_duplicate": s.chunks_duplicate,
+            })
+        );
+    }
 }
 
 /// Where a live source's secret seed may come from when no `--key-seed-file` is given (hex).

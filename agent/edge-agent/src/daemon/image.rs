@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fleet::proto::{UpdateRequest, UpdateState, UpdateStatus, now_ms};
+use fleet::proto::{
+    BUNDLE_CHUNK_SIZE, BundleSource, UpdateRequest, UpdateState, UpdateStatus, now_ms,
+};
 use fleet::window::MaintenanceWindow;
 use serde::Deserialize;
 use sha2::Digest;
@@ -246,6 +248,8 @@ pub async fn update(shared: Arc<Shared>, req: UpdateRequest) -> Result<serde_jso
     }
     *shared.update_progress.lock().unwrap() = None;
     if r.is_err() {
+        // A bundle this box would not install is not served to the others either.
+        shared.bundle_seed.lock().unwrap().take();
         shared.updating.store(false, Ordering::SeqCst);
         return r;
     }
@@ -295,12 +299,26 @@ async fn install(
     let bundle = env.dir.join("bundle.raucb");
     progress(UpdateState::Downloading, Some(0));
     let t0 = std::time::Instant::now();
-    let bytes = download(&req.url, &req.sha256, &bundle, |p| {
-        progress(UpdateState::Downloading, Some(p))
-    })
-    .await?;
+    let pct = |p| progress(UpdateState::Downloading, Some(p));
+    let (bytes, via) = match req.source()? {
+        BundleSource::Url(url) => {
+            let bytes = download(&url, &req.sha256, &bundle, pct).await?;
+            (bytes, serde_json::json!({ "https": url }))
+        }
+        BundleSource::Swarm { id, peers } => {
+            let (bytes, node) = fetch_swarm(&id, &peers, &req.sha256, &bundle, pct).await?;
+            let up = node.stats().await.map(|s| s.data_bytes_up).unwrap_or(0);
+            let via = serde_json::json!({
+                "swarm": req.swarm, "peers": peers.len(), "served_bytes_so_far": up,
+                "serving_on": node.local_addr().to_string(),
+            });
+            // The other boxes of the site fetch from this one until it reboots.
+            *shared.bundle_seed.lock().unwrap() = Some(node);
+            (bytes, via)
+        }
+    };
     let download_s = t0.elapsed().as_secs_f64();
-    tracing::info!(url = %req.url, bytes, download_s, "update bundle downloaded and its SHA-256 checked");
+    tracing::info!(%via, bytes, download_s, "update bundle fetched and its SHA-256 checked");
 
     progress(UpdateState::Installing, None);
     let t1 = std::time::Instant::now();
@@ -314,10 +332,69 @@ async fn install(
         "from_slot": env.slot,
         "slot": env.other_slot(),
         "bytes": bytes,
+        "via": via,
         "download_s": (download_s * 100.0).round() / 100.0,
         "install_s": (install_s * 100.0).round() / 100.0,
         "reboot": "once the box has no stream",
     }))
+}
+
+/// How long a fetch from the site's swarm may take, and may go without a new chunk.
+const SWARM_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+const SWARM_STALL: Duration = Duration::from_secs(120);
+
+/// Fetches the bundle whose Merkle root is `id` from the site's swarm (`peers`, and the boxes PEX leads to),
+/// every chunk verified against the root as it arrives, then writes it to `dest` and checks its SHA-256 as
+/// [`download`] does. The node is handed back running: it serves the bundle to the other boxes.
+async fn fetch_swarm(
+    id: &[u8],
+    peers: &[std::net::SocketAddr],
+    sha256: &str,
+    dest: &Path,
+    progress: impl Fn(u8),
+) -> Result<(u64, ppspp_udp::Node), String> {
+    let cfg = ppspp::SwarmConfig {
+        chunk_size: BUNDLE_CHUNK_SIZE,
+        hash: ppspp::wire::HashFunc::Sha256,
+        seed: ppspp_udp::random_seed(),
+        ..Default::default()
+    };
+    let limits = ppspp_udp::FetchLimits {
+        timeout: SWARM_TIMEOUT,
+        stall: SWARM_STALL,
+        max_bytes: Some(MAX_BUNDLE_BYTES),
+    };
+    let bind = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut last = None;
+    let (node, data) = ppspp_udp::fetch_static(cfg, id, peers, bind, limits, |have, total| {
+        if let Some(n) = total.filter(|n| *n > 0) {
+            let pct = (have * 100 / n).min(100) as u8;
+            if last != Some(pct) {
+                last = Some(pct);
+                progress(pct);
+            }
+        }
+    })
+    .await
+    .map_err(|e| format!("fetching the bundle from the swarm: {e}"))?;
+    let digest = hex::encode(sha2::Sha256::digest(&data));
+    if !digest.eq_ignore_ascii_case(sha256) {
+        return Err(format!(
+            "the bundle's SHA-256 is {digest}, the command said {sha256}: refused"
+        ));
+    }
+    let part = dest.with_extension("part");
+    let write = async {
+        let mut f = tokio::fs::File::create(&part).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, &data).await?;
+        f.sync_all().await?;
+        tokio::fs::rename(&part, dest).await
+    };
+    if let Err(e) = write.await {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(format!("writing {}: {e}", dest.display()));
+    }
+    Ok((data.len() as u64, node))
 }
 
 /// Downloads `url` to `dest`, hashing as it goes; a size above the bound or a digest that differs removes
@@ -568,5 +645,53 @@ mod tests {
             UpdateState::Failed
         );
         assert_eq!(resolve(None, "A", 200, None), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bundle_from_the_swarm_is_checked_written_and_served_on() {
+        let bundle: Vec<u8> = (0..500_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let cfg = ppspp::SwarmConfig {
+            chunk_size: BUNDLE_CHUNK_SIZE,
+            hash: ppspp::wire::HashFunc::Sha256,
+            seed: 1,
+            ..Default::default()
+        };
+        let seeder = ppspp_udp::Node::spawn(
+            ppspp::Swarm::new_static_seed(cfg, &bundle, std::time::Instant::now()),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let root = seeder.swarm_id().to_vec();
+        let peers = [seeder.local_addr()];
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("bundle.raucb");
+        let sha = hex::encode(sha2::Sha256::digest(&bundle));
+        let pcts = std::sync::Mutex::new(Vec::new());
+
+        let (bytes, node) =
+            fetch_swarm(&root, &peers, &sha, &dest, |p| pcts.lock().unwrap().push(p))
+                .await
+                .unwrap();
+        assert_eq!(bytes, bundle.len() as u64);
+        assert!(std::fs::read(&dest).unwrap() == bundle);
+        assert_eq!(pcts.lock().unwrap().last(), Some(&100));
+        // The node serves the bundle on (on every address: it is bound to 0.0.0.0): another box fetches it
+        // from this one alone.
+        let this_box = std::net::SocketAddr::from(([127, 0, 0, 1], node.local_addr().port()));
+        let other = dir.path().join("other.raucb");
+        let (_, _n) = fetch_swarm(&root, &[this_box], &sha, &other, |_| {})
+            .await
+            .unwrap();
+        assert!(std::fs::read(&other).unwrap() == bundle);
+
+        // A root and a SHA-256 that disagree: refused, nothing left behind.
+        let wrong = dir.path().join("wrong.raucb");
+        let e = fetch_swarm(&root, &peers, &"00".repeat(32), &wrong, |_| {})
+            .await
+            .err()
+            .unwrap();
+        assert!(e.contains("SHA-256") && e.contains("refused"), "{e}");
+        assert!(!wrong.exists() && !wrong.with_extension("part").exists());
     }
 }

@@ -114,6 +114,9 @@ pub struct Shared {
     pub updating: std::sync::atomic::AtomicBool,
     /// The update in progress (download, install), for telemetry.
     pub update_progress: Mutex<Option<::fleet::proto::UpdateStatus>>,
+    /// The update bundle this box fetched from its site's swarm: served to the other boxes of the site
+    /// until the reboot into it.
+    pub bundle_seed: Mutex<Option<ppspp_udp::Node>>,
     /// The fleet broker connection is up.
     pub fleet_connected: std::sync::atomic::AtomicBool,
 }
@@ -240,6 +243,7 @@ async fn run_async(config: Config, log: LogHandle) -> anyhow::Result<()> {
         image: image::ImageEnv::detect(&config_data_dir),
         updating: Default::default(),
         update_progress: Mutex::new(None),
+        bundle_seed: Mutex::new(None),
         fleet_connected: Default::default(),
     });
     if let Some(img) = &shared.image {

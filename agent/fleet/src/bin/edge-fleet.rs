@@ -209,13 +209,14 @@ enum RolloutCmd {
         /// Fields on top of --file: session_limit=4 ladder='["720p"]'.
         #[arg(long = "set")]
         sets: Vec<String>,
-        /// An image instead of a config: url=… sha256=… version=… of the signed bundle (as the `update`
-        /// command takes them). A box has it once it runs that version past its health gate; give
+        /// An image instead of a config: url=… sha256=… version=… of the signed bundle, or swarm=ROOT
+        /// peers=IP:PORT,… sha256=… version=… to fetch it from the site's swarm (as the `update` command
+        /// takes them). A box has it once it runs that version past its health gate; give
         /// --report-timeout the minutes a download, install and reboot take.
-        #[arg(long, num_args = 3, value_names = ["url=URL", "sha256=HEX", "version=V"], conflicts_with_all = ["file", "sets"])]
+        #[arg(long, num_args = 3..=4, value_name = "KEY=VALUE", conflicts_with_all = ["file", "sets"])]
         image: Vec<String>,
         /// For an image rollout: the bundle rollback installs (the version the boxes run now), same form.
-        #[arg(long, num_args = 3, value_names = ["url=URL", "sha256=HEX", "version=V"], requires = "image")]
+        #[arg(long, num_args = 3..=4, value_name = "KEY=VALUE", requires = "image")]
         rollback_image: Vec<String>,
         /// Boxes in the canary wave.
         #[arg(long, default_value = "1")]
@@ -914,7 +915,9 @@ async fn rollout_cmd(json: bool, api: Api, cmd: RolloutCmd) -> anyhow::Result<i3
                 }
                 serde_json::from_value(serde_json::Value::Object(m))
                     .map(Some)
-                    .context("expected url=… sha256=… version=…")
+                    .context(
+                        "expected url=… sha256=… version=…, or swarm=… peers=… sha256=… version=…",
+                    )
             };
             let mut spec = RolloutSpec {
                 selector: select,

@@ -71,6 +71,31 @@ impl BitSet {
             || self.words[ew] & hi != 0
     }
 
+    /// Whether every chunk in `s..=e` is in the set (word by word: `base` is a multiple of 64).
+    pub(super) fn all_in(&self, s: u64, e: u64) -> bool {
+        if s > e {
+            return true;
+        }
+        if s < self.base {
+            return false;
+        }
+        let mut a = s;
+        loop {
+            let b = (a | 63).min(e);
+            let Some(w) = self.words.get(((a - self.base) / 64) as usize) else {
+                return false;
+            };
+            let mask = (!0u64 << (a % 64)) & (!0u64 >> (63 - b % 64));
+            if w & mask != mask {
+                return false;
+            }
+            if b == e {
+                return true;
+            }
+            a = b + 1;
+        }
+    }
+
     /// The lowest chunk in the set.
     pub(super) fn first(&self) -> Option<u64> {
         self.words
@@ -120,5 +145,12 @@ mod tests {
         assert!(
             c.any_in(64, 191) && c.any_in(100, 130) && !c.any_in(4, 129) && !c.any_in(131, 1 << 30)
         );
+        let mut d = BitSet::default();
+        d.set_range(10, 200);
+        assert!(d.all_in(10, 200) && d.all_in(63, 64) && d.all_in(70, 70) && d.all_in(5, 4));
+        assert!(!d.all_in(9, 200) && !d.all_in(10, 201) && !d.all_in(0, 1000));
+        d.set_range(202, 300);
+        assert!(!d.all_in(10, 300) && d.all_in(202, 300));
+        assert!(!BitSet::default().all_in(0, 0));
     }
 }

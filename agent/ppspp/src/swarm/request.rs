@@ -252,7 +252,10 @@ impl Swarm {
         }
     }
 
-    /// Gives candidate chunks (in priority order) to channels that have them, least loaded first.
+    /// Gives candidate chunks (in priority order) to channels that have them, least loaded first. Static
+    /// content goes to a peer that is still fetching it too, where one has the chunk and room, before a
+    /// peer that has all of it: the boxes of a site fetching one bundle take it from each other and spare
+    /// the seeder beyond the site's uplink.
     fn assign(
         &mut self,
         now: Instant,
@@ -269,6 +272,16 @@ impl Swarm {
             .iter()
             .map(|id| (*id, Self::window(&self.channels[id], max_out)))
             .collect();
+        let seeds: Vec<u32> = match &self.content {
+            Content::Static {
+                nchunks: Some(n), ..
+            } if *n > 0 => needy
+                .iter()
+                .filter(|id| self.channels[*id].remote_have.all_in(0, n - 1))
+                .copied()
+                .collect(),
+            _ => Vec::new(),
+        };
         for c in cands {
             let failed = self.timed_out_at.get(&c);
             let best = needy
@@ -276,7 +289,7 @@ impl Swarm {
                 .filter(|id| load[id] < win[id] && self.channels[id].remote_have.get(c))
                 .min_by_key(|id| {
                     let fails = failed.and_then(|f| f.get(*id)).copied().unwrap_or(0);
-                    (fails, load[id], **id)
+                    (fails, seeds.contains(id), load[id], **id)
                 });
             if let Some(&id) = best {
                 *load.get_mut(&id).unwrap() += 1;

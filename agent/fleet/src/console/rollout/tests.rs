@@ -234,7 +234,9 @@ fn auto_rollback_and_state_round_trips() {
 
 fn bundle(version: &str) -> UpdateRequest {
     UpdateRequest {
-        url: format!("https://updates.example/edge-{version}.raucb"),
+        url: Some(format!("https://updates.example/edge-{version}.raucb")),
+        swarm: None,
+        peers: None,
         sha256: "ab".repeat(32),
         version: version.into(),
     }
