@@ -6,17 +6,7 @@ use ppspp::{Swarm, SwarmConfig};
 use ppspp_udp::{FetchError, FetchLimits, Node, fetch_static};
 use std::time::{Duration, Instant};
 
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use ppspp::sim::content;
 
 fn cfg(seed: u64) -> SwarmConfig {
     SwarmConfig {
@@ -25,6 +15,15 @@ fn cfg(seed: u64) -> SwarmConfig {
         seed,
         ..Default::default()
     }
+}
+
+async fn seeder(data: &[u8]) -> Node {
+    Node::spawn(
+        Swarm::new_static_seed(cfg(1), data, Instant::now()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
 }
 
 const LIMITS: FetchLimits = FetchLimits {
@@ -36,12 +35,7 @@ const LIMITS: FetchLimits = FetchLimits {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boxes_fetching_at_once_serve_each_other_and_spare_the_origin() {
     let data = content(6_000_000 + 123, 7);
-    let seeder = Node::spawn(
-        Swarm::new_static_seed(cfg(1), &data, Instant::now()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let seeder = seeder(&data).await;
     let id = seeder.swarm_id().to_vec();
     let origin = seeder.local_addr();
     let fetches = (0..4u64).map(|i| {
@@ -81,12 +75,7 @@ async fn boxes_fetching_at_once_serve_each_other_and_spare_the_origin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_refuses_content_over_its_limit_and_gives_up_on_a_silent_peer() {
     let data = content(200_000, 3);
-    let seeder = Node::spawn(
-        Swarm::new_static_seed(cfg(1), &data, Instant::now()),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let seeder = seeder(&data).await;
     let id = seeder.swarm_id().to_vec();
     let small = FetchLimits {
         max_bytes: Some(100_000),

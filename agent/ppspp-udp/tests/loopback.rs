@@ -4,17 +4,7 @@ use ppspp::{Event, Swarm, SwarmConfig};
 use ppspp_udp::Node;
 use std::time::{Duration, Instant};
 
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use ppspp::sim::content;
 
 const ANY: &str = "127.0.0.1:0";
 

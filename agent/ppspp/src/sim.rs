@@ -391,3 +391,16 @@ impl SimNet {
             && n.swarm.poll_timeout() == Some(t)
     }
 }
+
+/// `len` pseudo-random bytes from `seed` (xorshift): test content that is the same on every run.
+pub fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

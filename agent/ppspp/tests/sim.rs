@@ -5,17 +5,7 @@ use ppspp::wire::{Addressing, HashFunc};
 use ppspp::{Event, Swarm, SwarmConfig};
 use std::time::{Duration, Instant};
 
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use ppspp::sim::content;
 
 fn cfg(seed: u64) -> SwarmConfig {
     SwarmConfig {
