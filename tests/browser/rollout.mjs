@@ -9,16 +9,22 @@
 //                                      a second rollout, of --bad-config to --bad-select, halted by itself with
 //                                      its failed boxes and their reasons listed; the page is written to PATH
 //   {"event":"rolled_back", "id":J}    its rollback button, and the phase reaching rolled_back
+//   {"event":"image_halted", "id":K, "failed":[[box, reason], ...]}
+//                                      a third rollout, of an image fetched from the site's swarm
+//                                      (--swarm ROOT, --peers, --sha256, --version) to --select, typed into
+//                                      the form's image fields, halted by the box's answer
 // and exits 0, or prints {"event":"failed","error":...} and exits 1. Diagnostics go to stderr.
 //
 //   node rollout.mjs --url URL --user U --password P --select S --config JSON --bad-select S2
-//                    --bad-config JSON2 --screenshot FILE [--timeout S]
+//                    --bad-config JSON2 --swarm ROOT --peers P --sha256 H --version V --screenshot FILE
+//                    [--timeout S]
 // Environment: CHROMIUM  the browser binary (default /usr/bin/chromium).
 import { openConsole, options, run, say } from './console-lib.mjs';
 
 async function main() {
   const o = options(process.argv.slice(2),
-    ['url', 'user', 'password', 'select', 'config', 'bad-select', 'bad-config', 'screenshot']);
+    ['url', 'user', 'password', 'select', 'config', 'bad-select', 'bad-config', 'swarm', 'peers', 'sha256',
+      'version', 'screenshot']);
   const { browser, page, errors } = await openConsole(o);
   try {
     const ms = o.timeout * 1000;
@@ -66,8 +72,28 @@ async function main() {
     say({ event: 'halted', id: bad, failed, screenshot: o.screenshot });
     await click(bad, 'rollback');
     await phase(bad, 'rolled_back');
-    if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
     say({ event: 'rolled_back', id: bad });
+
+    // an image from the site's swarm: the kind switched to image, its root and seeders in the bundle fields
+    const before = await page.$$eval('section[data-rollout]', (s) => s.map((e) => e.dataset.rollout));
+    await page.select('#start-rollout select[name="kind"]', 'image');
+    await page.$eval('#start-rollout', (f) => { f.selector.value = ''; f.soak.value = ''; f.waves.value = ''; });
+    await page.type('#start-rollout input[name="selector"]', o.select);
+    await page.type('#start-rollout input[name="url"]', o.swarm);
+    await page.type('#start-rollout input[name="peers"]', o.peers);
+    await page.type('#start-rollout input[name="sha256"]', o.sha256);
+    await page.type('#start-rollout input[name="version"]', o.version);
+    await page.type('#start-rollout input[name="soak"]', '1');
+    await page.click('#start-rollout button[type="submit"]');
+    const img = await (await page.waitForFunction(
+      (seen) => [...document.querySelectorAll('section[data-rollout]')].map((e) => e.dataset.rollout)
+        .find((i) => !seen.includes(i)),
+      { timeout: ms, polling: 100 }, before)).jsonValue();
+    await phase(img, 'halted');
+    const refused = await page.$$eval(`section[data-rollout="${img}"] tr[data-state="failed"]`,
+      (trs) => trs.map((tr) => [tr.dataset.device, tr.cells[3].textContent.trim()]));
+    if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
+    say({ event: 'image_halted', id: img, failed: refused });
   } finally {
     await browser.close();
   }

@@ -539,7 +539,8 @@ fn assert_screenshot(shot: &std::path::Path) {
 /// Rollouts from the page, as an operator clicks them (`tests/browser/rollout.mjs`): one started from the
 /// form, paused, resumed and aborted with its buttons; a second one, whose box refuses the config, halted by
 /// itself with the box and its reason listed (screenshot in the target directory, `tmp/console-rollout.png`),
-/// then rolled back with its button. Every step is checked against the API too.
+/// then rolled back with its button; a third, of an image from the site's swarm (root and seeders typed into
+/// the bundle fields), halted by the box's refusal. Every step is checked against the API too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollouts_are_started_paused_resumed_aborted_and_rolled_back_from_the_page() {
     let dir = tempfile::tempdir().unwrap();
@@ -570,6 +571,14 @@ async fn rollouts_are_started_paused_resumed_aborted_and_rolled_back_from_the_pa
             "label.site=fra",
             "--bad-config",
             r#"{"session_limit": 9}"#,
+            "--swarm",
+            &SWARM_ROOT,
+            "--peers",
+            "192.168.7.10:7000",
+            "--sha256",
+            &SWARM_SHA,
+            "--version",
+            "1.2.0",
             "--timeout",
             "60",
         ]
@@ -605,6 +614,24 @@ async fn rollouts_are_started_paused_resumed_aborted_and_rolled_back_from_the_pa
     );
     let rolled = page.next();
     assert_eq!(rolled["event"], "rolled_back", "{rolled}");
+    // The image rollout from the site's swarm: the spec as the `update` command takes it, and box-1 (not on
+    // an A/B image) refusing it.
+    let img = page.next();
+    assert_eq!(img["event"], "image_halted", "{img}");
+    let r = get_json(&format!(
+        "{url}/api/rollouts/{}",
+        img["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(
+        r["spec"]["image"],
+        serde_json::json!({"swarm": *SWARM_ROOT, "peers": "192.168.7.10:7000",
+            "sha256": *SWARM_SHA, "version": "1.2.0"}),
+        "{r}"
+    );
+    assert_eq!(img["failed"][0][0], "box-1", "{img}");
+    let why = img["failed"][0][1].as_str().unwrap();
+    assert!(why.contains("updatable image"), "{why}");
     page.finish();
     let bad = halted["id"].as_str().unwrap();
     let r = get_json(&format!("{url}/api/rollouts/{bad}")).await;
@@ -616,6 +643,10 @@ async fn rollouts_are_started_paused_resumed_aborted_and_rolled_back_from_the_pa
     );
     assert_screenshot(&shot);
 }
+
+/// The image rollout of the page test: a bundle's swarm root and SHA-256 (any well-formed ones).
+static SWARM_ROOT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "5e".repeat(32));
+static SWARM_SHA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "a1".repeat(32));
 
 /// Waits until `n` boxes are online in the console with telemetry.
 async fn reporting(url: &str, n: usize) {

@@ -24,10 +24,16 @@ const ACTIONS = {
   rollback: ['running', 'paused', 'halted', 'aborted', 'completed'],
 };
 
+// A bundle is named by its address, or by its swarm root (64 hex digits) and the peers that seed it: the
+// boxes then fetch it from the site's swarm (the `update` command's two forms).
 function bundleOf(form, prefix) {
-  const url = form[`${prefix}url`].value.trim();
-  if (!url) return null;
-  return { url, sha256: form[`${prefix}sha256`].value.trim(), version: form[`${prefix}version`].value.trim() };
+  const where = form[`${prefix}url`].value.trim();
+  if (!where) return null;
+  const what = { sha256: form[`${prefix}sha256`].value.trim(), version: form[`${prefix}version`].value.trim() };
+  if (/^[0-9a-fA-F]{64}$/.test(where)) {
+    return { swarm: where, peers: form[`${prefix}peers`].value.trim(), ...what };
+  }
+  return { url: where, ...what };
 }
 
 function specOf(form) {
@@ -93,11 +99,13 @@ const ROLLOUT_FORM = `<form id="start-rollout" class="rollout-form">
     <label>boxes <input name="selector" placeholder="label.site=ams" required></label>
     <label>change <select name="kind"><option value="config">desired config</option><option value="image">image</option></select></label>
     <label class="for-config">config (JSON) <textarea name="config" rows="2" cols="40">{"session_limit": 4}</textarea></label>
-    <fieldset class="for-image" hidden><legend>signed bundle</legend>
-      <input name="url" placeholder="https://…/edge-1.2.raucb" size="36">
+    <fieldset class="for-image" hidden><legend>signed bundle: its address, or its swarm root and seeders</legend>
+      <input name="url" placeholder="https://…/edge-1.2.raucb or swarm root" size="36">
+      <input name="peers" placeholder="seeders IP:PORT,… (swarm)" size="20">
       <input name="sha256" placeholder="sha256" size="20"><input name="version" placeholder="version" size="10"></fieldset>
     <fieldset class="for-image" hidden><legend>rollback bundle (the version the boxes run now)</legend>
-      <input name="rb-url" placeholder="https://…/edge-1.1.raucb" size="36">
+      <input name="rb-url" placeholder="https://…/edge-1.1.raucb or swarm root" size="36">
+      <input name="rb-peers" placeholder="seeders IP:PORT,… (swarm)" size="20">
       <input name="rb-sha256" placeholder="sha256" size="20"><input name="rb-version" placeholder="version" size="10"></fieldset>
     <label>canary <input name="canary" type="number" min="0" value="1" size="3"></label>
     <label>waves % <input name="waves" value="25,50" size="8"></label>
