@@ -43,5 +43,5 @@ figure "disk_bytes=$(stat -c %s "$OUT/disk.img") disk_mapped_bytes=$(( $(du -B1 
 [ -n "${KEEP:-}" ] || rm -f "$OUT/rootfs.ext4"
 IMAGE_DIR=$OUT V1=$V1 V2=$V2 BUNDLE_V2=$OUT/edge-$V2.raucb BUNDLE_FAULT=$OUT/edge-$V2-fault.raucb \
   BUNDLE_SMALL=$OUT/edge-$V2-small.raucb BUNDLE_OTHER_KEY=$OUT/edge-$V2-other-key.raucb \
-  EDGE_FLEET=$T/debug/edge-fleet bash image/test/run.sh
+  EDGE_FLEET=$T/debug/edge-fleet AGENT=$AGENT bash image/test/run.sh
 [ -n "${KEEP:-}" ] || rm -rf "$OUT"

@@ -10,13 +10,15 @@
 #                    a build whose agent never gets READY
 #   boot 3 (A)       that build fails its health gate and reboots
 #   boot 4 (B)       back on the old slot by itself, the fleet told "rolled_back", the rollout halted by
-#                    itself with the box's reason; an `update` command cut off by a power cut while the
-#                    inactive slot is written
+#                    itself with the box's reason; an `update` command whose bundle the box fetches over
+#                    PPSPP from a seeder on the host (`edge-agent swarm seed`), cut off by a power cut
+#                    while the inactive slot is written
 #   boot 5 (B)       the box boots the slot it was on
 # and the data partition's files (config, fleet identity, keystore) are byte-identical to what was
 # provisioned, after all of it.
 #
-# Needs: out/image/disk.img, the bundles below (scripts/test.d/70-image.sh builds them), edge-fleet, mosquitto,
+# Needs: out/image/disk.img, the bundles below (scripts/test.d/70-image.sh builds them), edge-fleet and
+# edge-agent (AGENT; the host's seeder), mosquitto,
 # ffmpeg, qemu-system-x86_64, OVMF, mtools, python3 (the bundles' web server).
 #   IMAGE_DIR           where the image and bundles are (default out/image)
 #   V1 V2               the disk's version and the good update's version
@@ -26,6 +28,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 IMG=${IMAGE_DIR:-$ROOT/out/image}
 FLEET=${EDGE_FLEET:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/edge-fleet}
+AGENT=${AGENT:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/edge-agent}
 : "${V1:?}" "${V2:?}" "${BUNDLE_V2:?}" "${BUNDLE_FAULT:?}" "${BUNDLE_SMALL:?}" "${BUNDLE_OTHER_KEY:?}"
 W=$(mktemp -d -t edge-image-test.XXXXXX)
 # shellcheck source=image/test/qemu.sh
@@ -251,14 +254,31 @@ jq -e '.targets[0].answer.slot == "A" and .targets[0].state.state == "failed"
   || fail "the halted rollout: $(cat "$W/rollout.json")"
 echo "halted rollout: $(jq -c '{note, reason: .targets[0].state.reason}' "$W/rollout.json")" >&2
 
-# === a power cut while the inactive slot is written ===
-step "power cut while slot A is being written"
+# === a power cut while the inactive slot is written; the bundle comes from the site's swarm ===
+step "power cut while slot A is being written (the bundle fetched over PPSPP from a seeder on the host)"
+"$AGENT" swarm seed "$BUNDLE_V2" --hash sha256 --chunk-size 8192 --bind 127.0.0.1:0 \
+  >"$W/seeder.out" 2>"$W/seeder.err" &
+seeder=$!
+pids+=("$seeder")
+for _ in $(seq 600); do grep -q "seeding" "$W/seeder.err" && break; sleep 0.2; done
+root=$(head -1 "$W/seeder.out")
+sport=$(sed -n 's/.* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$W/seeder.err")
+[ -n "$root" ] && [ -n "$sport" ] || fail "the bundle's seeder did not start: $(cat "$W/seeder.err")"
 from=$(( $(serial_lines box) + 1 ))
 timeout $((600 * TIMEOUT_SCALE)) "$FLEET" --json cmd box-1 update --id cut --timeout $((600 * TIMEOUT_SCALE)) \
-  url="http://10.0.2.2:$BPORT/$(basename "$BUNDLE_V2")" sha256="$(sha256sum "$BUNDLE_V2" | cut -d' ' -f1)" \
+  swarm="$root" peers="10.0.2.2:$sport" sha256="$(sha256sum "$BUNDLE_V2" | cut -d' ' -f1)" \
   version="$V2" >/dev/null 2>&1 &
 cutter=$!
 vm_wait_serial box "rauc.*writing data to device .*rootfs-a" 300 "$from" || fail "the install did not start"
+tail -n "+$from" "$W/box.serial" | tr -d '\r' | grep -aq "update bundle fetched.*swarm" \
+  || fail "the box did not say it fetched the bundle from the swarm"
+kill -TERM "$seeder"
+for _ in $(seq 50); do [ "$(wc -l <"$W/seeder.out")" -ge 2 ] && break; sleep 0.2; done
+sent=$(sed -n 2p "$W/seeder.out" | jq -r .data_bytes_up)
+[ "${sent:-0}" -ge "$(stat -c %s "$BUNDLE_V2")" ] || fail "the seeder sent ${sent:-nothing} bytes of the bundle"
+took=$( (tail -n "+$from" "$W/box.serial" | tr -d '\r' | grep -a "update bundle fetched" \
+  | grep -ao 'download_s=[0-9.]*' | tail -1) || true)
+figure "swarm_fetch: the box took the bundle from the host's seeder over PPSPP (${sent} content bytes sent, ${took:-download_s=?})"
 sleep 3
 vm_stop box
 kill "$cutter" 2>/dev/null || true
