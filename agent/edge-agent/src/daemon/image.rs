@@ -377,7 +377,11 @@ async fn fetch_swarm(
     })
     .await
     .map_err(|e| format!("fetching the bundle from the swarm: {e}"))?;
-    let digest = hex::encode(sha2::Sha256::digest(&data));
+    // Hundreds of megabytes: hashed off the runtime's worker threads.
+    let (digest, data) =
+        tokio::task::spawn_blocking(move || (hex::encode(sha2::Sha256::digest(&data)), data))
+            .await
+            .map_err(|e| format!("hashing the bundle: {e}"))?;
     if !digest.eq_ignore_ascii_case(sha256) {
         return Err(format!(
             "the bundle's SHA-256 is {digest}, the command said {sha256}: refused"
