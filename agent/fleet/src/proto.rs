@@ -334,14 +334,10 @@ impl UpdateRequest {
                 Ok(BundleSource::Url(url.clone()))
             }
             (None, Some(id), Some(peers)) => {
-                if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(
-                        "update swarm: expected the bundle's Merkle root, 64 hex digits".into(),
-                    );
-                }
-                let id = (0..32)
-                    .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap())
-                    .collect();
+                let id = hex::decode(id)
+                    .ok()
+                    .filter(|id| id.len() == 32)
+                    .ok_or("update swarm: expected the bundle's Merkle root, 64 hex digits")?;
                 let peers = peers
                     .split(',')
                     .map(|p| {
