@@ -179,11 +179,11 @@ async fn seed(file: PathBuf, common: Common) -> Result<()> {
         data.len(),
         node.local_addr()
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stop = stop_signal()?;
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = &mut stop => break,
             e = node.next_event() => match e {
                 Some(ev) => tracing::debug!(?ev, "swarm event"),
                 None => bail!("swarm task ended"),
@@ -239,16 +239,26 @@ async fn fetch(
     );
     if linger > 0 {
         eprintln!("serving it to the other peers for {linger}s");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let stop = stop_signal()?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = stop => {}
             _ = tokio::time::sleep(Duration::from_secs(linger)) => {}
         }
     }
     print_stats(&node).await;
     node.stop().await?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (a benchmark or a service manager stopping the process).
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// The node's traffic, one JSON line on stdout (`bytes_up` counts every datagram sent, `data_bytes_up`

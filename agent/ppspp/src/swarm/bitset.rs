@@ -8,6 +8,8 @@
 pub(super) struct BitSet {
     base: u64,
     words: Vec<u64>,
+    /// Chunks in the set.
+    len: u64,
 }
 
 impl BitSet {
@@ -38,6 +40,10 @@ impl BitSet {
             self.words.resize(need, 0);
         }
         let (sw, ew) = ((s / 64) as usize, (e / 64) as usize);
+        let before: u64 = self.words[sw..=ew]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
         let lo = !0u64 << (s % 64);
         let hi = !0u64 >> (63 - e % 64);
         if sw == ew {
@@ -49,6 +55,16 @@ impl BitSet {
             }
             self.words[ew] |= hi;
         }
+        let after: u64 = self.words[sw..=ew]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        self.len += after - before;
+    }
+
+    /// How many chunks are in the set.
+    pub(super) fn len(&self) -> u64 {
+        self.len
     }
 
     /// Whether any chunk in `s..=e` is in the set.
@@ -111,7 +127,12 @@ impl BitSet {
             return;
         }
         let drop = ((first_kept - self.base) / 64) as usize;
-        self.words.drain(..drop.min(self.words.len()));
+        let gone: u64 = self
+            .words
+            .drain(..drop.min(self.words.len()))
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        self.len -= gone;
         self.base = first_kept;
     }
 }
@@ -152,5 +173,11 @@ mod tests {
         d.set_range(202, 300);
         assert!(!d.all_in(10, 300) && d.all_in(202, 300));
         assert!(!BitSet::default().all_in(0, 0));
+        // The count follows overlapping ranges and the discard.
+        assert_eq!(d.len(), 191 + 99);
+        d.set_range(150, 250);
+        assert_eq!(d.len(), 191 + 99 + 1);
+        d.discard_before(128);
+        assert_eq!(d.len(), 191 + 99 + 1 - (128 - 10));
     }
 }

@@ -50,6 +50,8 @@ pub(super) struct Channel {
     pub(super) last_recv: Instant,
     /// Chunks the remote has.
     pub(super) remote_have: BitSet,
+    /// Static content: the peer has all of it (a seed; once true, it stays true).
+    pub(super) remote_complete: bool,
     pub(super) remote_chokes_us: bool,
     /// We choke it: it sent bad data. We neither serve it nor accept its data.
     pub(super) we_choke: bool,
@@ -190,6 +192,7 @@ impl Swarm {
             last_send: now,
             last_recv: now,
             remote_have: BitSet::default(),
+            remote_complete: false,
             remote_chokes_us: false,
             we_choke: false,
             choking: false,

@@ -272,16 +272,24 @@ impl Swarm {
             .iter()
             .map(|id| (*id, Self::window(&self.channels[id], max_out)))
             .collect();
-        let seeds: Vec<u32> = match &self.content {
-            Content::Static {
-                nchunks: Some(n), ..
-            } if *n > 0 => needy
-                .iter()
-                .filter(|id| self.channels[*id].remote_have.all_in(0, n - 1))
-                .copied()
-                .collect(),
-            _ => Vec::new(),
-        };
+        // Seeds among the needy: counted first (cheap), the whole range checked once per channel.
+        if let Content::Static {
+            nchunks: Some(n), ..
+        } = self.content
+            && n > 0
+        {
+            for id in needy {
+                let ch = self.channels.get_mut(id).unwrap();
+                if !ch.remote_complete && ch.remote_have.len() >= n {
+                    ch.remote_complete = ch.remote_have.all_in(0, n - 1);
+                }
+            }
+        }
+        let seeds: Vec<u32> = needy
+            .iter()
+            .filter(|id| self.channels[*id].remote_complete)
+            .copied()
+            .collect();
         for c in cands {
             let failed = self.timed_out_at.get(&c);
             let best = needy
