@@ -254,10 +254,18 @@ async fn send_over_swarm(
         if !a.no_pacing {
             tokio::time::sleep_until(due.into()).await;
         }
+        // the camera's cut: glass-to-glass counts from here, hashing and signing included
+        let cut_at_us = unix_us();
         let seq = seq as u64;
-        let sig = c
-            .sender
-            .sign_segment(&a.stream, seq, hashes::data_hash(seg))?;
+        // hashed beside the runtime: this one thread also drives the swarm, which must not stall meanwhile
+        let data = seg.clone();
+        let (data, hash) = tokio::task::spawn_blocking(move || {
+            let hash = hashes::data_hash(&data);
+            (data, hash)
+        })
+        .await
+        .context("hashing a segment")?;
+        let sig = c.sender.sign_segment(&a.stream, seq, hash)?;
         let record = Record::Segment {
             meta: SegmentMeta {
                 stream: a.stream.clone(),
@@ -266,9 +274,9 @@ async fn send_over_swarm(
                 signature: Some(format!("0x{}", hex_lower(&sig))),
                 duration: a.segment_seconds,
                 rendition: None,
-                cut_at_us: Some(unix_us()),
+                cut_at_us: Some(cut_at_us),
             },
-            data: seg.clone(),
+            data,
         };
         publisher.publish(&record)?;
         tracing::info!(seq, bytes = seg.len(), "segment published");
