@@ -175,6 +175,17 @@ impl StreamPipeline {
         self.submitted.len()
     }
 
+    /// How many segments may be in flight before the oldest one's result is due (one per engine, one more
+    /// in the lookahead mode, which answers a segment when the next one comes).
+    pub fn depth(&self) -> usize {
+        self.pool.depth()
+    }
+
+    /// No segment follows for now: what the engines hold is completed without waiting for a next one.
+    pub fn end_of_input(&mut self) {
+        self.pool.finish();
+    }
+
     /// Hands a segment to the next engine without waiting (up to `engines` work at once).
     pub fn submit(&mut self, seq: u64, data: Vec<u8>) -> Result<(), PushError> {
         // behind segments in flight, a segment must come after them; otherwise the writer's session rule

@@ -104,7 +104,10 @@ pub fn store(
     )
     .made_by(match report.segment_mode {
         media::engine::SegmentMode::Restart => proof::SegmentRun::Restart,
-        media::engine::SegmentMode::Continuous => proof::SegmentRun::Continuous,
+        // the encoders ran on from the segment before (and, with lookahead, saw the next one's first frames)
+        media::engine::SegmentMode::Continuous | media::engine::SegmentMode::Lookahead => {
+            proof::SegmentRun::Continuous
+        }
     });
     let dir = kept_dir(data_dir, job.job_id, seq);
     let kept_input = dir.join(bundle::INPUT);

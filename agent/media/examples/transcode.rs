@@ -155,18 +155,17 @@ fn main() -> Result<()> {
         cfg.layout = toml::from_str::<Layout>(l).context("--layout")?;
     }
     let _ = a.software;
-    cfg.mode = match a.segment_mode.as_str() {
-        "restart" => SegmentMode::Restart,
-        "continuous" => SegmentMode::Continuous,
-        other => bail!("--segment-mode {other}: restart or continuous"),
-    };
+    cfg.mode = a
+        .segment_mode
+        .parse::<SegmentMode>()
+        .map_err(|e| anyhow::anyhow!("--segment-mode: {e}"))?;
     let mut pool = TranscoderPool::new(cfg, a.engines).context("building the pipelines")?;
     let mut hls = HlsWriter::new(&a.out, HlsMode::Vod, a.segment_seconds)?;
     let start = Instant::now();
     let (mut ok, mut failed, mut media_secs) = (0usize, 0usize, 0.0f64);
     let mut lat = Vec::new();
     for (seq, seg) in segments.into_iter().enumerate() {
-        if pool.in_flight() >= pool.size() {
+        if pool.in_flight() >= pool.depth() {
             let r = pool.recv().expect("a segment is pending");
             handle(
                 r,
@@ -180,6 +179,7 @@ fn main() -> Result<()> {
         }
         pool.submit(seq as u64, seg);
     }
+    pool.finish();
     while let Some(r) = pool.recv() {
         handle(
             r,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use crate::engine::{
     BuildError, EngineConfig, SegmentError, SegmentMode, SegmentOutput, Transcoder,
@@ -36,25 +37,42 @@ struct Job {
     panic: bool,
 }
 
+/// What a worker thread gets: a segment, or the word that no segment follows for now.
+enum Msg {
+    Segment(Job),
+    /// Complete a segment the engine holds (lookahead mode): the stream ends, or pauses.
+    Finish,
+}
+
 /// What a worker thread runs segments on: the real engine, or a stand-in in unit tests.
 trait Engine: Send + 'static {
-    fn push_segment(
+    /// The outputs this segment completed, in order ([`Transcoder::push`]).
+    fn push(
         &mut self,
         seq: u64,
         data: &[u8],
         previous: Option<&[VideoAu]>,
-    ) -> Result<SegmentOutput, SegmentError>;
+    ) -> Vec<Result<SegmentOutput, SegmentError>>;
+    /// Completes the segment the engine holds, if any ([`Transcoder::finish`]).
+    fn finish(&mut self) -> Option<Result<SegmentOutput, SegmentError>>;
+    fn holds_segment(&self) -> bool;
     fn is_broken(&self) -> bool;
 }
 
 impl Engine for Transcoder {
-    fn push_segment(
+    fn push(
         &mut self,
         seq: u64,
         data: &[u8],
         previous: Option<&[VideoAu]>,
-    ) -> Result<SegmentOutput, SegmentError> {
-        Transcoder::push_segment_after(self, seq, data, previous)
+    ) -> Vec<Result<SegmentOutput, SegmentError>> {
+        Transcoder::push(self, seq, data, previous)
+    }
+    fn finish(&mut self) -> Option<Result<SegmentOutput, SegmentError>> {
+        Transcoder::finish(self)
+    }
+    fn holds_segment(&self) -> bool {
+        Transcoder::holds_segment(self)
     }
     fn is_broken(&self) -> bool {
         Transcoder::is_broken(self)
@@ -67,18 +85,26 @@ type Factory<E> = Arc<dyn Fn() -> Result<E, BuildError> + Send + Sync>;
 /// GStreamer.
 struct Workers<E: Engine> {
     factory: Factory<E>,
-    senders: Vec<mpsc::Sender<Job>>,
+    senders: Vec<mpsc::Sender<Msg>>,
     threads: Vec<Option<thread::JoinHandle<()>>>,
     rebuilds: Arc<AtomicU64>,
+    /// How long a held segment waits for the next one (lookahead mode).
+    hold: Duration,
 }
 
 impl<E: Engine> Workers<E> {
-    fn new(factory: Factory<E>, n: usize, rebuilds: Arc<AtomicU64>) -> Result<Self, BuildError> {
+    fn new(
+        factory: Factory<E>,
+        n: usize,
+        rebuilds: Arc<AtomicU64>,
+        hold: Duration,
+    ) -> Result<Self, BuildError> {
         let mut w = Workers {
             factory,
             senders: Vec::new(),
             threads: Vec::new(),
             rebuilds,
+            hold,
         };
         for k in 0..n.max(1) {
             // the first engines are built here, so that a configuration that cannot build fails at once
@@ -94,13 +120,14 @@ impl<E: Engine> Workers<E> {
         &self,
         k: usize,
         engine: Option<E>,
-    ) -> Result<(mpsc::Sender<Job>, thread::JoinHandle<()>), BuildError> {
-        let (tx, rx) = mpsc::channel::<Job>();
+    ) -> Result<(mpsc::Sender<Msg>, thread::JoinHandle<()>), BuildError> {
+        let (tx, rx) = mpsc::channel::<Msg>();
         let factory = self.factory.clone();
         let rebuilds = self.rebuilds.clone();
+        let hold = self.hold;
         let h = thread::Builder::new()
             .name(format!("media-engine-{k}"))
-            .spawn(move || worker(k, engine, factory, rebuilds, rx))
+            .spawn(move || worker(k, engine, factory, rebuilds, rx, hold))
             .map_err(|e| BuildError::Init(format!("spawning engine thread: {e}")))?;
         Ok((tx, h))
     }
@@ -108,9 +135,10 @@ impl<E: Engine> Workers<E> {
     /// Hands a job to worker `k`; a worker whose thread is gone is started again (its engine is built for
     /// the job).
     fn send(&mut self, k: usize, job: Job) {
-        let job = match self.senders[k].send(job) {
+        let job = match self.senders[k].send(Msg::Segment(job)) {
             Ok(()) => return,
-            Err(mpsc::SendError(job)) => job,
+            Err(mpsc::SendError(Msg::Segment(job))) => job,
+            Err(mpsc::SendError(Msg::Finish)) => unreachable!("a segment was sent"),
         };
         tracing::error!(
             engine = k,
@@ -123,7 +151,7 @@ impl<E: Engine> Workers<E> {
             Ok((tx, h)) => {
                 self.senders[k] = tx;
                 self.threads[k] = Some(h);
-                let _ = self.senders[k].send(job);
+                let _ = self.senders[k].send(Msg::Segment(job));
             }
             Err(e) => {
                 let _ = job.reply.send(Err(SegmentError::Broken {
@@ -144,13 +172,16 @@ impl<E: Engine> Drop for Workers<E> {
     }
 }
 
-/// One engine thread: runs the jobs in order on its engine, replacing the engine when it breaks.
+/// One engine thread: runs the jobs in order on its engine, replacing the engine when it breaks. A segment
+/// the engine holds (lookahead mode) is answered when the next one completes it, or is completed after
+/// `hold` without a next one, at [`Msg::Finish`], or when the pool goes.
 fn worker<E: Engine>(
     k: usize,
     mut engine: Option<E>,
     factory: Factory<E>,
     rebuilds: Arc<AtomicU64>,
-    rx: mpsc::Receiver<Job>,
+    rx: mpsc::Receiver<Msg>,
+    hold: Duration,
 ) {
     // Builds a replacement engine; the error is kept for the segments that find no engine.
     let rebuild = |engine: &mut Option<E>| -> Result<(), String> {
@@ -166,52 +197,102 @@ fn worker<E: Engine>(
         }
     };
     let mut build_error = None;
-    for job in rx {
+    // the segments the engine owes an answer for: the one in work, and one it holds
+    let mut owed: VecDeque<(u64, Reply)> = VecDeque::new();
+    loop {
+        let holds = engine.as_ref().is_some_and(|e| e.holds_segment());
+        let msg = if holds {
+            // Timeout and Disconnected alike: complete the held segment (a closed channel ends the loop next)
+            rx.recv_timeout(hold).ok().unwrap_or(Msg::Finish)
+        } else {
+            match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        };
         let mut lost = false;
-        // no engine: the last rebuild failed, or this thread was started again; try once more
-        if engine.is_none()
-            && let Err(why) = rebuild(&mut engine)
-        {
-            tracing::error!(engine = k, %why, "cannot rebuild the media engine");
-            build_error = Some(why);
-        }
-        let result = match engine.as_mut() {
-            None => Err(SegmentError::Broken {
-                seq: job.seq,
-                why: format!(
-                    "no engine: {}",
-                    build_error.as_deref().unwrap_or("not built")
-                ),
-            }),
-            Some(e) => {
-                let (seq, data, inject) = (job.seq, &job.data, job.panic);
-                let previous = job.previous.as_deref().map(Vec::as_slice);
-                match panic::catch_unwind(AssertUnwindSafe(|| {
-                    if inject {
-                        panic!("injected fault at segment {seq}");
-                    }
-                    e.push_segment(seq, data, previous)
-                })) {
+        match msg {
+            Msg::Finish => {
+                let Some(e) = engine.as_mut() else { continue };
+                match panic::catch_unwind(AssertUnwindSafe(|| e.finish())) {
                     Ok(r) => {
-                        if e.is_broken() {
-                            tracing::warn!(engine = k, seq, "media engine broke: replacing it");
-                            engine = None;
-                            lost = true;
+                        if let Some(r) = r {
+                            answer(&mut owed, r);
                         }
-                        r
+                        lost = e.is_broken();
                     }
                     Err(p) => {
                         let why = format!("panicked: {}", panic_message(&*p));
-                        tracing::error!(engine = k, seq, %why, "media engine crashed: replacing it");
-                        // dropping it takes its pipeline to NULL
+                        tracing::error!(engine = k, %why, "media engine crashed: replacing it");
+                        fail_all(&mut owed, &why);
                         let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(engine.take())));
                         lost = true;
-                        Err(SegmentError::Crashed { seq, why })
                     }
                 }
             }
-        };
-        let _ = job.reply.send(result);
+            Msg::Segment(job) => {
+                // no engine: the last rebuild failed, or this thread was started again; try once more
+                if engine.is_none()
+                    && let Err(why) = rebuild(&mut engine)
+                {
+                    tracing::error!(engine = k, %why, "cannot rebuild the media engine");
+                    build_error = Some(why);
+                }
+                owed.push_back((job.seq, job.reply));
+                match engine.as_mut() {
+                    None => {
+                        let why = format!(
+                            "no engine: {}",
+                            build_error.as_deref().unwrap_or("not built")
+                        );
+                        for (seq, reply) in owed.drain(..) {
+                            let _ = reply.send(Err(SegmentError::Broken {
+                                seq,
+                                why: why.clone(),
+                            }));
+                        }
+                    }
+                    Some(e) => {
+                        let (seq, data, inject) = (job.seq, &job.data, job.panic);
+                        let previous = job.previous.as_deref().map(Vec::as_slice);
+                        match panic::catch_unwind(AssertUnwindSafe(|| {
+                            if inject {
+                                panic!("injected fault at segment {seq}");
+                            }
+                            e.push(seq, data, previous)
+                        })) {
+                            Ok(results) => {
+                                for r in results {
+                                    answer(&mut owed, r);
+                                }
+                                if e.is_broken() {
+                                    tracing::warn!(
+                                        engine = k,
+                                        seq,
+                                        "media engine broke: replacing it"
+                                    );
+                                    engine = None;
+                                    lost = true;
+                                }
+                            }
+                            Err(p) => {
+                                let why = format!("panicked: {}", panic_message(&*p));
+                                tracing::error!(engine = k, seq, %why, "media engine crashed: replacing it");
+                                fail_all(&mut owed, &why);
+                                // dropping it takes its pipeline to NULL
+                                let _ =
+                                    panic::catch_unwind(AssertUnwindSafe(|| drop(engine.take())));
+                                lost = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // what an engine that holds nothing still owes, it will never answer
+        if !engine.as_ref().is_some_and(|e| e.holds_segment()) {
+            fail_all(&mut owed, "the engine returned no result for the segment");
+        }
         // replace an engine lost on this segment now, so that the next segment does not wait for it
         if lost {
             build_error = rebuild(&mut engine).err();
@@ -219,6 +300,29 @@ fn worker<E: Engine>(
                 tracing::error!(engine = k, %why, "cannot rebuild the media engine");
             }
         }
+    }
+}
+
+/// Sends a result to the segment it is about.
+fn answer(owed: &mut VecDeque<(u64, Reply)>, r: Result<SegmentOutput, SegmentError>) {
+    let seq = crate::engine::result_seq(&r);
+    match owed.iter().position(|(s, _)| *s == seq) {
+        Some(i) => {
+            if let Some((_, reply)) = owed.remove(i) {
+                let _ = reply.send(r);
+            }
+        }
+        None => tracing::warn!(seq, "a media engine result for no segment in work: dropped"),
+    }
+}
+
+/// Answers every owed segment with a crash.
+fn fail_all(owed: &mut VecDeque<(u64, Reply)>, why: &str) {
+    for (seq, reply) in owed.drain(..) {
+        let _ = reply.send(Err(SegmentError::Crashed {
+            seq,
+            why: why.to_string(),
+        }));
     }
 }
 
@@ -242,9 +346,14 @@ struct Queue<E: Engine> {
 }
 
 impl<E: Engine> Queue<E> {
-    fn new(factory: Factory<E>, n: usize, rebuilds: Arc<AtomicU64>) -> Result<Self, BuildError> {
+    fn new(
+        factory: Factory<E>,
+        n: usize,
+        rebuilds: Arc<AtomicU64>,
+        hold: Duration,
+    ) -> Result<Self, BuildError> {
         Ok(Queue {
-            workers: Workers::new(factory, n, rebuilds)?,
+            workers: Workers::new(factory, n, rebuilds, hold)?,
             pending: VecDeque::new(),
             submitted: 0,
             panic_at: None,
@@ -294,6 +403,7 @@ impl<E: Engine> Queue<E> {
 /// A pool of `n` engines (each its own pipeline and thread), fed round-robin.
 pub struct TranscoderPool {
     queue: Queue<Transcoder>,
+    lookahead: bool,
 }
 
 impl TranscoderPool {
@@ -309,14 +419,28 @@ impl TranscoderPool {
         n: usize,
         rebuilds: Arc<AtomicU64>,
     ) -> Result<Self, BuildError> {
-        let n = match cfg.mode {
-            SegmentMode::Restart => n,
-            SegmentMode::Continuous => 1,
-        };
+        let n = if cfg.mode.runs_on() { 1 } else { n };
+        let lookahead = cfg.mode == SegmentMode::Lookahead;
+        let hold = Duration::from_millis(cfg.lookahead_hold_ms);
         let factory: Factory<Transcoder> = Arc::new(move || Transcoder::new(cfg.clone()));
         Ok(TranscoderPool {
-            queue: Queue::new(factory, n, rebuilds)?,
+            queue: Queue::new(factory, n, rebuilds, hold)?,
+            lookahead,
         })
+    }
+
+    /// How many segments may be in flight before the next result is due: one per engine, and one more
+    /// in the lookahead mode, whose engine answers a segment when the next one arrives.
+    pub fn depth(&self) -> usize {
+        self.size() + usize::from(self.lookahead)
+    }
+
+    /// No segment follows for now (the input ended): the engines complete what they hold (lookahead mode)
+    /// without waiting for the next one.
+    pub fn finish(&mut self) {
+        for tx in &self.queue.workers.senders {
+            let _ = tx.send(Msg::Finish);
+        }
     }
 
     /// Number of engines.
@@ -364,13 +488,51 @@ mod tests {
         broken: bool,
     }
 
+    /// What the fakes answer: an output whose `renditions.len()` is the engine's build number.
+    fn output(seq: u64, id: usize) -> SegmentOutput {
+        SegmentOutput {
+            seq,
+            renditions: (0..id)
+                .map(|_| crate::engine::Rendition {
+                    profile: String::new(),
+                    data: vec![],
+                    width: 0,
+                    height: 0,
+                    fps: (0, 1),
+                    frames: 0,
+                    frames_fed: 0,
+                    duration: 0.0,
+                    first_pts: 0,
+                    codecs: String::new(),
+                    video_bytes: 0,
+                })
+                .collect(),
+            stats: Default::default(),
+        }
+    }
+
     impl Engine for Fake {
-        fn push_segment(
+        fn push(
             &mut self,
             seq: u64,
             _: &[u8],
             _: Option<&[VideoAu]>,
-        ) -> Result<SegmentOutput, SegmentError> {
+        ) -> Vec<Result<SegmentOutput, SegmentError>> {
+            vec![self.segment(seq)]
+        }
+        fn finish(&mut self) -> Option<Result<SegmentOutput, SegmentError>> {
+            None
+        }
+        fn holds_segment(&self) -> bool {
+            false
+        }
+        fn is_broken(&self) -> bool {
+            self.broken
+        }
+    }
+
+    impl Fake {
+        fn segment(&mut self, seq: u64) -> Result<SegmentOutput, SegmentError> {
             if self.broken {
                 return Err(SegmentError::Broken {
                     seq,
@@ -387,29 +549,39 @@ mod tests {
                         stage: "test".into(),
                     })
                 }
-                _ => Ok(SegmentOutput {
-                    seq,
-                    renditions: (0..self.id)
-                        .map(|_| crate::engine::Rendition {
-                            profile: String::new(),
-                            data: vec![],
-                            width: 0,
-                            height: 0,
-                            fps: (0, 1),
-                            frames: 0,
-                            frames_fed: 0,
-                            duration: 0.0,
-                            first_pts: 0,
-                            codecs: String::new(),
-                            video_bytes: 0,
-                        })
-                        .collect(),
-                    stats: Default::default(),
-                }),
+                _ => Ok(output(seq, self.id)),
             }
         }
+    }
+
+    /// A lookahead engine: holds each segment until the next one (or `finish`) completes it; panics on
+    /// segment 13 (losing the one it holds too).
+    struct Holding {
+        held: Option<u64>,
+    }
+
+    impl Engine for Holding {
+        fn push(
+            &mut self,
+            seq: u64,
+            _: &[u8],
+            _: Option<&[VideoAu]>,
+        ) -> Vec<Result<SegmentOutput, SegmentError>> {
+            assert_ne!(seq, 13, "bug at segment 13");
+            self.held
+                .replace(seq)
+                .map(|h| Ok(output(h, 1)))
+                .into_iter()
+                .collect()
+        }
+        fn finish(&mut self) -> Option<Result<SegmentOutput, SegmentError>> {
+            self.held.take().map(|h| Ok(output(h, 1)))
+        }
+        fn holds_segment(&self) -> bool {
+            self.held.is_some()
+        }
         fn is_broken(&self) -> bool {
-            self.broken
+            false
         }
     }
 
@@ -426,6 +598,8 @@ mod tests {
         (f, built)
     }
 
+    const HOLD: Duration = Duration::from_millis(200);
+
     fn run(q: &mut Queue<Fake>, seq: u64) -> Result<usize, SegmentError> {
         q.submit(seq, vec![]);
         q.recv().unwrap().map(|o| o.renditions.len())
@@ -434,7 +608,7 @@ mod tests {
     #[test]
     fn a_panicking_engine_is_replaced_before_the_next_segment() {
         let (f, _) = fakes(usize::MAX);
-        let mut q = Queue::new(f, 1, Arc::default()).unwrap();
+        let mut q = Queue::new(f, 1, Arc::default(), HOLD).unwrap();
         assert_eq!(run(&mut q, 12), Ok(1));
         let err = run(&mut q, 13).unwrap_err();
         assert!(
@@ -448,7 +622,7 @@ mod tests {
     #[test]
     fn a_broken_engine_is_replaced_before_the_next_segment() {
         let (f, _) = fakes(usize::MAX);
-        let mut q = Queue::new(f, 1, Arc::default()).unwrap();
+        let mut q = Queue::new(f, 1, Arc::default(), HOLD).unwrap();
         assert!(matches!(
             run(&mut q, 21),
             Err(SegmentError::Timeout { seq: 21, .. })
@@ -461,7 +635,7 @@ mod tests {
     fn a_failed_rebuild_is_retried_for_every_segment() {
         // engine 1 builds, engine 2 does not: every segment after the crash is refused, none panics
         let (f, built) = fakes(1);
-        let mut q = Queue::new(f, 1, Arc::default()).unwrap();
+        let mut q = Queue::new(f, 1, Arc::default(), HOLD).unwrap();
         assert!(run(&mut q, 13).is_err());
         for seq in 14..17 {
             let err = run(&mut q, seq).unwrap_err();
@@ -479,7 +653,7 @@ mod tests {
     #[test]
     fn injected_panic_goes_the_same_way() {
         let (f, _) = fakes(usize::MAX);
-        let mut q = Queue::new(f, 2, Arc::default()).unwrap();
+        let mut q = Queue::new(f, 2, Arc::default(), HOLD).unwrap();
         q.panic_at = Some(5);
         // two engines, round-robin: segment 5 crashes engine 1 while engine 0 does segments 4 and 6
         for seq in 4..8 {
@@ -489,6 +663,44 @@ mod tests {
             .map(|_| q.recv().unwrap().map(|o| o.seq).map_err(|e| e.seq()))
             .collect();
         assert_eq!(got, [Ok(4), Err(5), Ok(6), Ok(7)]);
+        assert_eq!(q.workers.rebuilds.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_held_segment_is_answered_by_the_next_one_or_after_the_hold() {
+        let f: Factory<Holding> = Arc::new(|| Ok(Holding { held: None }));
+        let mut q = Queue::new(f, 1, Arc::default(), HOLD).unwrap();
+        // back to back: each answer comes with the next segment, in order
+        for seq in 0..4 {
+            q.submit(seq, vec![]);
+        }
+        for seq in 0..3 {
+            assert_eq!(q.recv().unwrap().map(|o| o.seq), Ok(seq));
+        }
+        // the last one: completed once it has waited the hold for a next one
+        let t = std::time::Instant::now();
+        assert_eq!(q.recv().unwrap().map(|o| o.seq), Ok(3));
+        assert!(t.elapsed() >= HOLD / 2, "{:?}", t.elapsed());
+        // at the word that nothing follows, at once
+        q.submit(4, vec![]);
+        q.workers.senders[0].send(Msg::Finish).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(q.recv().unwrap().map(|o| o.seq), Ok(4));
+        assert!(t.elapsed() < HOLD, "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_crash_fails_the_held_segment_too_and_the_stream_goes_on() {
+        let f: Factory<Holding> = Arc::new(|| Ok(Holding { held: None }));
+        let mut q = Queue::new(f, 1, Arc::default(), Duration::from_secs(60)).unwrap();
+        for seq in 11..15 {
+            q.submit(seq, vec![]);
+        }
+        q.workers.senders[0].send(Msg::Finish).unwrap();
+        let got: Vec<_> = (11..15)
+            .map(|_| q.recv().unwrap().map(|o| o.seq).map_err(|e| e.seq()))
+            .collect();
+        assert_eq!(got, [Ok(11), Err(12), Err(13), Ok(14)]);
         assert_eq!(q.workers.rebuilds.load(Ordering::Relaxed), 1);
     }
 }

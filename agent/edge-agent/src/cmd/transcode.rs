@@ -61,8 +61,9 @@ pub struct Args {
     /// engine keeps the CPU busy meanwhile).  Output is the same for any value.
     #[arg(long, default_value_t = 2)]
     engines: usize,
-    /// `restart` (fresh encoders per segment; the default here) or `continuous` (one engine whose encoders
-    /// run on across segments, as the daemon runs a live stream).
+    /// `restart` (fresh encoders per segment; the default here), `continuous` (one engine whose encoders
+    /// run on across segments without lookahead, as the daemon runs a live stream) or `lookahead` (one
+    /// engine, encoders running on with their lookahead and B-frames: a file's best quality).
     #[arg(long, value_parser = parse_segment_mode)]
     segment_mode: Option<media::engine::SegmentMode>,
     /// Extra x264 options (`key=value:key=value`) appended to the software encoder's option string, e.g.
@@ -81,11 +82,7 @@ pub struct Args {
 }
 
 fn parse_segment_mode(s: &str) -> Result<media::engine::SegmentMode, String> {
-    match s {
-        "restart" => Ok(media::engine::SegmentMode::Restart),
-        "continuous" => Ok(media::engine::SegmentMode::Continuous),
-        other => Err(format!("`{other}`: expected restart or continuous")),
-    }
+    s.parse()
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -238,7 +235,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     let (mut ok, mut input_seconds, mut errors) = (0usize, 0f64, Vec::new());
     let mut dropped = crate::daemon::DroppedTotals::default();
-    let engines = args.engines.max(1);
     let mut handle = |result: Result<crate::pipeline::Pushed, crate::pipeline::PushError>| -> anyhow::Result<()> {
         match result {
             Ok(p) => {
@@ -275,12 +271,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Err(e) = pipeline.submit(seq as u64, data) {
             handle(Err(e))?;
         }
-        while pipeline.in_flight() >= engines {
+        while pipeline.in_flight() >= pipeline.depth() {
             if let Some(r) = pipeline.next() {
                 handle(r)?;
             }
         }
     }
+    pipeline.end_of_input();
     while let Some(r) = pipeline.next() {
         handle(r)?;
     }

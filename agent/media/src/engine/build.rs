@@ -98,7 +98,7 @@ impl Transcoder {
         if cfg.profiles.is_empty() {
             return Err(BuildError::NoProfiles);
         }
-        if cfg.mode == SegmentMode::Continuous && cfg.self_contained_segments {
+        if cfg.mode.runs_on() && cfg.self_contained_segments {
             return Err(BuildError::Mode(
                 "self-contained segments need the restart mode (the encoders restart at every segment)",
             ));
@@ -168,6 +168,7 @@ impl Transcoder {
             broken: None,
             tail: None,
             continuity: None,
+            pending: None,
         };
         t.set_state(gst::State::Playing)?;
         Ok(t)
@@ -316,6 +317,8 @@ fn branch(
                 set_prop(&enc, ps.name, &ps.value)?;
             }
         }
+    }
+    if cfg.mode.runs_on() {
         frames::add_encoder_gate(&enc, shared, i);
     }
     let outcaps = make("capsfilter", &format!("h264caps{i}"))?;

@@ -99,6 +99,14 @@ pub enum SegmentMode {
     /// is encoded: an encoder that holds frames back would keep a segment waiting for the next one. An
     /// encoder that does so anyway is drained at that segment's end, which restarts it.
     Continuous,
+    /// As [`SegmentMode::Continuous`], with the encoders' lookahead and B-frames kept (x264's macroblock tree
+    /// and adaptive B-frames, the quality of a continuous file encode): an encoder holds its last frames
+    /// back until more come, so a segment is complete only once the next segment's first frames have pushed
+    /// them out, or once it has waited [`EngineConfig::lookahead_hold_ms`] for a next segment, when the
+    /// encoders are drained (and restart). For inputs whose next segment is at hand (files, VOD, a backlog);
+    /// a live stream whose segments come one per segment duration would wait that long for each.
+    /// [`crate::Transcoder::push`] returns a segment's output from the call that completes it.
+    Lookahead,
 }
 
 impl SegmentMode {
@@ -106,6 +114,26 @@ impl SegmentMode {
         match self {
             SegmentMode::Restart => "restart",
             SegmentMode::Continuous => "continuous",
+            SegmentMode::Lookahead => "lookahead",
+        }
+    }
+
+    /// Whether the encoders run on from one segment to the next (one engine per stream).
+    pub fn runs_on(self) -> bool {
+        self != SegmentMode::Restart
+    }
+}
+
+impl std::str::FromStr for SegmentMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "restart" => Ok(SegmentMode::Restart),
+            "continuous" => Ok(SegmentMode::Continuous),
+            "lookahead" => Ok(SegmentMode::Lookahead),
+            other => Err(format!(
+                "segment mode {other:?}: restart, continuous or lookahead"
+            )),
         }
     }
 }
@@ -134,10 +162,19 @@ pub struct EngineConfig {
     /// How segments follow each other in the encoders (restart unless the stream asks otherwise).
     #[serde(default)]
     pub mode: SegmentMode,
+    /// Lookahead mode: how long a segment whose last frames are still in the encoders waits for the next
+    /// segment before the encoders are drained to complete it. What the lookahead can add to a segment's
+    /// latency, at most.
+    #[serde(default = "default_lookahead_hold_ms")]
+    pub lookahead_hold_ms: u64,
 }
 
 fn default_watchdog_ms() -> u64 {
     30_000
+}
+
+fn default_lookahead_hold_ms() -> u64 {
+    1_000
 }
 
 impl EngineConfig {
@@ -149,6 +186,7 @@ impl EngineConfig {
             watchdog_ms: default_watchdog_ms(),
             self_contained_segments: false,
             mode: SegmentMode::Restart,
+            lookahead_hold_ms: default_lookahead_hold_ms(),
         }
     }
 

@@ -180,8 +180,11 @@ pub struct Transcoder {
     /// The last segment's access units from its last random access point on, for a next segment cut
     /// mid-GOP: (its sequence number, the access units).
     tail: Option<(u64, Vec<VideoAu>)>,
-    /// Continuous mode: where the last segment lay on the pipeline's timeline, so the next one follows it.
+    /// Continuous and lookahead modes: where the last segment lay on the pipeline's timeline, so the next
+    /// one follows it.
     continuity: Option<segment::Continuity>,
+    /// Lookahead mode: the segment whose last frames are still in the encoders.
+    pending: Option<segment::Pending>,
 }
 
 impl Transcoder {
@@ -205,7 +208,9 @@ impl Transcoder {
     ///
     /// A segment cut mid-GOP decodes its first pictures from the previous segment's last ones when this
     /// engine transcoded segment `seq - 1` just before; [`Transcoder::push_segment_after`] takes them
-    /// from the caller when another engine did.
+    /// from the caller when another engine did. In the lookahead mode the encoders are drained at the
+    /// segment's end, as without a next segment ([`Transcoder::push`] keeps them running; a stream uses
+    /// one or the other).
     pub fn push_segment(&mut self, seq: u64, data: &[u8]) -> Result<SegmentOutput, SegmentError> {
         self.push_segment_after(seq, data, None)
     }
@@ -218,15 +223,50 @@ impl Transcoder {
         data: &[u8],
         previous_tail: Option<&[VideoAu]>,
     ) -> Result<SegmentOutput, SegmentError> {
-        if let Some(why) = &self.broken {
-            return Err(SegmentError::Broken {
+        let mut out = self.push(seq, data, previous_tail);
+        out.extend(self.finish());
+        let at = out.iter().position(|r| result_seq(r) == seq);
+        at.map(|i| out.swap_remove(i)).unwrap_or_else(|| {
+            Err(SegmentError::Crashed {
                 seq,
-                why: why.clone(),
-            });
+                why: "the engine returned no result for the segment".into(),
+            })
+        })
+    }
+
+    /// Transcode one input segment and return the outputs this call completed, in order. In the restart
+    /// and continuous modes that is this segment's. In the lookahead mode it is the previous segment's,
+    /// whose last frames this segment's first ones pushed out of the encoders, and this segment stays in
+    /// them until the next call or [`Transcoder::finish`]; both come back together when the encoders had
+    /// to be drained. A failure of this segment in the pipeline costs the pending one its place in the
+    /// encoders: it is transcoded again on its own (and returned before this one's error).
+    pub fn push(
+        &mut self,
+        seq: u64,
+        data: &[u8],
+        previous_tail: Option<&[VideoAu]>,
+    ) -> Vec<Result<SegmentOutput, SegmentError>> {
+        let mut out = Vec::new();
+        if let Some(why) = &self.broken {
+            let why = why.clone();
+            if let Some(p) = self.pending.take() {
+                out.push(Err(SegmentError::Broken {
+                    seq: p.placed.seq(),
+                    why: why.clone(),
+                }));
+            }
+            out.push(Err(SegmentError::Broken { seq, why }));
+            return out;
         }
         let start = Instant::now();
         let tail = self.tail.take();
-        let mut dm = ts::demux(data).map_err(|source| SegmentError::Demux { seq, source })?;
+        let mut dm = match ts::demux(data) {
+            Ok(dm) => dm,
+            Err(source) => {
+                out.push(Err(SegmentError::Demux { seq, source }));
+                return out;
+            }
+        };
         let input_frames = dm.video.len();
         let tail = tail
             .filter(|(s, _)| s.checked_add(1) == Some(seq))
@@ -236,15 +276,25 @@ impl Transcoder {
             .or(previous_tail)
             .filter(|_| !self.cfg.self_contained_segments);
         // the access units move into the prepared timeline; `dm` keeps the audio
-        let mut prep = timeline::prepare(std::mem::take(&mut dm.video), tail)
-            .map_err(|source| SegmentError::NoKeyframe { seq, source })?;
-        check_timestamps(&prep.aus).map_err(|why| SegmentError::Timestamps { seq, why })?;
+        let mut prep = match timeline::prepare(std::mem::take(&mut dm.video), tail) {
+            Ok(p) => p,
+            Err(source) => {
+                out.push(Err(SegmentError::NoKeyframe { seq, source }));
+                return out;
+            }
+        };
+        if let Err(why) = check_timestamps(&prep.aus) {
+            out.push(Err(SegmentError::Timestamps { seq, why }));
+            return out;
+        }
         for r in &prep.repairs {
             tracing::info!(seq, "timestamps: {r}");
         }
         let next_tail = timeline::next_tail(&prep);
-        let result = self.run_segment(seq, &dm, &mut prep, input_frames, start);
-        let recovered = match &result {
+        let used_tail = tail.map(<[VideoAu]>::to_vec);
+        let pending = self.pending.take();
+        let ran = self.run_segment(seq, &dm, &mut prep, input_frames, start, pending.as_ref());
+        let recovered = match &ran {
             Ok(_) => self.flush(),
             Err(_) => self.reset(),
         };
@@ -252,10 +302,68 @@ impl Transcoder {
             tracing::error!(seq, %why, "media engine could not recover");
             self.broken = Some(why);
         }
-        if result.is_ok() {
-            self.tail = Some((seq, next_tail));
+        match ran {
+            Ok(segment::Ran::Done { previous, output }) => {
+                out.extend(previous);
+                out.push(output);
+            }
+            Ok(segment::Ran::Held { previous, placed }) => {
+                out.extend(previous);
+                self.pending = Some(segment::Pending {
+                    placed,
+                    dm,
+                    data: data.to_vec(),
+                    previous_tail: used_tail,
+                });
+            }
+            Err(e) => {
+                if let Some(p) = pending {
+                    tracing::warn!(
+                        seq = p.placed.seq(),
+                        "the segment's last frames were lost with the next segment's failure: transcoding it again"
+                    );
+                    self.tail = None;
+                    out.push(self.push_segment_after(
+                        p.placed.seq(),
+                        &p.data,
+                        p.previous_tail.as_deref(),
+                    ));
+                }
+                out.push(Err(e));
+                return out;
+            }
         }
-        result
+        self.tail = Some((seq, next_tail));
+        out
+    }
+
+    /// Lookahead mode: completes the segment still in the encoders by draining them (at a stream's end,
+    /// or when the next segment is late); they restart with the next segment. None when none is pending.
+    pub fn finish(&mut self) -> Option<Result<SegmentOutput, SegmentError>> {
+        let p = self.pending.take()?;
+        let r = self.drain_pending(&p);
+        let recovered = match &r {
+            Ok(_) => self.flush(),
+            Err(_) => self.reset(),
+        };
+        if let Err(why) = recovered {
+            tracing::error!(seq = p.placed.seq(), %why, "media engine could not recover");
+            self.broken = Some(why);
+        }
+        Some(r)
+    }
+
+    /// Whether a segment waits in the encoders for the next one (lookahead mode).
+    pub fn holds_segment(&self) -> bool {
+        self.pending.is_some()
+    }
+}
+
+/// The segment a result is about.
+pub fn result_seq(r: &Result<SegmentOutput, SegmentError>) -> u64 {
+    match r {
+        Ok(o) => o.seq,
+        Err(e) => e.seq(),
     }
 }
 

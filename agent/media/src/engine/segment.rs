@@ -1,4 +1,4 @@
-//! Segment cutting, in both modes. A segment's access units are pushed, then EOS; the decoder drains.
+//! Segment cutting, in the three modes. A segment's access units are pushed, then EOS; the decoder drains.
 //!
 //! * **Restart**: every encoder drains too and its appsink collects the encoded frames up to its EOS; then
 //!   one flush (flush-start and flush-stop from the appsrc) returns every element to a clean state without
@@ -11,11 +11,18 @@
 //!   as many frames as it was fed. An encoder that holds frames back for longer than [`STALL`] is drained
 //!   (EOS and flush let through), which restarts it. The segments lie one after the other on the
 //!   pipeline's timeline ([`Continuity`]), so an encoder sees one stream.
+//! * **Lookahead**: as continuous, but the encoders keep their lookahead and B-frames, so each holds a
+//!   segment's last frames until the next segment's come. A segment's call returns once its input reached
+//!   every encoder; it stays [`Pending`] (its frames accumulate as the encoders return them) and is
+//!   completed by the next segment's call, which splits the encoded frames at its own first frame's PTS:
+//!   the pending segment is complete in a branch when all it fed came out, or the next segment's IDR did.
+//!   [`Transcoder::drain_pending`] completes it without a next segment (the encoders drain and restart).
 //!
 //! A failed segment cycles the pipeline through NULL instead ([`Transcoder::reset`]).
 //!
 //! Timestamps: a segment's 90 kHz times are mapped into the pipeline relative to its first pushed DTS, plus
-//! [`PIPE_OFFSET_NS`] (restart) or the place that follows the previous segment (continuous), and back.
+//! [`PIPE_OFFSET_NS`] (restart) or the place that follows the previous segment (continuous, lookahead), and
+//! back.
 
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
@@ -25,7 +32,7 @@ use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
 use super::codecs::{avc1_codec, mp4a_codec};
-use super::frames::{BranchState, Pace, Shared, lock, paces};
+use super::frames::{BranchState, OutFrame, Pace, Shared, lock, paces};
 use super::{
     Rendition, SegmentError, SegmentMode, SegmentOutput, SegmentStats, Transcoder, scale_parents,
 };
@@ -117,7 +124,72 @@ pub(super) fn ns_to_ticks(ns: u64) -> u64 {
     ((ns as u128 * 9 + 50_000) / 100_000) as u64
 }
 
+/// A segment in the pipeline: where it lies on the pipeline's timeline, and what its output is assembled
+/// from once its frames are out.
+pub(super) struct Placed {
+    seq: u64,
+    /// Its first pushed DTS (90 kHz) and where that lies in the pipeline (ns).
+    base: u64,
+    zero_ns: u64,
+    /// The pipeline PTS of its earliest own frame: an encoded frame before it is an earlier segment's.
+    origin: u64,
+    in_fps: (u32, u32),
+    input_duration: f64,
+    own_frames: usize,
+    input_frames: usize,
+    dropped_before_keyframe: usize,
+    repairs: Vec<String>,
+    start: Instant,
+    /// What the decoder returned (final once the segment's end reached every encoder).
+    decoded: usize,
+    preroll_decoded: usize,
+    duplicates: usize,
+    /// Per branch: the frames fed to its encoder, and its frame rate.
+    fed: Vec<(usize, (u32, u32))>,
+}
+
+impl Placed {
+    pub(super) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// A pipeline time back on the segment's 90 kHz timeline.
+    fn ticks_at(&self, ns: u64) -> u64 {
+        let r = ns as i64 - self.zero_ns as i64;
+        let ticks = ns_to_ticks(r.unsigned_abs()) as i64 * r.signum();
+        (self.base as i64 + ticks).rem_euclid(ts::TS_MASK as i64 + 1) as u64
+    }
+}
+
+/// Lookahead mode: the segment whose last frames are still in the encoders.
+pub(super) struct Pending {
+    pub(super) placed: Placed,
+    /// Its audio (its video went into the pipeline).
+    pub(super) dm: ts::Demuxed,
+    /// Its bytes and the preroll it was decoded after, to transcode it again should the next segment take
+    /// the pipeline down with it.
+    pub(super) data: Vec<u8>,
+    pub(super) previous_tail: Option<Vec<VideoAu>>,
+}
+
+/// How a segment's run in the pipeline ended.
+pub(super) enum Ran {
+    /// Its output, and (lookahead mode) the previous segment's, which its first frames completed.
+    Done {
+        previous: Option<Result<SegmentOutput, SegmentError>>,
+        output: Result<SegmentOutput, SegmentError>,
+    },
+    /// Lookahead mode: its input is all in the encoders, which still hold its last frames.
+    Held {
+        previous: Option<Result<SegmentOutput, SegmentError>>,
+        placed: Placed,
+    },
+}
+
 impl Transcoder {
+    /// Pushes one prepared segment and waits for what completes it: its encoded frames (restart,
+    /// continuous), or its input's end at every encoder and the pending segment's last frames (lookahead).
+    /// An error is a failure in the pipeline, which the caller recovers from by a reset.
     pub(super) fn run_segment(
         &mut self,
         seq: u64,
@@ -125,27 +197,24 @@ impl Transcoder {
         prep: &mut timeline::Prepared,
         input_frames: usize,
         start: Instant,
-    ) -> Result<SegmentOutput, SegmentError> {
+        pending: Option<&Pending>,
+    ) -> Result<Ran, SegmentError> {
+        let mode = self.cfg.mode;
+        let runs_on = mode.runs_on();
         let aus = &prep.aus;
         let own = &aus[prep.preroll..];
         // the first pushed access unit (the preroll's, if any) anchors the pipeline clock, so that every
         // pushed timestamp stays within check_timestamps' window of it
         let base = aus[0].dts;
-        let continuous = self.cfg.mode == SegmentMode::Continuous;
         // ticks relative to the first DTS, unwrapped across the 33-bit wrap
         let rel = |t: u64| timeline::rel(t, base);
         let first_rel = own.iter().map(|a| rel(a.pts)).min().unwrap_or(0);
         // where the first DTS lies in the pipeline
-        let zero_ns = match (&self.continuity, continuous) {
+        let zero_ns = match (&self.continuity, runs_on) {
             (Some(c), true) => c.next_zero_ns(base, first_rel),
             _ => PIPE_OFFSET_NS,
         };
         let to_pipe = |t: u64| -> u64 { (zero_ns as i64 + rel_ns(rel(t))) as u64 };
-        let from_pipe = |ns: u64| -> u64 {
-            let r = ns as i64 - zero_ns as i64;
-            let ticks = ns_to_ticks(r.unsigned_abs()) as i64 * r.signum();
-            (base as i64 + ticks).rem_euclid(ts::TS_MASK as i64 + 1) as u64
-        };
         let mut pts_rel: Vec<u64> = own
             .iter()
             .map(|a| (rel(a.pts) + 90_000 * 1000) as u64)
@@ -188,7 +257,10 @@ impl Transcoder {
                 b.fps = fps;
                 b.next_slot = 0;
                 b.kept = 0;
-                b.frames.clear();
+                // the pending segment's frames still to come join those it has out already
+                if pending.is_none() {
+                    b.frames.clear();
+                }
                 b.eos = false;
                 b.input_done = false;
             }
@@ -206,7 +278,7 @@ impl Transcoder {
             self.appsrc.set_caps(Some(&caps));
             self.last_caps = Some(caps);
         }
-        if continuous {
+        if runs_on {
             // the segment's first frame out of every encoder is an IDR with its SPS and PPS
             for br in &self.branches {
                 let fku = gst_video::DownstreamForceKeyUnitEvent::builder()
@@ -240,7 +312,7 @@ impl Transcoder {
             }
         }
         let _ = self.appsrc.send_event(gst::event::Eos::new());
-        if continuous {
+        if runs_on {
             self.continuity = Some(Continuity {
                 base,
                 zero_ns,
@@ -253,22 +325,30 @@ impl Transcoder {
         let deadline = start + Duration::from_millis(self.cfg.watchdog_ms);
         let (m, cv) = &*self.shared;
         let mut s = lock(m);
-        // continuous mode: the frames out so far and since when, and whether the encoders are being drained
+        // lookahead mode: the pending segment is complete in a branch once its encoder returned every frame
+        // it was fed, or a frame of this segment (whose forced IDR closes the pending one's last GOP)
+        let pending_out = |s: &Shared| {
+            pending.is_none_or(|p| {
+                s.branches.iter().zip(&p.placed.fed).all(|(b, &(fed, _))| {
+                    b.frames.iter().filter(|f| f.pts < origin).count() >= fed
+                        || b.frames.iter().any(|f| f.pts >= origin)
+                })
+            })
+        };
+        // the encoders' output so far and since when, and whether the encoders are being drained
         let mut progress = (0usize, Instant::now());
         let mut draining = false;
         loop {
             if s.error.is_some() {
                 break;
             }
-            let held = continuous && !draining;
-            let done = |b: &BranchState| {
-                if held {
-                    b.input_done && b.frames.len() >= b.kept
-                } else {
-                    b.eos
-                }
+            let held = runs_on && !draining;
+            let done = |b: &BranchState| match (held, mode) {
+                (false, _) => b.eos,
+                (true, SegmentMode::Lookahead) => b.input_done,
+                (true, _) => b.input_done && b.frames.len() >= b.kept,
             };
-            if s.branches.iter().all(done) {
+            if s.branches.iter().all(done) && (!held || pending_out(&s)) {
                 break;
             }
             let stage = |s: &Shared| {
@@ -298,13 +378,10 @@ impl Transcoder {
                     tracing::warn!(
                         seq,
                         stage = %stage(&s),
-                        "an encoder holds frames back in the continuous mode: draining the encoders (they restart)"
+                        "an encoder holds frames back beyond the segment that follows them: draining the encoders (they restart)"
                     );
-                    s.drain_encoders = true;
                     drop(s);
-                    for br in &self.branches {
-                        br.encoder_sink.send_event(gst::event::Eos::new());
-                    }
+                    self.drain_encoders();
                     draining = true;
                     s = lock(m);
                     continue;
@@ -335,8 +412,7 @@ impl Transcoder {
                 debug,
             });
         }
-        let decoded = s.decoded;
-        if decoded == 0 {
+        if s.decoded == 0 {
             return Err(SegmentError::Incomplete {
                 seq,
                 element: self.decoder_name.clone(),
@@ -345,12 +421,119 @@ impl Transcoder {
                 why: "nothing in the segment could be decoded",
             });
         }
-        let dropped = Dropped {
-            before_keyframe: prep.dropped_before_keyframe,
-            undecodable: own.len().saturating_sub(decoded + s.duplicates),
-            duplicate_timestamp: s.duplicates,
+        let placed = Placed {
+            seq,
+            base,
+            zero_ns,
+            origin,
+            in_fps,
+            input_duration,
+            own_frames: own.len(),
+            input_frames,
+            dropped_before_keyframe: prep.dropped_before_keyframe,
+            repairs: std::mem::take(&mut prep.repairs),
+            start,
+            decoded: s.decoded,
+            preroll_decoded: s.preroll_decoded,
+            duplicates: s.duplicates,
+            fed: s.branches.iter().map(|b| (b.kept, b.fps)).collect(),
         };
-        let preroll_frames = s.preroll_decoded;
+        // this segment's frames, and the pending one's before them
+        let mut earlier = Vec::new();
+        let mut frames = Vec::new();
+        for b in &mut s.branches {
+            let all = std::mem::take(&mut b.frames);
+            if pending.is_some() {
+                let (p, c): (Vec<_>, Vec<_>) = all.into_iter().partition(|f| f.pts < origin);
+                earlier.push(p);
+                frames.push(c);
+            } else {
+                frames.push(all);
+            }
+        }
+        let complete = mode != SegmentMode::Lookahead || draining;
+        if !complete {
+            // the rest of this segment's frames join these as the encoders return them
+            for (b, f) in s.branches.iter_mut().zip(frames.drain(..)) {
+                b.frames = f;
+            }
+        }
+        let sizes: Vec<(u32, u32)> = s.branches.iter().map(|b| (b.width, b.height)).collect();
+        drop(s);
+        let previous = pending.map(|p| self.assemble(&p.placed, &p.dm, earlier, &sizes));
+        Ok(if complete {
+            Ran::Done {
+                previous,
+                output: self.assemble(&placed, dm, frames, &sizes),
+            }
+        } else {
+            Ran::Held { previous, placed }
+        })
+    }
+
+    /// Lets the next EOS and flush through to the encoders and sends them an EOS: they return every frame
+    /// they hold, and restart at the flush.
+    fn drain_encoders(&self) {
+        lock(&self.shared.0).drain_encoders = true;
+        for br in &self.branches {
+            br.encoder_sink.send_event(gst::event::Eos::new());
+        }
+    }
+
+    /// Lookahead mode: completes the pending segment by draining the encoders (its last frames come out;
+    /// the encoders restart at the flush that follows).
+    pub(super) fn drain_pending(&mut self, p: &Pending) -> Result<SegmentOutput, SegmentError> {
+        let seq = p.placed.seq;
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.watchdog_ms);
+        self.drain_encoders();
+        let (m, cv) = &*self.shared;
+        let mut s = lock(m);
+        while s.error.is_none() && !s.branches.iter().all(|b| b.eos) {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SegmentError::Timeout {
+                    seq,
+                    waited_ms: self.cfg.watchdog_ms,
+                    stage: "draining the encoders".into(),
+                });
+            }
+            s = cv
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if let Some((element, message, debug)) = s.error.take() {
+            return Err(SegmentError::Pipeline {
+                seq,
+                element,
+                message,
+                debug,
+            });
+        }
+        let frames: Vec<Vec<OutFrame>> = s
+            .branches
+            .iter_mut()
+            .map(|b| std::mem::take(&mut b.frames))
+            .collect();
+        let sizes: Vec<(u32, u32)> = s.branches.iter().map(|b| (b.width, b.height)).collect();
+        drop(s);
+        self.assemble(&p.placed, &p.dm, frames, &sizes)
+    }
+
+    /// A segment's renditions from its encoded frames (per branch, in decode order), muxed with its audio.
+    fn assemble(
+        &mut self,
+        p: &Placed,
+        dm: &ts::Demuxed,
+        frames: Vec<Vec<OutFrame>>,
+        sizes: &[(u32, u32)],
+    ) -> Result<SegmentOutput, SegmentError> {
+        let seq = p.seq;
+        let dropped = Dropped {
+            before_keyframe: p.dropped_before_keyframe,
+            undecodable: p.own_frames.saturating_sub(p.decoded + p.duplicates),
+            duplicate_timestamp: p.duplicates,
+        };
         // audio: AAC is carried as it came; other codecs are dropped (players of the renditions take AAC)
         let audio_codec = dm
             .audio
@@ -376,38 +559,30 @@ impl Transcoder {
                 ),
             };
         let mut renditions = Vec::with_capacity(self.branches.len());
-        let branch_states: Vec<BranchState> = s.branches.iter_mut().map(std::mem::take).collect();
-        drop(s);
-        {
-            // keep sizes for the next segment (caps events only come on change)
-            let mut s = lock(m);
-            for (dst, src) in s.branches.iter_mut().zip(&branch_states) {
-                dst.width = src.width;
-                dst.height = src.height;
-            }
-        }
         let self_contained = self.cfg.self_contained_segments;
-        for (br, st) in self.branches.iter_mut().zip(branch_states) {
+        for (i, (br, out)) in self.branches.iter_mut().zip(frames).enumerate() {
+            let (fed, fps) = p.fed[i];
+            let (width, height) = sizes[i];
             let enc_name = format!("enc-{}", br.profile.name);
-            if st.frames.is_empty() {
+            if out.is_empty() {
                 return Err(SegmentError::Incomplete {
                     seq,
                     element: enc_name,
                     got: 0,
-                    expected: st.kept,
+                    expected: fed,
                     why: "the encoder returned no frame",
                 });
             }
-            if st.frames.len() != st.kept {
+            if out.len() != fed {
                 tracing::warn!(
                     seq,
                     rendition = %br.profile.name,
-                    fed = st.kept,
-                    out = st.frames.len(),
+                    fed,
+                    out = out.len(),
                     "the encoder returned a different number of frames than it was fed"
                 );
             }
-            if !st.frames[0].key {
+            if !out[0].key {
                 return Err(SegmentError::Incomplete {
                     seq,
                     element: enc_name,
@@ -416,39 +591,38 @@ impl Transcoder {
                     why: "first output frame is not a keyframe",
                 });
             }
-            let frames: Vec<EncodedFrame> = st
-                .frames
+            let encoded: Vec<EncodedFrame> = out
                 .iter()
                 .map(|f| EncodedFrame {
-                    pts: from_pipe(f.pts),
-                    dts: from_pipe(f.dts),
+                    pts: p.ticks_at(f.pts),
+                    dts: p.ticks_at(f.dts),
                     key: f.key,
                     data: &f.data,
                 })
                 .collect();
-            let video_bytes = st.frames.iter().map(|f| f.data.len()).sum();
+            let video_bytes = out.iter().map(|f| f.data.len()).sum();
             if self_contained {
                 br.muxer = TsMuxer::new();
             }
-            let data = br.muxer.mux_segment(&frames, audio, audio_type);
-            let mut codecs = avc1_codec(&st.frames[0].data).unwrap_or_else(|| "avc1.640028".into());
+            let data = br.muxer.mux_segment(&encoded, audio, audio_type);
+            let mut codecs = avc1_codec(&out[0].data).unwrap_or_else(|| "avc1.640028".into());
             if let Some(a) = audio_codec.as_ref().filter(|_| !audio.is_empty()) {
                 codecs.push(',');
                 codecs.push_str(a);
             }
-            let first = st.frames.iter().map(|f| f.pts).min().unwrap_or(origin);
-            let last = st.frames.iter().map(|f| f.pts).max().unwrap_or(origin);
-            let frame_ns = 1_000_000_000 * u64::from(st.fps.1) / u64::from(st.fps.0.max(1));
+            let first = out.iter().map(|f| f.pts).min().unwrap_or(p.origin);
+            let last = out.iter().map(|f| f.pts).max().unwrap_or(p.origin);
+            let frame_ns = 1_000_000_000 * u64::from(fps.1) / u64::from(fps.0.max(1));
             renditions.push(Rendition {
                 profile: br.profile.name.clone(),
                 data,
-                width: st.width,
-                height: st.height,
-                fps: st.fps,
-                frames: st.frames.len(),
-                frames_fed: st.kept,
+                width,
+                height,
+                fps,
+                frames: out.len(),
+                frames_fed: fed,
                 duration: (last - first + frame_ns) as f64 / 1e9,
-                first_pts: from_pipe(first),
+                first_pts: p.ticks_at(first),
                 codecs,
                 video_bytes,
             });
@@ -457,14 +631,14 @@ impl Transcoder {
             seq,
             renditions,
             stats: SegmentStats {
-                wall: start.elapsed(),
-                input_frames,
-                decoded_frames: decoded,
-                preroll_frames,
+                wall: p.start.elapsed(),
+                input_frames: p.input_frames,
+                decoded_frames: p.decoded,
+                preroll_frames: p.preroll_decoded,
                 dropped,
-                repairs: std::mem::take(&mut prep.repairs),
-                input_duration,
-                input_fps: in_fps,
+                repairs: p.repairs.clone(),
+                input_duration: p.input_duration,
+                input_fps: p.in_fps,
                 has_audio: !audio.is_empty(),
                 audio_dropped,
                 mode: self.cfg.mode,
