@@ -3,7 +3,8 @@
 # chain, two transcoder boxes, the verifier, a broadcaster and viewers on this machine, twice in one run: on a
 # clean loopback (the baseline) and with every peer dropping LIVE_BENCH_LOSS of the swarm datagrams it sends and
 # holding as many back for up to 40 ms. Figures: glass-to-glass delay (the broadcaster's cut of a segment to a
-# viewer's playlist listing it; target <= segment + 1 s), what the viewers relayed for each other, wall time;
+# viewer's playlist listing it; target <= segment + 1 s), what the viewers relayed for each other, what the box
+# uploaded to them against one copy of the stream (origin upload; a relay sends one copy per viewer), wall time;
 # and the lossy run against the clean one as ratios.
 # Env: LIVE_BENCH_SECONDS (30), LIVE_BENCH_VIEWERS (3), LIVE_BENCH_LOSS (0.1).
 set -euo pipefail
@@ -23,7 +24,8 @@ run() { # name, extra demo flags...
   jq -c --arg n "$name" '{run: $n, ok, segments, wall_s: (.wall_s | floor),
       g2g_p50_ms: ([.viewers[].delay_ms_p50] | sort | .[length / 2 | floor]),
       g2g_max_ms: ([.viewers[].delay_ms_max] | max),
-      viewer_relay_ratio: (.viewer_relay_ratio * 100 | round / 100)}' "$W/$name.json"
+      viewer_relay_ratio: (.viewer_relay_ratio * 100 | round / 100),
+      origin_upload: (.origin_upload_ratio * 100 | round / 100)}' "$W/$name.json"
 }
 run clean
 run lossy --loss "$LOSS" --reorder "$LOSS"

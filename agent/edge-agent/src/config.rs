@@ -66,8 +66,10 @@ pub struct MediaConfig {
     /// Number of segments kept in a live media playlist.
     pub playlist_window: usize,
     /// How a live stream's segments follow each other in the encoders: `continuous` (they run on from
-    /// segment to segment; one engine per stream) or `restart` (they restart at every segment). Jobs that
-    /// ask for bit-exact verification always restart.
+    /// segment to segment; one engine per stream), `restart` (they restart at every segment) or `lookahead`
+    /// (they run on with their lookahead and B-frames: each segment waits for the next one's first frames,
+    /// at most a second, before its renditions are out; for streams whose segments come faster than real
+    /// time, such as a backlog). Jobs that ask for bit-exact verification always restart.
     pub segment_mode: media::engine::SegmentMode,
     /// With `max_sessions = 0`: when this box has no calibration for its ladder and encoder yet, measure it
     /// at start (about a minute of CPU beside the first streams; `edge-agent hw --calibrate` does it ahead).

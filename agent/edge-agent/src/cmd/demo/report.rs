@@ -65,6 +65,10 @@ pub struct Summary {
     /// All viewers' chunk uploads against the bytes of the stream they watched: how much of the stream
     /// the viewers carried for each other.
     pub viewer_relay_ratio: f64,
+    /// What the box uploaded to the viewers against one copy of the stream: the viewers' downloads less
+    /// what they uploaded to each other, per viewer's download (1.0: the box sent the stream once, however
+    /// many watched; a relay sends one copy per viewer).
+    pub origin_upload_ratio: f64,
     /// The lossy network the peers ran on (`PPSPP_IMPAIR`), if any.
     pub impairment: Option<String>,
     /// Viewers that corrupted every chunk they uploaded, and the chunks of theirs the honest viewers
@@ -231,6 +235,8 @@ pub fn settle(
         s.viewers.push(r);
     }
     s.viewer_relay_ratio = up as f64 / down_bytes.max(1) as f64;
+    let per_viewer = down_bytes as f64 / s.viewers.len().max(1) as f64;
+    s.origin_upload_ratio = down_bytes.saturating_sub(up) as f64 / per_viewer.max(1.0);
     s.wall_s = t0.elapsed().as_secs_f64();
 
     let f = &mut s.failures;
@@ -354,6 +360,13 @@ pub fn print(s: &Summary) {
             v.bytes_up
         );
     }
+    eprintln!(
+        "        swarm             the box uploaded {:.2}x one copy of the stream to {} viewers (a relay: {}x); the viewers relayed {:.0} % of what they watched",
+        s.origin_upload_ratio,
+        s.viewers.len(),
+        s.viewers.len(),
+        s.viewer_relay_ratio * 100.0
+    );
     eprintln!(
         "  {} in {:.0} s",
         if s.ok {
