@@ -186,6 +186,19 @@ pub(super) enum Ran {
     },
 }
 
+/// The failure a streaming thread recorded (a bus error), as the segment's error.
+fn take_failure(s: &mut Shared, seq: u64) -> Result<(), SegmentError> {
+    match s.error.take() {
+        Some((element, message, debug)) => Err(SegmentError::Pipeline {
+            seq,
+            element,
+            message,
+            debug,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Transcoder {
     /// Pushes one prepared segment and waits for what completes it: its encoded frames (restart,
     /// continuous), or its input's end at every encoder and the pending segment's last frames (lookahead).
@@ -404,14 +417,7 @@ impl Transcoder {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        if let Some((element, message, debug)) = s.error.take() {
-            return Err(SegmentError::Pipeline {
-                seq,
-                element,
-                message,
-                debug,
-            });
-        }
+        take_failure(&mut s, seq)?;
         if s.decoded == 0 {
             return Err(SegmentError::Incomplete {
                 seq,
@@ -502,14 +508,7 @@ impl Transcoder {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        if let Some((element, message, debug)) = s.error.take() {
-            return Err(SegmentError::Pipeline {
-                seq,
-                element,
-                message,
-                debug,
-            });
-        }
+        take_failure(&mut s, seq)?;
         let frames: Vec<Vec<OutFrame>> = s
             .branches
             .iter_mut()
