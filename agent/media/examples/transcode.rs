@@ -61,10 +61,10 @@ struct Args {
     /// Engines working on consecutive segments at once (media::TranscoderPool).
     #[arg(long, default_value_t = 1)]
     engines: usize,
-    /// Encoders restarting at every segment (`restart`) or running on across segments (`continuous`,
-    /// one engine).
+    /// Encoders restarting at every segment (`restart`), running on across segments without lookahead
+    /// (`continuous`) or with it (`lookahead`); one engine in the last two.
     #[arg(long, default_value = "restart")]
-    segment_mode: String,
+    segment_mode: SegmentMode,
     #[arg(long)]
     json: bool,
     #[arg(long)]
@@ -155,10 +155,7 @@ fn main() -> Result<()> {
         cfg.layout = toml::from_str::<Layout>(l).context("--layout")?;
     }
     let _ = a.software;
-    cfg.mode = a
-        .segment_mode
-        .parse::<SegmentMode>()
-        .map_err(|e| anyhow::anyhow!("--segment-mode: {e}"))?;
+    cfg.mode = a.segment_mode;
     let mut pool = TranscoderPool::new(cfg, a.engines).context("building the pipelines")?;
     let mut hls = HlsWriter::new(&a.out, HlsMode::Vod, a.segment_seconds)?;
     let start = Instant::now();

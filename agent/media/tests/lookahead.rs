@@ -40,13 +40,12 @@ fn seqs(r: &[Result<SegmentOutput, SegmentError>]) -> Vec<Result<u64, u64>> {
         .collect()
 }
 
-/// Every rendition of `out`: its input's frames and audio, an IDR with SPS and PPS first, decodable alone.
+/// Every rendition of `out` stands alone ([`common::assert_segment_stands_alone`]) with its input's 60 frames;
+/// returns how many frames came out before they are shown (B-frames).
 fn check_segment(out: &SegmentOutput, input: &[u8], dir: &std::path::Path) -> usize {
     let input = ts::demux(input).unwrap();
     let mut reordered = 0;
     for r in &out.renditions {
-        let o = ts::demux(&r.data).unwrap();
-        assert_eq!(o.video.len(), 60, "{} segment {}", r.profile, out.seq);
         assert_eq!((r.frames, r.frames_fed), (60, 60));
         assert!(
             (r.duration - out.stats.input_duration).abs() <= 1.0 / 30.0,
@@ -54,31 +53,16 @@ fn check_segment(out: &SegmentOutput, input: &[u8], dir: &std::path::Path) -> us
             r.duration,
             out.stats.input_duration
         );
-        let nal_types: Vec<u8> = ts::nal_units(&o.video[0].data)
-            .filter_map(|n| n.first().map(|b| b & 0x1f))
-            .collect();
-        assert!(
-            nal_types.contains(&7) && nal_types.contains(&8) && nal_types.contains(&5),
-            "{} segment {}: IDR with SPS and PPS first, NAL types {nal_types:?}",
-            r.profile,
-            out.seq
+        let (o, _) = common::assert_segment_stands_alone(
+            &format!("{} segment {}", r.profile, out.seq),
+            &r.data,
+            &input,
+            60,
+            (r.width, r.height),
+            &dir.join(format!("{}-{}.ts", r.profile, out.seq)),
         );
-        let in_first = input.video.iter().map(|a| a.pts).min().unwrap();
-        let out_first = o.video.iter().map(|a| a.pts).min().unwrap();
-        assert!(
-            in_first.abs_diff(out_first) <= 1,
-            "PTS {in_first} vs {out_first}"
-        );
-        assert_eq!(o.audio, input.audio, "audio carried unchanged");
         // B-frames: frames that come out before they are shown
         reordered += o.video.iter().filter(|a| a.dts < a.pts).count();
-        let f = dir.join(format!("{}-{}.ts", r.profile, out.seq));
-        std::fs::write(&f, &r.data).unwrap();
-        let d = common::decode_ts(&f, true);
-        assert_eq!(
-            (d.frames, d.width as u32, d.height as u32),
-            (60, r.width, r.height)
-        );
     }
     reordered
 }

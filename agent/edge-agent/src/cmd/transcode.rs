@@ -64,7 +64,7 @@ pub struct Args {
     /// `restart` (fresh encoders per segment; the default here), `continuous` (one engine whose encoders
     /// run on across segments without lookahead, as the daemon runs a live stream) or `lookahead` (one
     /// engine, encoders running on with their lookahead and B-frames: a file's best quality).
-    #[arg(long, value_parser = parse_segment_mode)]
+    #[arg(long)]
     segment_mode: Option<media::engine::SegmentMode>,
     /// Extra x264 options (`key=value:key=value`) appended to the software encoder's option string, e.g.
     /// `me=dia` as in the tuned benchmark layout.  Ignored by hardware encoders.
@@ -79,10 +79,6 @@ pub struct Args {
     /// Print JSON lines (one per segment, then a summary) instead of a progress bar.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_segment_mode(s: &str) -> Result<media::engine::SegmentMode, String> {
-    s.parse()
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

@@ -291,7 +291,6 @@ impl Transcoder {
             tracing::info!(seq, "timestamps: {r}");
         }
         let next_tail = timeline::next_tail(&prep);
-        let used_tail = tail.map(<[VideoAu]>::to_vec);
         let pending = self.pending.take();
         let ran = self.run_segment(seq, &dm, &mut prep, input_frames, start, pending.as_ref());
         let recovered = match &ran {
@@ -313,7 +312,7 @@ impl Transcoder {
                     placed,
                     dm,
                     data: data.to_vec(),
-                    previous_tail: used_tail,
+                    previous_tail: tail.map(<[VideoAu]>::to_vec),
                 });
             }
             Err(e) => {

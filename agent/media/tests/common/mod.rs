@@ -82,3 +82,42 @@ pub fn ffprobe_with(args: &[&str], path: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A rendition segment that stands alone: `frames` frames whose first is an IDR with SPS and PPS, starting at
+/// the input's first PTS (within a tick), the input's audio PES unchanged, and decoding back (written to
+/// `path`) to `frames` pictures of `size`. Returns the demuxed rendition and what its decode saw.
+pub fn assert_segment_stands_alone(
+    what: &str,
+    data: &[u8],
+    input: &media::ts::Demuxed,
+    frames: usize,
+    size: (u32, u32),
+    path: &Path,
+) -> (media::ts::Demuxed, Decoded) {
+    use media::ts;
+    let o = ts::demux(data).unwrap();
+    assert_eq!(o.video.len(), frames, "{what}: frames");
+    assert!(o.video[0].key, "{what} starts with a keyframe");
+    let nal_types: Vec<u8> = ts::nal_units(&o.video[0].data)
+        .filter_map(|n| n.first().map(|b| b & 0x1f))
+        .collect();
+    assert!(
+        nal_types.contains(&7) && nal_types.contains(&8) && nal_types.contains(&5),
+        "{what}: IDR with SPS and PPS first, NAL types {nal_types:?}"
+    );
+    let in_first = input.video.iter().map(|a| a.pts).min().unwrap();
+    let out_first = o.video.iter().map(|a| a.pts).min().unwrap();
+    assert!(
+        in_first.abs_diff(out_first) <= 1,
+        "{what}: PTS {in_first} vs {out_first}"
+    );
+    assert_eq!(o.audio, input.audio, "{what}: audio carried unchanged");
+    std::fs::write(path, data).unwrap();
+    let d = decode_ts(path, true);
+    assert_eq!(
+        (d.frames, d.width as u32, d.height as u32),
+        (frames, size.0, size.1),
+        "{what}: decoded back"
+    );
+    (o, d)
+}
