@@ -142,6 +142,11 @@ impl Rpc {
         self.quantity("eth_getBalance", json!([who, "latest"]))
     }
 
+    /// The node's gas price suggestion (eth_gasPrice).
+    pub fn gas_price(&self) -> Result<U256, RpcError> {
+        self.quantity("eth_gasPrice", json!([]))
+    }
+
     pub fn block_hash(&self, number: u64) -> Result<H256, RpcError> {
         let b = self.request(
             "eth_getBlockByNumber",
@@ -180,7 +185,9 @@ impl Rpc {
         let call = json!({"from": from, "to": to, "data": data, "value": value});
         let gas = self.quantity("eth_estimateGas", json!([call]))?;
         let nonce = self.quantity("eth_getTransactionCount", json!([from, "pending"]))?;
-        let gas_price = self.quantity("eth_gasPrice", json!([]))?;
+        // The node's own suggestion, as it is: it follows what recent blocks paid, so a sender that paid a
+        // multiple of it would raise the next suggestion by that multiple, transaction after transaction.
+        let gas_price = self.gas_price()?;
         let tx: TypedTransaction = TransactionRequest::new()
             .from(from)
             .to(to)
@@ -188,7 +195,7 @@ impl Rpc {
             .value(value)
             .nonce(nonce)
             .gas(gas + gas / 5)
-            .gas_price(gas_price * 2)
+            .gas_price(gas_price)
             .chain_id(wallet.chain_id())
             .into();
         let sig = wallet
