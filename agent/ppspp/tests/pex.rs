@@ -246,3 +246,89 @@ fn a_lost_opening_datagram_is_sent_again_until_pex_req_is_answered() {
         carry(&mut seed, sa, &mut leech, t, false);
     }
 }
+
+/// A full peer (`max_peers` 1: two channels) answers a third handshake at once, statelessly, with up to 8 of
+/// its peers and a closing HANDSHAKE, no longer than the handshake it answers; the refused initiator connects
+/// to the peers named, and a stranger's unasked PEX_RES is still ignored.
+#[test]
+fn a_full_peer_refuses_with_referrals_and_the_initiator_goes_on_to_them() {
+    let t = Instant::now();
+    let mut full = Swarm::new_static_seed(
+        SwarmConfig {
+            max_peers: 1,
+            ..Default::default()
+        },
+        &[7u8; 3000],
+        t,
+    );
+    let root = full.swarm_id().to_vec();
+    let peers: Vec<SocketAddr> = ["192.0.2.10:6778", "[2001:db8::10]:6778"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    for (i, p) in peers.iter().enumerate() {
+        full.handle_datagram(t, *p, &handshake(&root, 100 + i as u32));
+    }
+    let out = drain(&mut full);
+    for p in &peers {
+        full.handle_datagram(t, *p, &our_channel(&out, *p).to_be_bytes());
+    }
+    assert_eq!(full.peers().len(), 2);
+
+    // the initiator: knows only the full peer
+    let me: SocketAddr = "192.0.2.20:6778".parse().unwrap();
+    let full_addr: SocketAddr = "192.0.2.1:6778".parse().unwrap();
+    let mut joiner = Swarm::new_static_leech(SwarmConfig::default(), &root, t).unwrap();
+    joiner.connect(t, full_addr);
+    let hs = joiner.poll_transmit().expect("handshake");
+    full.handle_datagram(t, me, &hs.payload);
+    let refusal = full.poll_transmit().expect("an answer");
+    assert!(full.poll_transmit().is_none(), "one datagram");
+    assert_eq!(refusal.dst, me);
+    assert!(
+        refusal.payload.len() <= hs.payload.len(),
+        "refusal {} bytes for a handshake of {}",
+        refusal.payload.len(),
+        hs.payload.len()
+    );
+    let d = wire::decode(
+        &refusal.payload,
+        &mut WireCtx {
+            addressing: Addressing::ChunkRanges32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        d.messages.last(),
+        Some(Message::Handshake(h)) if h.source_channel == 0
+    ));
+    assert_eq!(d.messages.len(), 3, "two referrals: {:?}", d.messages);
+    assert_eq!(full.peers().len(), 2, "no state for the refused one");
+    assert_eq!(full.stats().rejected_handshakes, 1);
+
+    // the initiator drops the channel and opens one to each peer named
+    joiner.handle_datagram(t, full_addr, &refusal.payload);
+    let next: Vec<SocketAddr> = std::iter::from_fn(|| joiner.poll_transmit())
+        .map(|t| t.dst)
+        .collect();
+    let mut sorted = next.clone();
+    sorted.sort();
+    let mut want = peers.clone();
+    want.sort();
+    assert_eq!(sorted, want, "handshakes to the referred peers");
+    let found: Vec<Event> = std::iter::from_fn(|| joiner.poll_event()).collect();
+    assert!(
+        found.contains(&Event::PeersDiscovered(vec![peers[0]])),
+        "{found:?}"
+    );
+    assert_eq!(joiner.stats().pex_ignored, 0);
+
+    // anyone else's PEX_RES to a channel of ours that is open is still ignored unless asked for
+    let stranger_says = wire::encode(&Datagram {
+        channel: 12345,
+        messages: vec![Message::PexResV4("192.0.2.99:6778".parse().unwrap())],
+    });
+    joiner.handle_datagram(t, "192.0.2.99:6778".parse().unwrap(), &stranger_says);
+    assert!(joiner.poll_transmit().is_none());
+}

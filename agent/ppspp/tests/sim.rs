@@ -690,3 +690,89 @@ fn three_hundred_nodes_have_distinct_addresses() {
     }));
     assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
 }
+
+/// Every viewer knows only the source, which takes two peers (`max_peers` 1): the source refuses the rest
+/// with referrals to the peers it has, they go on to those, and so on down the chain. Every viewer gets the
+/// whole stream, in order, and the source uploads it about once.
+#[test]
+fn a_full_source_refers_joining_peers_to_its_peers() {
+    let start = Instant::now();
+    let mut net = SimNet::new(
+        SimConfig {
+            seed: 4,
+            delay: Duration::from_millis(5),
+            ..Default::default()
+        },
+        start,
+    );
+    let base = SwarmConfig {
+        seed: 0,
+        max_peers: 4,
+        ..SwarmConfig::lossy_live()
+    };
+    let src = Swarm::new_live_source(
+        SwarmConfig {
+            seed: 1,
+            max_peers: 1,
+            ..base.clone()
+        },
+        [6; 32],
+        start,
+    );
+    let id = src.swarm_id().to_vec();
+    let s = net.add(src);
+    let sa = net.nodes[s].addr;
+    let ids: Vec<usize> = (0..12)
+        .map(|i| {
+            let p = Swarm::new_live_leech(
+                SwarmConfig {
+                    seed: 10 + i,
+                    ..base.clone()
+                },
+                &id,
+                start,
+            )
+            .unwrap();
+            let k = net.add(p);
+            net.nodes[k].connect_to = vec![sa];
+            k
+        })
+        .collect();
+    let munros = 32;
+    let stream = content(16384 * munros, 9);
+    for m in 0..munros {
+        net.run(Duration::from_millis(200 + 50 * m as u64), |_| false);
+        let now = net.now;
+        net.nodes[s]
+            .swarm
+            .publish(now, &stream[m * 16384..(m + 1) * 16384])
+            .unwrap();
+    }
+    let end = net.elapsed() + Duration::from_secs(10);
+    net.run(end, |_| false);
+    assert!(net.nodes[s].swarm.peers().len() <= 2, "the source's limit");
+    assert!(
+        net.nodes[s].swarm.stats().rejected_handshakes >= 10,
+        "the source refused the viewers it could not take: {:?}",
+        net.nodes[s].swarm.stats()
+    );
+    for &p in &ids {
+        let got: Vec<u64> = net.nodes[p]
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::LiveData { chunk, .. } => Some(*chunk),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            (0..munros as u64 * 16).collect::<Vec<_>>(),
+            "viewer {p} ({} peers): {:?}",
+            net.nodes[p].swarm.peers().len(),
+            net.nodes[p].swarm.stats()
+        );
+    }
+    let ratio = net.nodes[s].swarm.stats().data_bytes_up as f64 / stream.len() as f64;
+    assert!(ratio < 2.5, "the source uploaded {ratio:.2}x the stream");
+}

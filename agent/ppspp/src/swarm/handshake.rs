@@ -89,6 +89,10 @@ pub(super) struct Channel {
 /// PEX_RES messages accepted in answer to one PEX_REQ (we send at most 16 per answer).
 pub(super) const PEX_RES_PER_REQ: u32 = 32;
 
+/// Peers a full peer names when it refuses a handshake (see [`Swarm::refuse`]), and PEX_RES a channel we
+/// opened takes before its handshake is answered.
+pub(super) const REFERRALS: u32 = 8;
+
 /// HAVE messages sent with the reply to an unproven handshake, and kept from the initiator's first datagram
 /// (the rest follows once the channel opens): what an unproven address can make us send or hold is small.
 const HALF_OPEN_HAVES: usize = 8;
@@ -218,14 +222,47 @@ impl Swarm {
         id
     }
 
-    /// Opens a channel to `addr` (no-op if one exists).
+    /// Opens a channel to `addr` (no-op if one exists), and remembers `addr` as a bootstrap peer (up to
+    /// [`BOOTSTRAP_MAX`](super::BOOTSTRAP_MAX)): while this peer has no channel at all, it tries its bootstrap
+    /// peers again, waiting 1 s, then 2 s, up to 16 s between tries.
     pub fn connect(&mut self, now: Instant, addr: SocketAddr) {
+        if !self.bootstrap.contains(&addr) && self.bootstrap.len() < super::BOOTSTRAP_MAX {
+            self.bootstrap.push(addr);
+        }
+        self.open(now, addr);
+    }
+
+    /// Opens a channel to `addr` (no-op if one exists).
+    pub(super) fn open(&mut self, now: Instant, addr: SocketAddr) {
         if self.by_addr.contains_key(&addr) {
             return;
         }
         let a = self.cfg.addressing;
         let id = self.new_channel(now, addr, ChanState::HandshakeSent, a, None);
+        if self.cfg.pex {
+            // a refusal may name other peers (see `refuse`)
+            self.channels.get_mut(&id).unwrap().pex_budget = REFERRALS;
+        }
         self.send_handshake(now, id);
+    }
+
+    /// Alone (no channel, established or opening): the bootstrap peers are tried again once the wait is over.
+    pub(super) fn rejoin(&mut self, now: Instant) {
+        if !self.channels.is_empty() || self.bootstrap.is_empty() {
+            self.rejoin_at = None;
+            return;
+        }
+        match self.rejoin_at {
+            None => self.rejoin_at = Some(now + self.rejoin_backoff),
+            Some(at) if now >= at => {
+                self.rejoin_at = None;
+                self.rejoin_backoff = (self.rejoin_backoff * 2).min(super::REJOIN_MAX);
+                for a in self.bootstrap.clone() {
+                    self.open(now, a);
+                }
+            }
+            Some(_) => {}
+        }
     }
 
     /// Our HANDSHAKE on channel `id`: to the peer's channel once established (an answer to its repeated
@@ -308,6 +345,7 @@ impl Swarm {
         }
         if self.channels.len() >= self.cfg.max_peers * 2 {
             self.stats.rejected_handshakes += 1;
+            self.refuse(from, hs.source_channel);
             return Opened::Nothing;
         }
         let our_id = match self.half_open_by_addr.get(&from) {
@@ -374,6 +412,45 @@ impl Swarm {
         Opened::HalfOpen
     }
 
+    /// A full peer's answer to a handshake it cannot take: a few of its established, unchoked peers (PEX_RES,
+    /// with PEX on) and a closing HANDSHAKE, so that the initiator goes on to them at once instead of
+    /// retrying here until its attempts run out. Without it, a peer that knows only a full source (a viewer
+    /// that found the box in a manifest) never joins. Stateless, and about as long as the handshake it
+    /// answers, so a forged handshake gains nothing from it.
+    fn refuse(&mut self, to: SocketAddr, their_channel: u32) {
+        let mut msgs: Vec<Message> = Vec::new();
+        if self.cfg.pex {
+            let peers: Vec<SocketAddr> = self
+                .channels
+                .values()
+                .filter(|c| c.state == ChanState::Established && !c.we_choke && c.addr != to)
+                .map(|c| c.addr)
+                .collect();
+            // a different slice for each refused peer, so that referrals spread over the peers
+            let skip = match peers.len() {
+                0 => 0,
+                n => (self.next_rand() % n as u64) as usize,
+            };
+            msgs.extend(
+                peers
+                    .iter()
+                    .cycle()
+                    .skip(skip)
+                    .take(peers.len().min(REFERRALS as usize))
+                    .map(|a| match a {
+                        SocketAddr::V4(v4) => Message::PexResV4(*v4),
+                        SocketAddr::V6(v6) => Message::PexResV6(*v6),
+                    }),
+            );
+        }
+        // The referrals come first: the closing HANDSHAKE ends the initiator's channel.
+        msgs.push(Message::Handshake(Handshake {
+            source_channel: 0,
+            options: vec![],
+        }));
+        self.emit_to(to, their_channel, msgs);
+    }
+
     /// Our HAVE for the reply to an unproven handshake: at most [`HALF_OPEN_HAVES`] messages (and whether
     /// that is all), cached while what we have does not change, so that a flood of handshakes costs no
     /// walk over the chunks each.
@@ -435,9 +512,12 @@ impl Swarm {
             self.drop_channel(old, "replaced by a new handshake");
         }
         if self.channels.len() >= self.cfg.max_peers * 2 {
+            // filled up while this one was half-open: it believes itself connected, so it is told
             self.stats.rejected_handshakes += 1;
+            self.refuse(h.addr, h.remote_id);
             return false;
         }
+        self.rejoin_backoff = super::REJOIN_MIN;
         let id = self.new_channel(now, h.addr, ChanState::Established, h.addressing, Some(id));
         let ch = self.channels.get_mut(&id).unwrap();
         ch.remote_id = h.remote_id;
@@ -545,6 +625,7 @@ impl Swarm {
     /// peers, and sends at once even with nothing to say, since the responder opens its side of the channel
     /// only when a datagram reaches it there.
     pub(super) fn establish(&mut self, now: Instant, id: u32) {
+        self.rejoin_backoff = super::REJOIN_MIN;
         let ch = self.channels.get_mut(&id).unwrap();
         ch.state = ChanState::Established;
         ch.attempts = 1;

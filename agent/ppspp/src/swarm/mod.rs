@@ -196,6 +196,13 @@ pub struct Stats {
     pub half_open_dropped: u64,
 }
 
+/// Bootstrap peers remembered at most (see [`Swarm::connect`]).
+pub const BOOTSTRAP_MAX: usize = 16;
+/// First wait, once alone, before the bootstrap peers are tried again; it doubles with each try.
+const REJOIN_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between two tries of the bootstrap peers.
+const REJOIN_MAX: Duration = Duration::from_secs(16);
+
 /// Addresses remembered from PEX at most (the oldest is forgotten first).
 pub const PEX_SEEN_MAX: usize = 1024;
 
@@ -256,6 +263,12 @@ pub struct Swarm {
     half_open: BTreeMap<u32, HalfOpen>,
     half_open_by_addr: BTreeMap<SocketAddr, u32>,
     half_open_sweep: Instant,
+    /// The peers the application asked us to connect to ([`Swarm::connect`]), tried again while we have no
+    /// channel at all (a full peer refused us and named no one, or every peer went away): when, and the wait
+    /// after the next try (doubling up to [`REJOIN_MAX`]).
+    bootstrap: Vec<SocketAddr>,
+    rejoin_at: Option<Instant>,
+    rejoin_backoff: Duration,
     /// The HAVE sent with replies to unproven handshakes, while what we have stays the same.
     #[allow(clippy::type_complexity)]
     unproven_have_cache: Option<(
@@ -337,6 +350,9 @@ impl Swarm {
             half_open: BTreeMap::new(),
             half_open_by_addr: BTreeMap::new(),
             half_open_sweep: now,
+            bootstrap: Vec::new(),
+            rejoin_at: None,
+            rejoin_backoff: REJOIN_MIN,
             unproven_have_cache: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
@@ -635,6 +651,10 @@ impl Swarm {
                 }
             }
         }
+        if self.channels.is_empty() && !self.bootstrap.is_empty() {
+            // alone: the next tick arms the rejoin timer, the one after it rejoins
+            upd(self.rejoin_at.unwrap_or(self.last_tick));
+        }
         t
     }
 
@@ -804,6 +824,7 @@ impl Swarm {
             self.channel_timers(now, id);
         }
         self.expire_half_open(now);
+        self.rejoin(now);
         self.refresh_haves(now);
         self.release_delayed_haves(now);
         self.after_progress(now);

@@ -1,7 +1,8 @@
 //! Peer exchange (PEX, RFC 7574 §8.4): answering a peer's PEX_REQ with the addresses of our other established,
 //! unchoked peers (PEX_RES goes only to a peer that asked), and connecting to the peers that PEX_RES messages
-//! tell us about (up to `max_peers`), taking PEX_RES only in answer to our own PEX_REQ and remembering at most
-//! [`PEX_SEEN_MAX`] addresses.
+//! tell us about (up to `max_peers`), taking PEX_RES only in answer to our own PEX_REQ (or, on a channel we
+//! opened, in the refusal of a full peer: see `Swarm::refuse`) and remembering at most [`PEX_SEEN_MAX`]
+//! addresses.
 
 use super::{ChanState, Event, PEX_SEEN_MAX, Swarm};
 use crate::wire::Message;
@@ -36,8 +37,9 @@ impl Swarm {
         }
     }
 
-    /// PEX_RES: taken only as an answer to our PEX_REQ on this channel (`PEX_RES_PER_REQ` per request), so
-    /// that a peer cannot make us remember, report or connect to addresses we did not ask for.
+    /// PEX_RES: taken only as an answer to our PEX_REQ on this channel (`PEX_RES_PER_REQ` per request) or
+    /// in a refusal of our handshake (`REFERRALS`), so that a peer cannot make us remember, report or connect
+    /// to addresses we did not ask for.
     pub(super) fn on_pex(&mut self, now: Instant, id: u32, a: SocketAddr) {
         let ch = self.channels.get_mut(&id).unwrap();
         if ch.pex_budget == 0 {
@@ -63,7 +65,7 @@ impl Swarm {
             && !a.ip().is_unspecified()
             && a.port() != 0
         {
-            self.connect(now, a);
+            self.open(now, a);
         }
     }
 }
