@@ -4,7 +4,9 @@
 //!
 //! `cargo bench -p ppspp --bench viewers` (or `./x bench ppspp-sim`). Env: `VIEWERS` (10), `SECONDS` of
 //! stream (5), `MBIT` (3), `LOSS` (comma-separated datagram loss rates, run one after the other; the first
-//! is the baseline the others are compared with: `0,0.1`), `UPLINK_MBIT` per node (10), `SEEDS` of the
+//! is the baseline the others are compared with: `0,0.1`), `UPLINK_MBIT` per node (10), `MAX_PEERS` each
+//! viewer opens (the segment swarm's, 8; a peer takes twice that), `SOURCE_SLOTS` (peers the source serves
+//! at once; the segment swarm's, 4; 0: all), `SUPERSEED_MS` (the source's super-seeding delay), `SEEDS` of the
 //! network (comma-separated, `1,2,3`: one run each, and their mean; single runs vary a lot).
 //!
 //! The network: 10 ms one-way delay plus up to 40 ms of jitter (reordering), the loss rate on every
@@ -55,7 +57,27 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
-fn run(viewers: usize, seconds: u64, mbit: f64, loss: f64, uplink_mbit: f64, seed: u64) -> Outcome {
+/// What one run simulates, apart from the loss rate and the network's seed.
+struct Setting {
+    viewers: usize,
+    seconds: u64,
+    mbit: f64,
+    uplink_mbit: f64,
+    max_peers: usize,
+    source_slots: usize,
+    superseed_delay: Duration,
+}
+
+fn run(set: &Setting, loss: f64, seed: u64) -> Outcome {
+    let &Setting {
+        viewers,
+        seconds,
+        mbit,
+        uplink_mbit,
+        max_peers,
+        source_slots,
+        superseed_delay,
+    } = set;
     let cpu0 = cpu_seconds();
     let start = Instant::now();
     let mut net = SimNet::new(
@@ -71,6 +93,9 @@ fn run(viewers: usize, seconds: u64, mbit: f64, loss: f64, uplink_mbit: f64, see
     );
     let base = SwarmConfig {
         live_discard_window: 2048,
+        max_peers,
+        source_slots,
+        superseed_delay,
         ..SwarmConfig::lossy_live()
     };
     let src = Swarm::new_live_source(
@@ -213,6 +238,12 @@ fn main() {
     let seconds: u64 = env("SECONDS", 5);
     let mbit: f64 = env("MBIT", 3.0);
     let uplink: f64 = env("UPLINK_MBIT", 10.0);
+    let max_peers: usize = env("MAX_PEERS", SwarmConfig::lossy_live().max_peers);
+    let source_slots: usize = env("SOURCE_SLOTS", SwarmConfig::lossy_live().source_slots);
+    let superseed = Duration::from_millis(env(
+        "SUPERSEED_MS",
+        SwarmConfig::lossy_live().superseed_delay.as_millis() as u64,
+    ));
     let list = |name: &str, default: &str| -> Vec<String> {
         std::env::var(name)
             .unwrap_or_else(|_| default.into())
@@ -228,8 +259,17 @@ fn main() {
         .iter()
         .filter_map(|v| v.parse().ok())
         .collect();
+    let set = Setting {
+        viewers,
+        seconds,
+        mbit,
+        uplink_mbit: uplink,
+        max_peers,
+        source_slots,
+        superseed_delay: superseed,
+    };
     println!(
-        "# ppspp simulated live stream: {viewers} viewers, {seconds} s at {mbit} Mbit/s, uplink {uplink} Mbit/s per node, seeds {seeds:?}"
+        "# ppspp simulated live stream: {viewers} viewers, {seconds} s at {mbit} Mbit/s, uplink {uplink} Mbit/s per node, max_peers {max_peers}, source_slots {source_slots}, super-seeding delay {superseed:?}, seeds {seeds:?}"
     );
     println!(
         "{:>6} {:>5} {:>14} {:>12} {:>10} {:>10} {:>10} {:>16} {:>8} {:>8} {:>10} {:>10} {:>9} {:>8}",
@@ -252,7 +292,7 @@ fn main() {
     for loss in losses {
         let (mut up_sum, mut p95_sum) = (0.0, 0.0);
         for &seed in &seeds {
-            let mut o = run(viewers, seconds, mbit, loss, uplink, seed);
+            let mut o = run(&set, loss, seed);
             let (p50, p95, max) = (
                 pct(&mut o.delays_ms, 0.5),
                 pct(&mut o.delays_ms, 0.95),

@@ -776,3 +776,91 @@ fn a_full_source_refers_joining_peers_to_its_peers() {
     let ratio = net.nodes[s].swarm.stats().data_bytes_up as f64 / stream.len() as f64;
     assert!(ratio < 2.5, "the source uploaded {ratio:.2}x the stream");
 }
+
+/// A live source with two upload slots and eight viewers, announcing every munro to every peer at once (no
+/// super-seeding delay, so every viewer would ask the source): it serves the two slot holders, chokes the
+/// other six, which get the whole stream from the viewers; the source sends at most two copies.
+#[test]
+fn a_source_with_upload_slots_serves_that_many_peers_and_the_rest_fetch_from_them() {
+    let run = |slots: usize| {
+        let start = Instant::now();
+        let mut net = SimNet::new(
+            SimConfig {
+                seed: 5,
+                delay: Duration::from_millis(5),
+                ..Default::default()
+            },
+            start,
+        );
+        let base = SwarmConfig {
+            seed: 0,
+            superseed_delay: Duration::ZERO,
+            source_slots: slots,
+            ..SwarmConfig::lossy_live()
+        };
+        let src = Swarm::new_live_source(
+            SwarmConfig {
+                seed: 1,
+                ..base.clone()
+            },
+            [8; 32],
+            start,
+        );
+        let id = src.swarm_id().to_vec();
+        let s = net.add(src);
+        let sa = net.nodes[s].addr;
+        let ids: Vec<usize> = (0..8)
+            .map(|i| {
+                let p = Swarm::new_live_leech(
+                    SwarmConfig {
+                        seed: 20 + i,
+                        ..base.clone()
+                    },
+                    &id,
+                    start,
+                )
+                .unwrap();
+                let k = net.add(p);
+                net.nodes[k].joins_at = Duration::from_millis(10 * i);
+                net.nodes[k].connect_to = vec![sa];
+                k
+            })
+            .collect();
+        let munros = 32;
+        let stream = content(16384 * munros, 10);
+        for m in 0..munros {
+            net.run(Duration::from_millis(500 + 50 * m as u64), |_| false);
+            let now = net.now;
+            net.nodes[s]
+                .swarm
+                .publish(now, &stream[m * 16384..(m + 1) * 16384])
+                .unwrap();
+        }
+        let end = net.elapsed() + Duration::from_secs(10);
+        net.run(end, |_| false);
+        for &p in &ids {
+            let got: Vec<u64> = net.nodes[p]
+                .events
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    Event::LiveData { chunk, .. } => Some(*chunk),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                got,
+                (0..munros as u64 * 16).collect::<Vec<_>>(),
+                "slots {slots}: viewer {p}: {:?}",
+                net.nodes[p].swarm.stats()
+            );
+        }
+        net.nodes[s].swarm.stats().data_bytes_up as f64 / stream.len() as f64
+    };
+    let unlimited = run(0);
+    let slotted = run(2);
+    assert!(slotted <= 2.0, "two slots, {slotted:.2} copies");
+    assert!(
+        unlimited > 4.0,
+        "without slots every viewer asks the source: {unlimited:.2} copies"
+    );
+}

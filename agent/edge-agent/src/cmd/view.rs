@@ -66,7 +66,8 @@ pub struct Summary {
     /// Glass-to-glass delay per segment: the broadcaster's cut to this viewer's playlist listing it, ms.
     pub delay_ms_p50: Option<u64>,
     pub delay_ms_max: Option<u64>,
-    /// Chunk bytes this viewer received and served to other peers (all renditions).
+    /// Chunk bytes this viewer received (duplicates included) and served to other peers (all renditions);
+    /// datagram headers, hashes and control messages are not counted.
     pub bytes_down: u64,
     pub bytes_up: u64,
     /// Chunks from peers that failed verification (each such peer is choked and its chunks fetched
@@ -274,7 +275,7 @@ async fn view(a: Args) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for n in nodes {
         if let Ok(Ok(s)) = tokio::time::timeout_at(deadline, n).await {
-            sum.bytes_down += s.bytes_down;
+            sum.bytes_down += s.data_bytes_down;
             sum.bytes_up += s.data_bytes_up;
             sum.bad_chunks += s.chunks_bad;
         }

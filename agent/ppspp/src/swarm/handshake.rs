@@ -55,8 +55,11 @@ pub(super) struct Channel {
     pub(super) remote_chokes_us: bool,
     /// We choke it: it sent bad data. We neither serve it nor accept its data.
     pub(super) we_choke: bool,
-    /// We choke it by the application's choice ([`Swarm::choke`]): its requests are not served.
+    /// We choke it by the application's choice ([`Swarm::choke`]), or (a live source with
+    /// `source_slots`) because it has no upload slot: its requests are not served.
     pub(super) choking: bool,
+    /// Live source with `source_slots`: the peer holds one of the slots.
+    pub(super) slot: bool,
     /// Our outstanding requests on this channel: chunk -> sent.
     pub(super) outstanding: BTreeMap<u64, Instant>,
     /// Request->data latency estimate (srtt, rttvar).
@@ -200,6 +203,7 @@ impl Swarm {
             remote_chokes_us: false,
             we_choke: false,
             choking: false,
+            slot: false,
             outstanding: BTreeMap::new(),
             srtt: None,
             queue: VecDeque::new(),

@@ -62,12 +62,12 @@ impl Swarm {
             if self.cfg.superseed_delay.is_zero() || self.channels.len() <= 1 {
                 self.new_have.push((s, e, None));
             } else {
-                // Tell one peer now, everyone after the delay.
+                // Tell one peer now (one we serve), everyone after the delay.
                 let est: Vec<u32> = {
                     let mut v: Vec<u32> = self
                         .channels
                         .iter()
-                        .filter(|(_, c)| c.state == ChanState::Established)
+                        .filter(|(_, c)| c.state == ChanState::Established && !c.choking)
                         .map(|(id, _)| *id)
                         .collect();
                     v.sort_unstable();

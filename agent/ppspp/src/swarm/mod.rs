@@ -72,6 +72,10 @@ pub struct SwarmConfig {
     /// Live source: announce a fresh munro to one peer at once and to the rest after this delay (so peers
     /// fetch it from each other and the source uploads each chunk about once). Zero announces to all.
     pub superseed_delay: Duration,
+    /// Live source: peers it serves at once. The others are choked (CHOKE) and fetch from each other, so
+    /// the source sends each chunk about this many times at most, however many peers it has; a slot freed by
+    /// a peer that leaves goes to a choked one. 0: every peer is served.
+    pub source_slots: usize,
     /// Static rarest-first considers this many chunks past the first missing one.
     pub rarest_window: u64,
     /// HAVE is not acknowledged, so every this often a peer re-announces what it has to each peer that
@@ -85,7 +89,11 @@ impl SwarmConfig {
     /// pays), a 32 Ki-chunk window kept for late peers, a joining peer starting at the oldest chunk its peers
     /// still have, a lost HAVE re-announced within half a second (a joining peer waits two of those before it
     /// fixes its start), and random loss without a queue not cutting the sending window (congestion still
-    /// does: queueing delay, or a loss share above a quarter). The rest as [`SwarmConfig::default`].
+    /// does: queueing delay, or a loss share above a quarter). A small mesh (8 peers opened, 16 taken: every
+    /// peer announces every chunk to each of its peers), and a source that serves 4 peers and tells the rest
+    /// of a munro 800 ms after the first: under loss, a peer that has not got a chunk from the others by then
+    /// would ask the source, which then sends copies the swarm should have carried (BENCHMARKS.md, "many
+    /// viewers"). The rest as [`SwarmConfig::default`].
     pub fn lossy_live() -> Self {
         SwarmConfig {
             chunk_size: 1024,
@@ -94,6 +102,9 @@ impl SwarmConfig {
             live_discard_window: 32 * 1024,
             live_join_back: u64::MAX,
             have_refresh: Duration::from_millis(500),
+            max_peers: 8,
+            source_slots: 4,
+            superseed_delay: Duration::from_millis(800),
             ledbat: crate::ledbat::LedbatParams {
                 random_loss: 0.25,
                 ..Default::default()
@@ -126,6 +137,7 @@ impl Default for SwarmConfig {
             live_join_back: 0,
             playback_deadline: Duration::from_secs(3),
             superseed_delay: Duration::from_millis(400),
+            source_slots: 0,
             rarest_window: 4096,
             have_refresh: Duration::from_secs(2),
         }
@@ -177,7 +189,10 @@ pub struct Stats {
     pub rejected_handshakes: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// DATA payload bytes sent and received (chunks only: no headers, hashes or control messages; received
+    /// counts duplicates and data that failed verification too).
     pub data_bytes_up: u64,
+    pub data_bytes_down: u64,
     pub chunks_verified: u64,
     pub chunks_duplicate: u64,
     pub chunks_bad: u64,
@@ -267,6 +282,8 @@ pub struct Swarm {
     /// channel at all (a full peer refused us and named no one, or every peer went away): when, and the wait
     /// after the next try (doubling up to [`REJOIN_MAX`]).
     bootstrap: Vec<SocketAddr>,
+    /// Next time a peer that every peer chokes asks them all for more peers.
+    choked_pex_at: Instant,
     rejoin_at: Option<Instant>,
     rejoin_backoff: Duration,
     /// The HAVE sent with replies to unproven handshakes, while what we have stays the same.
@@ -351,6 +368,7 @@ impl Swarm {
             half_open_by_addr: BTreeMap::new(),
             half_open_sweep: now,
             bootstrap: Vec::new(),
+            choked_pex_at: now,
             rejoin_at: None,
             rejoin_backoff: REJOIN_MIN,
             unproven_have_cache: None,
@@ -701,6 +719,7 @@ impl Swarm {
             return;
         }
         self.process(now, from, dg);
+        self.assign_slots();
         self.dirty = Some(now);
     }
 
@@ -824,6 +843,8 @@ impl Swarm {
             self.channel_timers(now, id);
         }
         self.expire_half_open(now);
+        self.assign_slots();
+        self.ask_for_peers_when_choked(now);
         self.rejoin(now);
         self.refresh_haves(now);
         self.release_delayed_haves(now);

@@ -341,6 +341,7 @@ impl Swarm {
         munro_cands: &mut Vec<(Bin, u64, Vec<u8>)>,
     ) {
         let cs = self.cfg.chunk_size as usize;
+        self.stats.data_bytes_down += data.len() as u64;
         let count = e - s + 1;
         if count > 1 << 16
             || data.len() > count as usize * cs
@@ -408,9 +409,7 @@ impl Swarm {
                 self.bad_data(id, s);
                 return;
             }
-            if parts.iter().all(|_| true)
-                && (b.first_chunk()..=b.last_chunk()).all(|c| self.chunks.contains_key(&c))
-            {
+            if (b.first_chunk()..=b.last_chunk()).all(|c| self.chunks.contains_key(&c)) {
                 self.stats.chunks_duplicate += b.chunk_count();
                 self.arrived(now, id, b.first_chunk(), b.last_chunk(), false);
                 continue;
@@ -441,7 +440,6 @@ impl Swarm {
                 *last_len = parts.last().map(|p| p.len());
             }
             self.stats.chunks_verified += b.chunk_count();
-            self.stats.data_bytes_up += 0;
             got.push((b.first_chunk(), b.last_chunk()));
             self.arrived(now, id, b.first_chunk(), b.last_chunk(), true);
         }
