@@ -306,6 +306,16 @@ fn a_full_peer_refuses_with_referrals_and_the_initiator_goes_on_to_them() {
     assert_eq!(d.messages.len(), 3, "two referrals: {:?}", d.messages);
     assert_eq!(full.peers().len(), 2, "no state for the refused one");
     assert_eq!(full.stats().rejected_handshakes, 1);
+    // a short handshake, from an address that may be forged, gets no more bytes than it cost
+    let short = handshake(&root, 999);
+    full.handle_datagram(t, "192.0.2.66:6778".parse().unwrap(), &short);
+    let answer = full.poll_transmit().expect("a closing handshake at least");
+    assert!(
+        answer.payload.len() <= short.len(),
+        "{} bytes for {}",
+        answer.payload.len(),
+        short.len()
+    );
 
     // the initiator drops the channel and opens one to each peer named
     joiner.handle_datagram(t, full_addr, &refusal.payload);

@@ -303,13 +303,15 @@ impl Swarm {
         self.dirty.get_or_insert(now);
     }
 
-    /// A HANDSHAKE on channel 0 from `from`. `rest` is what followed it in the datagram.
+    /// A HANDSHAKE on channel 0 from `from`. `rest` is what followed it in the datagram, `len` the
+    /// datagram's length.
     pub(super) fn accept_handshake(
         &mut self,
         now: Instant,
         from: SocketAddr,
         hs: Handshake,
         rest: &[Message],
+        len: usize,
     ) -> Opened {
         if hs.source_channel == 0 {
             return Opened::Nothing;
@@ -349,7 +351,7 @@ impl Swarm {
         }
         if self.channels.len() >= self.cfg.max_peers * 2 {
             self.stats.rejected_handshakes += 1;
-            self.refuse(from, hs.source_channel);
+            self.refuse(from, hs.source_channel, len);
             return Opened::Nothing;
         }
         let our_id = match self.half_open_by_addr.get(&from) {
@@ -419,9 +421,20 @@ impl Swarm {
     /// A full peer's answer to a handshake it cannot take: a few of its established, unchoked peers (PEX_RES,
     /// with PEX on) and a closing HANDSHAKE, so that the initiator goes on to them at once instead of
     /// retrying here until its attempts run out. Without it, a peer that knows only a full source (a viewer
-    /// that found the box in a manifest) never joins. Stateless, and about as long as the handshake it
-    /// answers, so a forged handshake gains nothing from it.
-    fn refuse(&mut self, to: SocketAddr, their_channel: u32) {
+    /// that found the box in a manifest) never joins. Stateless, and at most `max_len` bytes: the length of
+    /// the handshake's datagram when its sender has not shown that it receives what we send, so that a
+    /// forged handshake makes us send no more than it cost.
+    fn refuse(&mut self, to: SocketAddr, their_channel: u32, max_len: usize) {
+        let close = Message::Handshake(Handshake {
+            source_channel: 0,
+            options: vec![],
+        });
+        let size = |m: &Message| {
+            let mut b = Vec::new();
+            wire::encode_message(m, &mut b);
+            b.len()
+        };
+        let mut room = max_len.saturating_sub(4 + size(&close));
         let mut msgs: Vec<Message> = Vec::new();
         if self.cfg.pex {
             let peers: Vec<SocketAddr> = self
@@ -435,23 +448,26 @@ impl Swarm {
                 0 => 0,
                 n => (self.next_rand() % n as u64) as usize,
             };
-            msgs.extend(
-                peers
-                    .iter()
-                    .cycle()
-                    .skip(skip)
-                    .take(peers.len().min(REFERRALS as usize))
-                    .map(|a| match a {
-                        SocketAddr::V4(v4) => Message::PexResV4(*v4),
-                        SocketAddr::V6(v6) => Message::PexResV6(*v6),
-                    }),
-            );
+            for a in peers
+                .iter()
+                .cycle()
+                .skip(skip)
+                .take(peers.len().min(REFERRALS as usize))
+            {
+                let m = match a {
+                    SocketAddr::V4(v4) => Message::PexResV4(*v4),
+                    SocketAddr::V6(v6) => Message::PexResV6(*v6),
+                };
+                let n = size(&m);
+                if n > room {
+                    break;
+                }
+                room -= n;
+                msgs.push(m);
+            }
         }
         // The referrals come first: the closing HANDSHAKE ends the initiator's channel.
-        msgs.push(Message::Handshake(Handshake {
-            source_channel: 0,
-            options: vec![],
-        }));
+        msgs.push(close);
         self.emit_to(to, their_channel, msgs);
     }
 
@@ -518,7 +534,7 @@ impl Swarm {
         if self.channels.len() >= self.cfg.max_peers * 2 {
             // filled up while this one was half-open: it believes itself connected, so it is told
             self.stats.rejected_handshakes += 1;
-            self.refuse(h.addr, h.remote_id);
+            self.refuse(h.addr, h.remote_id, usize::MAX);
             return false;
         }
         self.rejoin_backoff = super::REJOIN_MIN;

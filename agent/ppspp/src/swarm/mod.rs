@@ -718,12 +718,12 @@ impl Swarm {
             self.dirty = Some(now);
             return;
         }
-        self.process(now, from, dg);
+        self.process(now, from, dg, buf.len());
         self.assign_slots();
         self.dirty = Some(now);
     }
 
-    fn process(&mut self, now: Instant, from: SocketAddr, dg: Datagram) {
+    fn process(&mut self, now: Instant, from: SocketAddr, dg: Datagram, len: usize) {
         let mut msgs = dg.messages.into_iter();
         let id = if dg.channel == 0 {
             // Only a HANDSHAKE may open a channel.
@@ -732,7 +732,7 @@ impl Swarm {
                 return;
             };
             let rest: Vec<Message> = msgs.collect();
-            match self.accept_handshake(now, from, hs, &rest) {
+            match self.accept_handshake(now, from, hs, &rest, len) {
                 Opened::Channel(id) => {
                     msgs = rest.into_iter();
                     id
