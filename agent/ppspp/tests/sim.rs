@@ -691,57 +691,49 @@ fn three_hundred_nodes_have_distinct_addresses() {
     assert_eq!(net.nodes[l].swarm.content().unwrap(), data);
 }
 
-/// Every viewer knows only the source, which takes two peers (`max_peers` 1): the source refuses the rest
-/// with referrals to the peers it has, they go on to those, and so on down the chain. Every viewer gets the
-/// whole stream, in order, and the source uploads it about once.
-#[test]
-fn a_full_source_refers_joining_peers_to_its_peers() {
+/// A live source and `viewers` leeches that know only the source's address, joining `join_gap` apart, on a
+/// lossless network with 5 ms of delay. Returns the network, the source and the viewers.
+fn source_and_viewers(
+    net_seed: u64,
+    src_cfg: SwarmConfig,
+    viewer_cfg: &SwarmConfig,
+    viewers: u64,
+    join_gap: Duration,
+) -> (SimNet, usize, Vec<usize>) {
     let start = Instant::now();
     let mut net = SimNet::new(
         SimConfig {
-            seed: 4,
+            seed: net_seed,
             delay: Duration::from_millis(5),
             ..Default::default()
         },
         start,
     );
-    let base = SwarmConfig {
-        seed: 0,
-        max_peers: 4,
-        ..SwarmConfig::lossy_live()
-    };
-    let src = Swarm::new_live_source(
-        SwarmConfig {
-            seed: 1,
-            max_peers: 1,
-            ..base.clone()
-        },
-        [6; 32],
-        start,
-    );
+    let src = Swarm::new_live_source(src_cfg, [net_seed as u8; 32], start);
     let id = src.swarm_id().to_vec();
     let s = net.add(src);
     let sa = net.nodes[s].addr;
-    let ids: Vec<usize> = (0..12)
+    let ids = (0..viewers)
         .map(|i| {
-            let p = Swarm::new_live_leech(
-                SwarmConfig {
-                    seed: 10 + i,
-                    ..base.clone()
-                },
-                &id,
-                start,
-            )
-            .unwrap();
-            let k = net.add(p);
+            let cfg = SwarmConfig {
+                seed: 100 + i,
+                ..viewer_cfg.clone()
+            };
+            let k = net.add(Swarm::new_live_leech(cfg, &id, start).unwrap());
+            net.nodes[k].joins_at = join_gap * i as u32;
             net.nodes[k].connect_to = vec![sa];
             k
         })
         .collect();
-    let munros = 32;
+    (net, s, ids)
+}
+
+/// Publishes `munros` munros of fresh content, one every 50 ms from 0.5 s, runs 10 s more, and checks
+/// that every viewer got every chunk once, in order. Returns the source's upload against the stream.
+fn stream_to_all(net: &mut SimNet, s: usize, ids: &[usize], munros: usize) -> f64 {
     let stream = content(16384 * munros, 9);
     for m in 0..munros {
-        net.run(Duration::from_millis(200 + 50 * m as u64), |_| false);
+        net.run(Duration::from_millis(500 + 50 * m as u64), |_| false);
         let now = net.now;
         net.nodes[s]
             .swarm
@@ -750,13 +742,7 @@ fn a_full_source_refers_joining_peers_to_its_peers() {
     }
     let end = net.elapsed() + Duration::from_secs(10);
     net.run(end, |_| false);
-    assert!(net.nodes[s].swarm.peers().len() <= 2, "the source's limit");
-    assert!(
-        net.nodes[s].swarm.stats().rejected_handshakes >= 10,
-        "the source refused the viewers it could not take: {:?}",
-        net.nodes[s].swarm.stats()
-    );
-    for &p in &ids {
+    for &p in ids {
         let got: Vec<u64> = net.nodes[p]
             .events
             .iter()
@@ -773,7 +759,32 @@ fn a_full_source_refers_joining_peers_to_its_peers() {
             net.nodes[p].swarm.stats()
         );
     }
-    let ratio = net.nodes[s].swarm.stats().data_bytes_up as f64 / stream.len() as f64;
+    net.nodes[s].swarm.stats().data_bytes_up as f64 / stream.len() as f64
+}
+
+/// Every viewer knows only the source, which takes two peers (`max_peers` 1), and all join at once: the
+/// source refuses the rest with referrals to the peers it has (none, for the first ones refused: they try
+/// again a second later), they go on to those, and so on. Every viewer gets the whole stream, in order, and
+/// the source uploads it about once.
+#[test]
+fn a_full_source_refers_joining_peers_to_its_peers() {
+    let viewer = SwarmConfig {
+        max_peers: 4,
+        ..SwarmConfig::lossy_live()
+    };
+    let src = SwarmConfig {
+        seed: 1,
+        max_peers: 1,
+        ..viewer.clone()
+    };
+    let (mut net, s, ids) = source_and_viewers(4, src, &viewer, 12, Duration::ZERO);
+    let ratio = stream_to_all(&mut net, s, &ids, 32);
+    assert!(net.nodes[s].swarm.peers().len() <= 2, "the source's limit");
+    assert!(
+        net.nodes[s].swarm.stats().rejected_handshakes >= 10,
+        "the source refused the viewers it could not take: {:?}",
+        net.nodes[s].swarm.stats()
+    );
     assert!(ratio < 2.5, "the source uploaded {ratio:.2}x the stream");
 }
 
@@ -783,78 +794,17 @@ fn a_full_source_refers_joining_peers_to_its_peers() {
 #[test]
 fn a_source_with_upload_slots_serves_that_many_peers_and_the_rest_fetch_from_them() {
     let run = |slots: usize| {
-        let start = Instant::now();
-        let mut net = SimNet::new(
-            SimConfig {
-                seed: 5,
-                delay: Duration::from_millis(5),
-                ..Default::default()
-            },
-            start,
-        );
-        let base = SwarmConfig {
-            seed: 0,
+        let viewer = SwarmConfig {
             superseed_delay: Duration::ZERO,
             source_slots: slots,
             ..SwarmConfig::lossy_live()
         };
-        let src = Swarm::new_live_source(
-            SwarmConfig {
-                seed: 1,
-                ..base.clone()
-            },
-            [8; 32],
-            start,
-        );
-        let id = src.swarm_id().to_vec();
-        let s = net.add(src);
-        let sa = net.nodes[s].addr;
-        let ids: Vec<usize> = (0..8)
-            .map(|i| {
-                let p = Swarm::new_live_leech(
-                    SwarmConfig {
-                        seed: 20 + i,
-                        ..base.clone()
-                    },
-                    &id,
-                    start,
-                )
-                .unwrap();
-                let k = net.add(p);
-                net.nodes[k].joins_at = Duration::from_millis(10 * i);
-                net.nodes[k].connect_to = vec![sa];
-                k
-            })
-            .collect();
-        let munros = 32;
-        let stream = content(16384 * munros, 10);
-        for m in 0..munros {
-            net.run(Duration::from_millis(500 + 50 * m as u64), |_| false);
-            let now = net.now;
-            net.nodes[s]
-                .swarm
-                .publish(now, &stream[m * 16384..(m + 1) * 16384])
-                .unwrap();
-        }
-        let end = net.elapsed() + Duration::from_secs(10);
-        net.run(end, |_| false);
-        for &p in &ids {
-            let got: Vec<u64> = net.nodes[p]
-                .events
-                .iter()
-                .filter_map(|(_, e)| match e {
-                    Event::LiveData { chunk, .. } => Some(*chunk),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(
-                got,
-                (0..munros as u64 * 16).collect::<Vec<_>>(),
-                "slots {slots}: viewer {p}: {:?}",
-                net.nodes[p].swarm.stats()
-            );
-        }
-        net.nodes[s].swarm.stats().data_bytes_up as f64 / stream.len() as f64
+        let src = SwarmConfig {
+            seed: 1,
+            ..viewer.clone()
+        };
+        let (mut net, s, ids) = source_and_viewers(5, src, &viewer, 8, Duration::from_millis(10));
+        stream_to_all(&mut net, s, &ids, 32)
     };
     let unlimited = run(0);
     let slotted = run(2);
