@@ -181,7 +181,14 @@ pub fn settle(
                 chain::claims::ClaimStatus::Complete | chain::claims::ClaimStatus::Slashed
             )
         });
-        if (claimed >= job.segments && settled) || Instant::now() > deadline {
+        // a claim's fees may go before the verifier's answer to one of its segments comes (answers have no
+        // deadline), so the verdicts the box awaits are waited for too
+        let m = http_get(&format!("{}/metrics", b.url)).unwrap_or_default();
+        let count = |name: &str| metric(&m, name).unwrap_or(0.0) as u64;
+        let answered = count("edge_agent_proof_verifications_passed_total")
+            + count("edge_agent_proof_verifications_failed_total")
+            >= count("edge_agent_proof_verifications_sent_total");
+        if (claimed >= job.segments && settled && answered) || Instant::now() > deadline {
             break (claims, claimed);
         }
         progress(b, viewers, rpc);
