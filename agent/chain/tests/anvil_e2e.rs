@@ -11,12 +11,12 @@ use chain::bindings::{
 use chain::hashes;
 use chain::{H256, U256};
 use common::*;
+use serde_json::json;
 
 const STREAM: &str = "0x1220abcdef-e2e";
-/// Segments in the claim. Each is challenged with probability 1/verificationRate (1/2), independently, from
-/// a block hash the test cannot choose: with 24, a claim with no challenged segment, which would leave the
-/// Verify loop untested, comes once in 2^24 runs (with 8, once in 256).
-const SEGMENTS: u64 = 24;
+/// Segments in the claim: each challenged segment costs two blocks (verify, the solver's answer), and all
+/// must fit in the verification period (30 blocks).
+const SEGMENTS: u64 = 8;
 
 #[test]
 fn bindings_drive_both_loops_on_anvil() {
@@ -185,9 +185,6 @@ fn bindings_drive_both_loops_on_anvil() {
     );
 
     // ---- Challenges: this crate's rule == the contract's
-    // blockhash(claimBlock + 1) is readable once that block is in the past (eth_call runs at `latest`)
-    n.net.rpc.mine(2).unwrap();
-    let next_hash = n.net.rpc.block_hash(claim_block + 1).unwrap();
     let rate = n
         .call(
             d.jobs_manager,
@@ -195,6 +192,25 @@ fn bindings_drive_both_loops_on_anvil() {
             jm::decode_verification_rate,
         )
         .as_u64();
+    // blockhash(claimBlock + 1) decides, and is readable once that block is in the past (eth_call runs at
+    // `latest`). A hash that challenges none of the segments (1 in 2^SEGMENTS) would leave Verify untested:
+    // then the two blocks are mined again from a snapshot, a second later, for another hash.
+    let mut tries = 0;
+    let next_hash = loop {
+        let snapshot = n.net.rpc.request("evm_snapshot", json!([])).unwrap();
+        n.net.rpc.mine(2).unwrap();
+        let h = n.net.rpc.block_hash(claim_block + 1).unwrap();
+        if segs
+            .iter()
+            .any(|s| hashes::is_challenged(claim_block, h, s.seg_no, rate))
+        {
+            break h;
+        }
+        tries += 1;
+        assert!(tries < 10, "no block hash challenged any segment");
+        n.net.rpc.request("evm_revert", json!([snapshot])).unwrap();
+        n.net.rpc.request("evm_increaseTime", json!([1])).unwrap();
+    };
     let mut challenged = vec![];
     for s in &segs {
         let ours = hashes::is_challenged(claim_block, next_hash, s.seg_no, rate);
