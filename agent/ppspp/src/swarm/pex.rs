@@ -2,7 +2,7 @@
 //! unchoked peers (PEX_RES goes only to a peer that asked), and connecting to the peers that PEX_RES messages
 //! tell us about (up to `max_peers`), taking PEX_RES only in answer to our own PEX_REQ (or, on a channel we
 //! opened, in the refusal of a full peer: see `Swarm::refuse`) and remembering at most [`PEX_SEEN_MAX`]
-//! addresses.
+//! addresses; and asking again, once a second, while every peer chokes us.
 
 use super::{ChanState, Event, PEX_SEEN_MAX, Swarm};
 use crate::wire::Message;
@@ -66,6 +66,33 @@ impl Swarm {
             && a.port() != 0
         {
             self.open(now, a);
+        }
+    }
+
+    /// A peer that every one of its peers chokes (a source's slots are taken, say) asks them all for more
+    /// peers, once a second, until one serves it or it has `max_peers`: otherwise a viewer that joined
+    /// through a busy source, before PEX had anyone to name, would wait for nothing.
+    pub(super) fn ask_for_peers_when_choked(&mut self, now: Instant) {
+        if !self.cfg.pex || now < self.choked_pex_at {
+            return;
+        }
+        let est: Vec<u32> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.state == ChanState::Established)
+            .map(|(id, _)| *id)
+            .collect();
+        if est.is_empty()
+            || est.len() >= self.cfg.max_peers
+            || est.iter().any(|id| !self.channels[id].remote_chokes_us)
+        {
+            return;
+        }
+        self.choked_pex_at = now + std::time::Duration::from_secs(1);
+        for id in est {
+            let ch = self.channels.get_mut(&id).unwrap();
+            ch.pending.push(Message::PexReq);
+            ch.pex_budget = super::handshake::PEX_RES_PER_REQ;
         }
     }
 }

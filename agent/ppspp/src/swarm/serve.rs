@@ -80,33 +80,6 @@ impl Swarm {
         }
     }
 
-    /// A peer that every one of its peers chokes (a source's slots are taken, say) asks them all for more
-    /// peers, once a second, until one serves it or it has `max_peers`: otherwise a viewer that joined
-    /// through a busy source, before PEX had anyone to name, would wait for nothing.
-    pub(super) fn ask_for_peers_when_choked(&mut self, now: Instant) {
-        if !self.cfg.pex || now < self.choked_pex_at {
-            return;
-        }
-        let est: Vec<u32> = self
-            .channels
-            .iter()
-            .filter(|(_, c)| c.state == ChanState::Established)
-            .map(|(id, _)| *id)
-            .collect();
-        if est.is_empty()
-            || est.len() >= self.cfg.max_peers
-            || est.iter().any(|id| !self.channels[id].remote_chokes_us)
-        {
-            return;
-        }
-        self.choked_pex_at = now + std::time::Duration::from_secs(1);
-        for id in est {
-            let ch = self.channels.get_mut(&id).unwrap();
-            ch.pending.push(Message::PexReq);
-            ch.pex_budget = super::handshake::PEX_RES_PER_REQ;
-        }
-    }
-
     /// REQUEST: queue the chunks we have for upload (ignored while we choke the peer).
     pub(super) fn on_request(&mut self, id: u32, spec: ChunkSpec) {
         let cs = self.cfg.chunk_size;
