@@ -89,6 +89,24 @@ pub(super) struct Channel {
     pub(super) munro_cands: Vec<(Bin, u64, Vec<u8>)>,
 }
 
+impl Channel {
+    /// Starts or stops choking the peer (CHOKE / UNCHOKE when that changes); choking drops its queued
+    /// requests.
+    pub(super) fn set_choking(&mut self, choke: bool) {
+        if self.choking == choke {
+            return;
+        }
+        self.choking = choke;
+        if choke {
+            self.queue.clear();
+            self.queued.clear();
+            self.pending.push(Message::Choke);
+        } else {
+            self.pending.push(Message::Unchoke);
+        }
+    }
+}
+
 /// PEX_RES messages accepted in answer to one PEX_REQ (we send at most 16 per answer).
 pub(super) const PEX_RES_PER_REQ: u32 = 32;
 
@@ -454,10 +472,7 @@ impl Swarm {
                 .skip(skip)
                 .take(peers.len().min(REFERRALS as usize))
             {
-                let m = match a {
-                    SocketAddr::V4(v4) => Message::PexResV4(*v4),
-                    SocketAddr::V6(v6) => Message::PexResV6(*v6),
-                };
+                let m = super::pex::pex_res(*a);
                 let n = size(&m);
                 if n > room {
                     break;

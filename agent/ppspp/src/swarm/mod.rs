@@ -282,10 +282,10 @@ pub struct Swarm {
     /// channel at all (a full peer refused us and named no one, or every peer went away): when, and the wait
     /// after the next try (doubling up to [`REJOIN_MAX`]).
     bootstrap: Vec<SocketAddr>,
-    /// Next time a peer that every peer chokes asks them all for more peers.
-    choked_pex_at: Instant,
     rejoin_at: Option<Instant>,
     rejoin_backoff: Duration,
+    /// Next time a peer that every peer chokes asks them all for more peers.
+    choked_pex_at: Instant,
     /// The HAVE sent with replies to unproven handshakes, while what we have stays the same.
     #[allow(clippy::type_complexity)]
     unproven_have_cache: Option<(

@@ -9,6 +9,14 @@ use crate::wire::Message;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// The PEX_RES naming `a` (v4 or v6).
+pub(super) fn pex_res(a: SocketAddr) -> Message {
+    match a {
+        SocketAddr::V4(v4) => Message::PexResV4(v4),
+        SocketAddr::V6(v6) => Message::PexResV6(v6),
+    }
+}
+
 impl Swarm {
     /// PEX_REQ: answer with up to 16 other established peers.
     pub(super) fn on_pex_req(&mut self, now: Instant, id: u32) {
@@ -29,12 +37,7 @@ impl Swarm {
             self.emit_datagram(now, id, remote, vec![]);
             return;
         }
-        for a in others {
-            ch.pending.push(match a {
-                SocketAddr::V4(v4) => Message::PexResV4(v4),
-                SocketAddr::V6(v6) => Message::PexResV6(v6),
-            });
-        }
+        ch.pending.extend(others.into_iter().map(pex_res));
     }
 
     /// PEX_RES: taken only as an answer to our PEX_REQ on this channel (`PEX_RES_PER_REQ` per request) or

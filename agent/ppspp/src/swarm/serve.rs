@@ -21,12 +21,7 @@ impl Swarm {
         if ch.state != ChanState::Established {
             return false;
         }
-        if !ch.choking {
-            ch.choking = true;
-            ch.queue.clear();
-            ch.queued.clear();
-            ch.pending.push(Message::Choke);
-        }
+        ch.set_choking(true);
         self.flush(now);
         true
     }
@@ -40,10 +35,7 @@ impl Swarm {
         if ch.state != ChanState::Established || ch.we_choke {
             return false;
         }
-        if ch.choking {
-            ch.choking = false;
-            ch.pending.push(Message::Unchoke);
-        }
+        ch.set_choking(false);
         self.flush(now);
         true
     }
@@ -67,15 +59,9 @@ impl Swarm {
             if held < slots {
                 held += 1;
                 ch.slot = true;
-                if ch.choking {
-                    ch.choking = false;
-                    ch.pending.push(Message::Unchoke);
-                }
-            } else if !ch.choking {
-                ch.choking = true;
-                ch.queue.clear();
-                ch.queued.clear();
-                ch.pending.push(Message::Choke);
+                ch.set_choking(false);
+            } else {
+                ch.set_choking(true);
             }
         }
     }
