@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The long fuzzing campaign (CI only smoke-runs each target for 15 s): every target of every cargo-fuzz crate
-# in the repository (agent/*/fuzz), one after the other, for N minutes each, then one line per target with its
-# executions, coverage (libFuzzer's `cov`: edges reached; `ft`: features), corpus size and result. Exits 1 if
-# any target failed (a panic, a memory limit, or one input running over 10 s); the input is kept in that
-# crate's fuzz/artifacts/<target>/.
+# The long fuzzing campaign (the test suite only runs each target on seeds and seeded mutations): every target
+# of every cargo-fuzz crate in the repository (agent/*/fuzz), one after the other, for N minutes each, then one
+# line per target with its executions, coverage (libFuzzer's `cov`: edges reached; `ft`: features), corpus size
+# and result. Exits 1 if any target failed (a panic, a memory limit, or one input running over 10 s); the input
+# is kept in that crate's fuzz/artifacts/<target>/.
 #
 #   scripts/fuzz-campaign.sh [--minutes N] [CRATE...]      (also: ./x fuzz [--minutes N] [CRATE...])
 #

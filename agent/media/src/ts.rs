@@ -128,6 +128,10 @@ fn parse_pes_header(pes: &[u8], pid: u16) -> Result<(Option<u64>, Option<u64>, u
     if 9 + hlen > pes.len() {
         return Err(bad("header longer than the packet"));
     }
+    // a declared length that ends inside the header: what is kept of the packet would not parse again
+    if declared != 0 && declared < 3 + hlen {
+        return Err(bad("declared length shorter than its header"));
+    }
     let (mut pts, mut dts) = (None, None);
     if flags & 0b10 != 0 {
         if hlen < 5 {
@@ -794,6 +798,29 @@ mod tests {
         // PAT/PMT only: zero frames
         let z = TsMuxer::new().mux_segment(&[], &[], None);
         assert_eq!(demux(&z).unwrap_err(), TsError::NoFrames);
+    }
+
+    #[test]
+    fn a_pes_whose_declared_length_ends_inside_its_header_is_refused() {
+        // Accepted, it came out cut to its declared length, shorter than a PES header: the segment muxed
+        // from it did not demux again.
+        let d = frame(true, 50);
+        let enc = [EncodedFrame {
+            pts: 100,
+            dts: 100,
+            key: true,
+            data: &d,
+        }];
+        let mut audio = audio_pes(100, &[1, 2, 3]);
+        audio.pes[4..6].copy_from_slice(&2u16.to_be_bytes());
+        let ts = TsMuxer::new().mux_segment(&enc, &[audio], Some((STREAM_TYPE_AAC_ADTS, &[])));
+        assert_eq!(
+            demux(&ts).unwrap_err(),
+            TsError::BadPes {
+                pid: 0x101,
+                why: "declared length shorter than its header"
+            }
+        );
     }
 
     /// One TS packet whose adaptation field fills it: `afc` 0b11 (announces a payload that has no room) or

@@ -1,14 +1,17 @@
 //! The typed answers the client reads from a node's JSON (headers, receipts, logs, journal records read back)
 //! and the ABI decoders of the views: never a panic, whatever arrives.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use chain::bindings::{bonding_manager as bm, jobs_manager as jm, verifier as vf};
 use chain::claims::{ClaimEvent, VerifyRequest};
 use chain::journal::TxRecord;
 use chain::node::Header;
 use ethers_core::types::{Log, TransactionReceipt};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// The target's body; also run by the crate's tests (tests/fuzz_targets.rs).
+pub fn run(data: &[u8]) {
     let _ = serde_json::from_slice::<Option<Header>>(data);
     let _ = serde_json::from_slice::<Option<TransactionReceipt>>(data);
     if let Ok(logs) = serde_json::from_slice::<Vec<Log>>(data) {
@@ -28,12 +31,18 @@ fuzz_target!(|data: &[u8]| {
     let _ = bm::decode_get_active_transcoders(data);
     let _ = bm::decode_pending_earnings(data);
     if data.len() >= 64 {
-        let topics: Vec<_> = data.chunks_exact(32).take(4).map(ethers_core::types::H256::from_slice).collect();
+        let topics: Vec<_> = data
+            .chunks_exact(32)
+            .take(4)
+            .map(ethers_core::types::H256::from_slice)
+            .collect();
         let _ = bm::events::Bond::decode(&topics, data);
-        let mut log = Log::default();
-        log.topics = topics;
-        log.data = data.to_vec().into();
+        let log = Log {
+            topics,
+            data: data.to_vec().into(),
+            ..Default::default()
+        };
         let _ = ClaimEvent::from_log(&log);
         let _ = VerifyRequest::from_log(&log);
     }
-});
+}

@@ -2,16 +2,18 @@
 //! `X-Broadcaster-Signature` headers, the `POST /swarm/join` body) comes from anyone who reaches the port.
 //! Nothing may panic; a path that is accepted stays below its base; what is accepted is what it says.
 //! The first byte picks the part; the rest is the input.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use std::path::{Component, Path};
-
-use libfuzzer_sys::fuzz_target;
 
 #[allow(dead_code)]
 #[path = "../../src/request.rs"]
 mod request;
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// The target's body; also run by the crate's tests (tests/fuzz_targets.rs).
+pub fn run(data: &[u8]) {
     let Some((&what, input)) = data.split_first() else {
         return;
     };
@@ -64,4 +66,4 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-});
+}

@@ -6,7 +6,7 @@
 //! bit 0: a command (else a desired document); bit 1: the command's response topic is the payload's first
 //! line (else the requester's usual one); bit 2: finish the oldest running command first; bit 3: the next
 //! config apply fails.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -14,11 +14,14 @@ use bytes::Bytes;
 use fleet::core::{Action, Core, Inbound, Limits, Persisted};
 use fleet::proto::{CommandResult, ReportedDoc};
 use fleet::topics;
-use libfuzzer_sys::fuzz_target;
 
 const ID: &str = "box-1";
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// The target's body; also run by the crate's tests (tests/fuzz_targets.rs).
+pub fn run(data: &[u8]) {
     let mut core = Core::new(
         ID.into(),
         "0.0.0".into(),
@@ -109,4 +112,4 @@ fuzz_target!(|data: &[u8]| {
         assert!(running.len() <= fleet::core::MAX_IN_FLIGHT);
         let _ = core.persisted();
     }
-});
+}

@@ -2,11 +2,10 @@
 //! operator (or anyone holding the operator's certificate) wrote, the operator reads what devices publish.
 //! None of them may make the reader panic. The first byte picks the document; the rest is the payload.
 //! Documents without floating-point fields must survive serialization unchanged.
-#![no_main]
+#![cfg_attr(fuzzing, no_main)]
 use fleet::proto::{
     Command, CommandRequest, CommandResult, DesiredDoc, ReportedDoc, Status, Telemetry,
 };
-use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -16,7 +15,11 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(doc
     assert_eq!(&again, doc);
 }
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// The target's body; also run by the crate's tests (tests/fuzz_targets.rs).
+pub fn run(data: &[u8]) {
     let Some((&kind, payload)) = data.split_first() else {
         return;
     };
@@ -71,4 +74,4 @@ fuzz_target!(|data: &[u8]| {
             let _ = fleet::validate::log_level(&String::from_utf8_lossy(payload));
         }
     }
-});
+}

@@ -2,18 +2,13 @@
 //! bytes. The input is tried as is; cut into 188-byte packets with their sync bytes restored, so that most
 //! inputs get past the framing checks; and so cut after a valid PAT and PMT, so that the PES paths are
 //! reached. What demuxes must survive the muxer and demux again to the same access units and audio.
-#![no_main]
-use libfuzzer_sys::fuzz_target;
+#![cfg_attr(fuzzing, no_main)]
 use media::ts::{self, EncodedFrame, PACKET, TsMuxer};
 
 fn check(data: &[u8]) {
     let Ok(d) = ts::demux(data) else { return };
     assert!(!d.video.is_empty());
-    let frames: Vec<EncodedFrame> = d
-        .video
-        .iter()
-        .map(Into::into)
-        .collect();
+    let frames: Vec<EncodedFrame> = d.video.iter().map(Into::into).collect();
     let audio_type = d
         .audio_stream_type
         .map(|t| (t, d.audio_descriptors.as_slice()));
@@ -29,7 +24,11 @@ fn check(data: &[u8]) {
     assert!(d.audio_descriptors.starts_with(&again.audio_descriptors));
 }
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// The target's body; also run by the crate's tests (tests/fuzz_targets.rs).
+pub fn run(data: &[u8]) {
     check(data);
     let framed: Vec<u8> = data
         .chunks_exact(PACKET - 1)
@@ -40,4 +39,4 @@ fuzz_target!(|data: &[u8]| {
     let mut with_program = TsMuxer::new().mux_segment(&[], &[], None);
     with_program.extend_from_slice(&framed);
     check(&with_program);
-});
+}

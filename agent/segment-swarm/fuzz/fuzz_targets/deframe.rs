@@ -9,8 +9,7 @@
 //!   2 = number the chunks from near `u64::MAX`; 4 = leave out the chunk that byte 3 names; 8 = and report
 //!   it skipped;
 //! - byte 3: the chunk to leave out.
-#![no_main]
-use libfuzzer_sys::fuzz_target;
+#![cfg_attr(fuzzing, no_main)]
 use segment_swarm::frame::{Deframer, HEADER_LEN, MAGIC, Record, SegmentMeta, VERSION};
 
 fn checksum(head: &[u8], meta: &[u8]) -> u32 {
@@ -70,7 +69,11 @@ fn same(a: &Record, b: &Record) -> bool {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| run(data));
+
+/// The target's body; also run by the crate's tests (tests/fuzz_targets.rs).
+pub fn run(data: &[u8]) {
     if data.len() < 4 {
         return;
     }
@@ -119,4 +122,4 @@ fuzz_target!(|data: &[u8]| {
         let got = again[0].as_ref().expect("an encoded record deframes");
         assert!(same(got, &r), "{got:?} != {r:?}");
     }
-});
+}
