@@ -814,3 +814,62 @@ fn a_source_with_upload_slots_serves_that_many_peers_and_the_rest_fetch_from_the
         "without slots every viewer asks the source: {unlimited:.2} copies"
     );
 }
+
+/// A joining peer holds its first delivery for a grace period, waiting for HAVEs of chunks older than the
+/// first one it heard of (the source announces each munro to one peer first). A peer whose start is the
+/// stream's first chunk has nothing older to wait for: it delivers at once, whether it was there before the
+/// stream began or joined later while its peers still serve chunk 0. One that starts further on waits.
+#[test]
+fn a_viewer_starting_at_the_first_chunk_delivers_at_once_and_one_starting_later_waits_for_older_chunks()
+ {
+    let viewer = SwarmConfig::lossy_live();
+    let src = SwarmConfig {
+        seed: 1,
+        ..viewer.clone()
+    };
+    let grace = viewer.superseed_delay * 2;
+    // three viewers before the stream starts (0.5 s); two 1.5 s into it, one of which starts 64 chunks
+    // before the newest munro instead of at the oldest chunk served
+    let (mut net, s, mut ids) = source_and_viewers(6, src, &viewer, 3, Duration::from_millis(10));
+    let sa = net.nodes[s].addr;
+    let swarm_id = net.nodes[s].swarm.swarm_id().to_vec();
+    for (seed, join_back) in [(200, u64::MAX), (201, 64)] {
+        let cfg = SwarmConfig {
+            seed,
+            live_join_back: join_back,
+            ..viewer.clone()
+        };
+        let k = net.add(Swarm::new_live_leech(cfg, &swarm_id, net.now).unwrap());
+        net.nodes[k].joins_at = Duration::from_millis(2000);
+        net.nodes[k].connect_to = vec![sa];
+        ids.push(k);
+    }
+    let first_delivery = |net: &SimNet, k: usize| {
+        net.nodes[k]
+            .events
+            .iter()
+            .find_map(|(t, e)| match e {
+                Event::LiveData { chunk, .. } => Some((*t, *chunk)),
+                _ => None,
+            })
+            .expect("a delivery")
+    };
+    // (stream_to_all checks that the viewers got every chunk from 0: run it for the ones that start there)
+    let (at_zero, later) = ids.split_at(4);
+    stream_to_all(&mut net, s, at_zero, 64);
+    for &k in at_zero {
+        let (t, chunk) = first_delivery(&net, k);
+        let joined = net.nodes[k].joins_at.max(Duration::from_millis(500));
+        assert_eq!(chunk, 0);
+        assert!(
+            t < joined + grace / 2,
+            "viewer {k} starting at chunk 0: first delivery at {t:?}, stream or join at {joined:?}"
+        );
+    }
+    let (t, chunk) = first_delivery(&net, later[0]);
+    assert!(chunk > 0, "it started {chunk} chunks in");
+    assert!(
+        t >= Duration::from_millis(2000) + grace,
+        "the viewer starting later waited for older chunks: first delivery at {t:?}"
+    );
+}

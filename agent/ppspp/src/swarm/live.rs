@@ -131,10 +131,12 @@ impl Swarm {
         let Some(pos) = play else { return };
         // Before the first delivery a joining peer waits for HAVEs of older chunks: those the source sends
         // its other peers first (super-seeding), and a lost HAVE's re-announcement (every `have_refresh`;
-        // two of them, so that one more loss does not cost the stream's start).
+        // two of them, so that one more loss does not cost the stream's start). A peer that starts at the
+        // stream's first chunk has nothing older to wait for.
         let grace = (self.cfg.superseed_delay * 2).max(self.cfg.have_refresh * 2)
             + Duration::from_millis(100);
         if self.cfg.live_join_back > 0
+            && *pos > 0
             && !self.live_started
             && self.live_join_at.is_some_and(|t| now < t + grace)
         {
