@@ -243,10 +243,22 @@ impl Swarm {
                         p
                     }
                 };
-                let cands: Vec<u64> = (start..=newest.min(start + 4096))
+                // Rarest first, then oldest: a fresh munro the source told only us of (super-seeding) goes
+                // before older chunks that several peers can give us, else it waits behind them in our
+                // window to the source while the rest of the swarm waits for it.
+                let mut cands: Vec<(usize, u64)> = (start..=newest.min(start + 4096))
                     .filter(|c| !self.chunks.contains_key(c) && !self.requested.contains_key(c))
+                    .map(|c| {
+                        let holders = self
+                            .channels
+                            .values()
+                            .filter(|ch| ch.remote_have.get(c))
+                            .count();
+                        (holders, c)
+                    })
                     .collect();
-                self.assign(now, &needy, cands.into_iter(), max_out);
+                cands.sort_unstable();
+                self.assign(now, &needy, cands.into_iter().map(|(_, c)| c), max_out);
             }
             Content::LiveSource { .. } => {}
         }
