@@ -27,6 +27,11 @@ if [ ${#crates[@]} -eq 0 ]; then
 fi
 # shellcheck source=scripts/lib/fuzz.sh
 . "$root/scripts/lib/fuzz.sh"
+# Each crate's tests hold hand-made seeds for its targets (tests/fuzz_targets.rs): the campaign starts from them.
+for c in "${crates[@]}"; do
+  (cd "$root" && FUZZ_SMOKE_EXPORT=1 FUZZ_SMOKE_RUNS=0 cargo test -q --locked -p "$c" --test fuzz_targets >/dev/null) \
+    || { echo "the seeds of agent/$c could not be written" >&2; exit 1; }
+done
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 results=()

@@ -13,7 +13,8 @@
 //! that replays it under cargo-fuzz.
 //!
 //! Environment: `FUZZ_SMOKE_RUNS` (mutations per target, default per target), `FUZZ_SMOKE_SEED` (the RNG seed,
-//! default 1).
+//! default 1), `FUZZ_SMOKE_EXPORT` (set: the seeds are also written into `fuzz/corpus/<target>/`, where a
+//! coverage-guided campaign starts from them; `./x fuzz` does this first).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -67,6 +68,9 @@ impl<'a> Smoke<'a> {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(1);
+        if std::env::var_os("FUZZ_SMOKE_EXPORT").is_some() {
+            self.export(seeds);
+        }
         let mut pool: Vec<Vec<u8>> = seeds.to_vec();
         for dir in ["corpus", "artifacts"] {
             pool.extend(read_dir(&self.fuzz_dir.join(dir).join(self.target)));
@@ -104,14 +108,26 @@ impl<'a> Smoke<'a> {
         ran
     }
 
+    /// Writes `seeds` into the target's corpus directory, one file each, named by content.
+    fn export(&self, seeds: &[Vec<u8>]) {
+        let dir = self.fuzz_dir.join("corpus").join(self.target);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        for seed in seeds {
+            let file = dir.join(format!("seed-{:016x}", hash(seed)));
+            if let Err(e) = std::fs::write(&file, seed) {
+                panic!("cannot write {}: {e}", file.display());
+            }
+        }
+    }
+
     fn one(&self, input: &[u8], run: &impl Fn(&[u8])) {
         if panic::catch_unwind(AssertUnwindSafe(|| run(input))).is_ok() {
             return;
         }
-        let mut h = DefaultHasher::new();
-        input.hash(&mut h);
         let dir = target_dir().join("fuzz-smoke");
-        let file = dir.join(format!("{}-{:016x}", self.target, h.finish()));
+        let file = dir.join(format!("{}-{:016x}", self.target, hash(input)));
         let saved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, input));
         let shown: String = input.iter().take(64).map(|b| format!("{b:02x}")).collect();
         panic!(
@@ -128,6 +144,12 @@ impl<'a> Smoke<'a> {
             file.display(),
         );
     }
+}
+
+fn hash(input: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    input.hash(&mut h);
+    h.finish()
 }
 
 fn read_dir(dir: &Path) -> Vec<Vec<u8>> {
