@@ -7,7 +7,7 @@
 mod chain_common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chain::bindings::{jobs_manager as jm, verifier as vf};
 use chain::{Address, H256, U256};
@@ -187,7 +187,7 @@ impl Loop {
 
     /// Waits until the claims cover segments 0..segments and every one is settled (complete or slashed).
     fn wait_settled(&self, job: u64, segments: u64, timeout: Duration) -> Vec<jm::GetClaimOutput> {
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         loop {
             let last = self.claims(job);
             let covered: u64 = last
@@ -375,7 +375,7 @@ fn a_job_is_claimed_challenged_verified_and_paid() {
     };
     // the verifier's answers have no deadline: they may come after a claim's fees were distributed (a
     // failure then still slashes)
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     while passed().len() < challenged.len() {
         if start.elapsed() > Duration::from_secs(180) {
             let got = passed();
@@ -554,14 +554,20 @@ fn wrong_output_fails_verification_and_is_slashed() {
         .iter()
         .fold(bond, |b, _| b - b * slash / U256::from(1_000_000u64));
     assert_eq!(l.bonded(t), expected, "one slash per failed claim");
-    let m = l.metrics();
+    // the daemon learns of it from the chain's events, which its watcher may not have read yet
+    let counted = |m: &str| {
+        metric(m, "edge_agent_proof_verifications_failed_total").unwrap_or(0.0) >= 1.0
+            && metric(m, "edge_agent_proof_claims_slashed_total").unwrap_or(0.0) >= 1.0
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut m = l.metrics();
+    while !counted(&m) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        m = l.metrics();
+    }
     assert!(
-        metric(&m, "edge_agent_proof_verifications_failed_total").unwrap_or(0.0) >= 1.0,
-        "{m}"
-    );
-    assert!(
-        metric(&m, "edge_agent_proof_claims_slashed_total").unwrap_or(0.0) >= 1.0,
-        "{m}"
+        counted(&m),
+        "the daemon did not count the failed verification and the slash in 60 s:\n{m}"
     );
 }
 
@@ -660,7 +666,7 @@ fn kill_9_at_every_claim_stage_loses_nothing_and_is_never_slashed() {
     ] {
         l.start_daemon(Some(point));
         let d = &mut l.daemon.as_mut().unwrap().0;
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         loop {
             if let Some(status) = d.try_wait().unwrap() {
                 assert!(!status.success(), "{point}: aborted");
