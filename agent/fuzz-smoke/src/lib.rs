@@ -1,7 +1,7 @@
 //! The repository's fuzz targets (`agent/<crate>/fuzz/fuzz_targets/*.rs`, built by cargo-fuzz with coverage
 //! instrumentation for `./x fuzz`) are also run by each crate's ordinary tests: a target file exposes its body
 //! as `pub fn run(data: &[u8])`, and the crate's `tests/fuzz_targets.rs` includes that file as a module and
-//! hands `run` to [`smoke`].
+//! hands `run` to [`Smoke::check`].
 //!
 //! A smoke run is not a fuzzing campaign. It has no coverage feedback; it replays what a campaign left behind
 //! (`fuzz/corpus/<target>/`, `fuzz/artifacts/<target>/`, both git-ignored, when present), runs the hand-made
