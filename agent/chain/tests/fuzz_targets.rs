@@ -61,6 +61,8 @@ fn node_answers_on_headers_receipts_logs_and_abi_words_and_their_mutants() {
             Token::Address(Address::repeat_byte(3)),
         ]),
     ]);
+    // the seeds are answers the client takes, so that the mutants start deep inside them
+    assert!(serde_json::from_slice::<chain::node::Header>(header).is_ok());
     let seeds = vec![
         header.to_vec(),
         serde_json::to_vec(&TransactionReceipt::default()).unwrap(),

@@ -5,6 +5,10 @@ mod device_core;
 #[path = "../fuzz/fuzz_targets/documents.rs"]
 mod documents;
 
+use fleet::proto::{
+    CommandRequest, CommandResult, DaemonSnapshot, DesiredDoc, ReportedDoc, Status, SystemStats,
+    Telemetry,
+};
 use fuzz_smoke::Smoke;
 
 const DESIRED: &[&str] = &[
@@ -20,21 +24,60 @@ const COMMANDS: &[&str] = &[
 
 #[test]
 fn documents_on_every_kind_of_fleet_document_and_their_mutants() {
+    let telemetry = Telemetry {
+        device: "box-1".into(),
+        seq: 7,
+        ts_ms: 5,
+        agent_version: "0.1.0".into(),
+        agent_uptime_s: 60,
+        config_version: Some(3),
+        labels: [("site".to_string(), "lab".to_string())].into(),
+        daemon: DaemonSnapshot::default(),
+        system: SystemStats::default(),
+    };
+    let result = CommandResult {
+        id: Some("a".into()),
+        name: Some("ping".into()),
+        ok: true,
+        result: Some(serde_json::json!({ "pong": true })),
+        error: None,
+        ts_ms: 5,
+        duplicate: false,
+    };
     // the first byte picks the document: 0 desired, 1 command, 2 status, 3 telemetry, 4 reported, 5 result,
     // 6 topic, 7 log level
-    let mut seeds: Vec<Vec<u8>> = Vec::new();
-    let mut add = |kind: u8, doc: &str| seeds.push([&[kind][..], doc.as_bytes()].concat());
-    DESIRED.iter().for_each(|d| add(0, d));
-    COMMANDS.iter().for_each(|c| add(1, c));
-    add(
+    let mut seeds: Vec<(u8, String)> = Vec::new();
+    seeds.extend(DESIRED.iter().map(|d| (0, d.to_string())));
+    seeds.extend(COMMANDS.iter().map(|c| (1, c.to_string())));
+    seeds.push((
         2,
-        r#"{"state":"online","ts_ms":5,"agent_version":"0.1.0","since_ms":1}"#,
-    );
-    add(3, r#"{"ts_ms":5,"streams":1,"cpu_percent":12.5}"#);
-    add(4, r#"{"applied_version":3,"applied":{"session_limit":4}}"#);
-    add(5, r#"{"id":"a","ok":true,"result":{}}"#);
-    add(6, "fleet/box-1/cmd/req");
-    add(7, "info,fleet=debug");
+        r#"{"state":"online","ts_ms":5,"agent_version":"0.1.0","since_ms":1}"#.into(),
+    ));
+    seeds.push((3, serde_json::to_string(&telemetry).unwrap()));
+    seeds.push((
+        4,
+        r#"{"applied_version":3,"applied":{"session_limit":4},"ts_ms":5}"#.into(),
+    ));
+    seeds.push((5, serde_json::to_string(&result).unwrap()));
+    seeds.push((6, "fleet/box-1/cmd/req".into()));
+    seeds.push((7, "info,fleet=debug".into()));
+    // each document seed is one its reader takes, so that the mutants start deep inside it
+    for (kind, doc) in &seeds {
+        let ok = match kind {
+            0 => serde_json::from_str::<DesiredDoc>(doc).is_ok(),
+            1 => serde_json::from_str::<CommandRequest>(doc).is_ok(),
+            2 => serde_json::from_str::<Status>(doc).is_ok(),
+            3 => serde_json::from_str::<Telemetry>(doc).is_ok(),
+            4 => serde_json::from_str::<ReportedDoc>(doc).is_ok(),
+            5 => serde_json::from_str::<CommandResult>(doc).is_ok(),
+            _ => true,
+        };
+        assert!(ok, "seed {kind} does not parse: {doc}");
+    }
+    let seeds: Vec<Vec<u8>> = seeds
+        .iter()
+        .map(|(k, d)| [&[*k][..], d.as_bytes()].concat())
+        .collect();
     Smoke::new(env!("CARGO_MANIFEST_DIR"), "documents")
         .runs(50_000)
         .check(&seeds, documents::run);
